@@ -1,0 +1,172 @@
+"""Check a whole dataset root against the contract; collect every problem instead of stopping at the first.
+
+Checks: the manifest; every catalog row; every annotation against its schema (512x512 RLEs that decode,
+300 frames per track, spans within 0..300, known agents); clips decodable at 512x512, 30 fps, 300 frames,
+with audio; wavs 16 kHz mono with 160 000 samples; annotations and media only for catalogued clips;
+splits disjoint, made of known clips, and together covering every annotated clip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from schemas import rle as rle_mod
+from schemas.constants import FPS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, SIZE
+from schemas.errors import UserError
+from schemas.media import probe_video, read_wav
+from schemas.models import Annotation, ClipStatus, Split
+from schemas.root import DatasetRoot, format_validation_error
+
+
+@dataclass
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class Report:
+    root: str
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    stats: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, path: Path | str, message: str) -> None:
+        self.problems.append(Problem(str(path), message))
+
+
+def _check_annotation(root: DatasetRoot, clip_id: str, report: Report) -> None:
+    path = root.annotation_path(clip_id)
+    try:
+        raw = json.loads(path.read_bytes())
+    except json.JSONDecodeError as e:
+        report.add(path, f"invalid JSON ({e})")
+        return
+    # RLE problems first, with frame numbers, since pydantic would only say "size mismatch".
+    for s in raw.get("sources", []) if isinstance(raw, dict) else []:
+        masks = s.get("masks", []) if isinstance(s, dict) else []
+        if len(masks) != NUM_FRAMES:
+            report.add(path, f"source {s.get('id')}: {len(masks)} mask frames, expected {NUM_FRAMES}")
+        for f, m in enumerate(masks):
+            if m is not None and (why := rle_mod.is_valid(m, (SIZE, SIZE))):
+                report.add(path, f"source {s.get('id')} frame {f}: {why}")
+                break
+    try:
+        ann = Annotation.model_validate(raw)
+    except ValidationError as e:
+        report.add(path, format_validation_error(path, e).split(": ", 1)[1])
+        return
+    if ann.clip_id != clip_id:
+        report.add(path, f"clip_id {ann.clip_id!r} does not match the file name")
+
+
+def _check_clip(root: DatasetRoot, clip_id: str, report: Report) -> None:
+    vpath, apath = root.clip_path(clip_id), root.audio_path(clip_id)
+    if not vpath.is_file():
+        report.add(vpath, "missing clip")
+    else:
+        try:
+            info = probe_video(vpath, decode=True)
+            if (info.width, info.height) != (SIZE, SIZE):
+                report.add(vpath, f"size {info.width}x{info.height}, expected {SIZE}x{SIZE}")
+            if abs(info.fps - FPS) > 0.01:
+                report.add(vpath, f"{info.fps:.3f} fps, expected {FPS}")
+            if info.frames != NUM_FRAMES:
+                report.add(vpath, f"{info.frames} decodable frames, expected {NUM_FRAMES} (truncated?)")
+            if not info.has_audio:
+                report.add(vpath, "no audio stream")
+        except UserError as e:
+            report.add(vpath, str(e).split(": ", 1)[-1])
+    if not apath.is_file():
+        report.add(apath, "missing audio")
+    else:
+        try:
+            data, sr = read_wav(apath)
+            if sr != SAMPLE_RATE:
+                report.add(apath, f"{sr} Hz, expected {SAMPLE_RATE}")
+            if data.ndim != 1:
+                report.add(apath, f"{data.shape[1]} channels, expected mono")
+            if data.shape[0] != NUM_SAMPLES:
+                report.add(apath, f"{data.shape[0]} samples, expected {NUM_SAMPLES}")
+        except UserError as e:
+            report.add(apath, str(e).split(": ", 1)[-1])
+
+
+def validate_root(path: str | Path, media: bool = True, workers: int = 2,
+                  progress: Callable[[int, int], None] | None = None) -> Report:
+    """Validate the root at `path`. Raises UserError only when `path` is not a dataset root at all."""
+    root = DatasetRoot.open(path)
+    report = Report(root=str(root.path))
+    rows = root.catalog.rows()
+    live = [r.clip_id for r in rows if r.status != ClipStatus.failed]
+    catalogued = {r.clip_id for r in rows}
+    cats = set(root.manifest.category_names())
+    for r in rows:
+        if cats and r.category not in cats and r.status != ClipStatus.failed:
+            report.add(root.path / "catalog.sqlite", f"clip {r.clip_id}: category {r.category!r} not in ssu.json")
+    annotated = root.annotated_ids()
+    for cid in annotated:
+        if cid not in catalogued:
+            report.add(root.annotation_path(cid), "annotation of a clip that is not in the catalog")
+    for sub, ext in (("clips", ".mp4"), ("audio", ".wav")):
+        for p in sorted((root.path / sub).glob(f"*{ext}")):
+            if not p.name.startswith(".") and p.stem not in catalogued:
+                report.add(p, "file of a clip that is not in the catalog")
+
+    done = 0
+    total = len(annotated) + (len(live) if media else 0)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for cid in annotated:
+        _check_annotation(root, cid, report)
+        tick()
+    if media:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # PyAV decodes without the GIL
+            for _ in pool.map(lambda c: _check_clip(root, c, report), live):
+                tick()
+    for cid in live:
+        row = root.catalog.get(cid)
+        if row and row.status in ClipStatus.annotated() and cid not in annotated:
+            report.add(root.annotation_path(cid), f"missing: catalog status is {row.status.value}")
+
+    seen: dict[str, str] = {}
+    split_files = {s: root.split_path(s) for s in Split if root.split_path(s).is_file()}
+    for split, spath in split_files.items():
+        try:
+            ids = root.read_split(split)
+        except UserError as e:
+            report.add(spath, str(e).split(": ", 1)[-1])
+            continue
+        for cid in ids:
+            if cid in seen:
+                report.add(spath, f"clip {cid} is also in {seen[cid]}")
+            seen[cid] = split.value
+            if cid not in catalogued:
+                report.add(spath, f"unknown clip {cid}")
+    if split_files:
+        for cid in annotated:
+            if cid not in seen and (r := root.catalog.get(cid)) and r.status != ClipStatus.rejected:
+                report.add(root.path / "splits", f"annotated clip {cid} is in no split")
+    report.checked = {"clips": len(live) if media else 0, "annotations": len(annotated),
+                      "splits": len(split_files)}
+    report.stats = root.stats()
+    root.close()
+    return report

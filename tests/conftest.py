@@ -1,0 +1,50 @@
+"""Shared fixtures: real sample data from ../shared/data, and small synthetic dataset roots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real clips and index files); skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SHARED_DATA} (see ../shared/data/README.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _synth_root_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from collection.synth import make_synthetic_root
+
+    path = tmp_path_factory.mktemp("synth") / "root"
+    make_synthetic_root(path, clips=6, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synth_root(_synth_root_master: Path):  # -> schemas.root.DatasetRoot, read-only: do not modify
+    """A 6-clip synthetic root with splits (train 4 / val 1 / test 1), shared by the session: do not write."""
+    from schemas.root import DatasetRoot
+
+    return DatasetRoot.open(_synth_root_master)
+
+
+@pytest.fixture()
+def synth_root_copy(_synth_root_master: Path, tmp_path: Path):  # -> DatasetRoot you may modify
+    """A private copy of the synthetic root that a test may modify."""
+    from schemas.root import DatasetRoot
+
+    dst = tmp_path / "root"
+    shutil.copytree(_synth_root_master, dst)
+    return DatasetRoot.open(dst)
