@@ -1,0 +1,79 @@
+"""ssu-collect: keywords -> 10 s, 30 fps, 512x512 clips (+ 16 kHz mono wav) in a dataset root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from schemas.cli_util import new_app, run_cli
+
+app = new_app("Collect clips for keywords from VGG-Sound, MUSIC-AVQA, MUSIC or a local folder into a dataset "
+              "root: fetch (local copies or yt-dlp), normalize to 512x512 / 30 fps / 300 frames + 16 kHz wav, "
+              "compose multi-source clips. Re-running the same command resumes.")
+
+EXAMPLE = ("Example: ssu-collect /data/f-music --source vggsound --index vggsound.csv --media-dir clips/ "
+           "--keywords \"playing piano,orchestra\" --per-keyword 50 --seed 0 --split test")
+
+
+@app.command(help=f"Collect into ROOT (created if absent). {EXAMPLE}")
+def collect(
+    root: Path = typer.Argument(..., help="dataset root (created when it does not exist)"),
+    source: str = typer.Option("vggsound", "--source", help="vggsound | music_avqa | music21 | local"),
+    index: Path = typer.Option(..., "--index", help="the source's index file (VGG-Sound CSV, avqa-*.json, "
+                               "MUSIC *.json, or a folder with index.csv); never downloaded for you"),
+    keywords: str = typer.Option("", "--keywords", help="comma-separated (';' if labels contain commas)"),
+    per_keyword: int = typer.Option(50, "--per-keyword", min=1, help="clips per keyword (paper: 50-100)"),
+    seed: int = typer.Option(0, "--seed", help="sampling seed (also picks MUSIC-AVQA/MUSIC windows)"),
+    split: str = typer.Option(None, "--split", help="only index rows of this split (train/test/...)"),
+    list_keywords: bool = typer.Option(False, "--list-keywords", help="print the index's labels with counts"),
+    synonyms: Path = typer.Option(None, "--synonyms", help="synonym groups TOML (default: the shipped one)"),
+    media_dir: Path = typer.Option(None, "--media-dir", help="local copies (<ytid>_<start:06d>.mp4, "
+                                   "<video_id>.mp4 for MUSIC-AVQA); without it, yt-dlp downloads"),
+    available_only: bool = typer.Option(False, "--available-only", help="sample only entries with a file in "
+                                        "--media-dir (others are not tried or recorded)"),
+    fill: bool = typer.Option(False, "--fill", help="replace failed clips with further candidates until each "
+                              "keyword has --per-keyword clips"),
+    mix: list[str] = typer.Option([], "--mix", help="multi-source clip spec, e.g. \"violin+piano\" (2-4 "
+                                  "keywords; repeatable)"),
+    mix_count: int = typer.Option(1, "--mix-count", min=1, help="clips per --mix spec"),
+    fit: str = typer.Option("pad", "--fit", help="pad | crop | stretch to 512x512 (recorded per clip)"),
+    short: str = typer.Option("reject", "--short", help="sources under 10 s: reject | pad | loop"),
+    no_audio: str = typer.Option("reject", "--no-audio", help="sources without audio: reject | silence"),
+    allow_silent: bool = typer.Option(False, "--allow-silent", help="keep clips whose audio is silent"),
+    crf: int = typer.Option(20, "--crf", help="x264 quality"),
+    preset: str = typer.Option("veryfast", "--preset", help="x264 preset"),
+    workers: int = typer.Option(1, "--workers", min=1, help="local worker processes"),
+    ffmpeg_threads: int = typer.Option(0, "--ffmpeg-threads", min=0, help="threads per ffmpeg job (0: auto)"),
+    ray: bool = typer.Option(False, "--ray", help="run the tasks on Ray"),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster address (default: local instance "
+                                    "with --workers CPUs)"),
+    url_template: str = typer.Option("https://www.youtube.com/watch?v={youtube_id}", "--url-template",
+                                     help="download URL; fields {youtube_id} {start} {clip_id}"),
+    cookies: Path = typer.Option(None, "--cookies", help="cookies.txt passed to yt-dlp"),
+    retries: int = typer.Option(3, "--retries", min=0, help="download retries on transient errors"),
+    backoff: float = typer.Option(2.0, "--backoff", min=0, help="seconds before the first retry (doubles)"),
+    rate_limit: str = typer.Option(None, "--rate-limit", help="download bytes/s per worker, e.g. 2M"),
+    min_interval: float = typer.Option(0.0, "--min-interval", min=0, help="seconds between downloads per worker"),
+    name: str = typer.Option(None, "--name", help="dataset name for a new root (default: folder name)"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 when any clip failed"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    from collection import setup
+
+    if list_keywords:
+        print(setup.list_keywords(source, index, seed, split))
+        return
+    job, manifest_name = setup.build_job(
+        source=source, index=index, keywords=keywords, per_keyword=per_keyword, seed=seed, split=split,
+        synonyms=synonyms, media_dir=media_dir, available_only=available_only, fill=fill, mix=mix,
+        mix_count=mix_count, fit=fit, short=short, no_audio=no_audio, allow_silent=allow_silent, crf=crf,
+        preset=preset, workers=workers, ffmpeg_threads=ffmpeg_threads, ray=ray, ray_address=ray_address,
+        url_template=url_template, cookies=cookies, retries=retries, backoff=backoff, rate_limit=rate_limit,
+        min_interval=min_interval, root=root, name=name)
+    stats = setup.run_job(root, job, manifest_name, quiet=quiet)
+    raise typer.Exit(1 if strict and stats.failed else 0)
+
+
+def main() -> None:
+    run_cli(app)
