@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES
@@ -76,7 +79,7 @@ def bbox_area(rle: rle_mod.RLEDict) -> tuple[list[float], int]:
     from pycocotools import mask as _mask
 
     coco = {"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")}
-    return [float(v) for v in _mask.toBBox(coco)], int(rle_mod.area(rle))
+    return [float(v) for v in _mask.toBbox(coco)], int(rle_mod.area(rle))
 
 
 def frame_masks(ann: Annotation) -> list[rle_mod.RLEDict]:
@@ -95,3 +98,46 @@ def rel(path: Path, start: Path) -> str:
     """POSIX path of `path` relative to `start` when inside it, else absolute (manifests work on any OS)."""
     path, start = Path(path).resolve(), Path(start).resolve()
     return path.relative_to(start).as_posix() if path.is_relative_to(start) else path.as_posix()
+
+
+def iter_frames(video: Path, indices: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream (index, RGB uint8 frame) of a video, all frames or only `indices`, without holding them all."""
+    import av
+
+    want = None if indices is None else set(int(i) for i in indices)
+    last = None if want is None else max(want, default=-1)
+    try:
+        with av.open(str(video)) as c:
+            c.streams.video[0].thread_type = "AUTO"
+            for i, frame in enumerate(c.decode(video=0)):
+                if last is not None and i > last:
+                    break
+                if want is None or i in want:
+                    yield i, frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as e:
+        raise UserError(f"{video}: cannot decode frames ({type(e).__name__}: {e})") from None
+
+
+def write_frame_dir(dest: Path, video: Path, indices: Iterable[int] | None, name: Callable[[int], str],
+                    quality: int = 90) -> int:
+    """Write frames as JPEGs into `dest` all at once: a temp folder renamed into place (resumable: an
+    existing `dest` is complete and kept). Returns frames written."""
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    if dest.is_dir():
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        n = 0
+        for i, rgb in iter_frames(video, indices):
+            Image.fromarray(rgb).save(tmp / name(i), quality=quality)
+            n += 1
+        os.replace(tmp, dest)
+        return n
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
