@@ -1,0 +1,34 @@
+"""Regional Consistency Constraint (eq. 5): L_clip = || CLIP_v(M^p) - CLIP_t(T^p) ||_2.
+
+M^p is the frame multiplied by the predicted (soft) mask; T^p is the predicted description. Sampling
+discrete tokens would cut the gradient, so the text side uses *soft tokens*: at each position the caption
+decoder's distribution softmax(logits / tau) is multiplied with our vocabulary's CLIP token embeddings
+(FrozenClip.vocab_embed) and fed to CLIP's text transformer as inputs_embeds. Both CLIP towers are frozen;
+the loss moves the mask head (through the image side) and the caption decoder (through the text side).
+Embeddings are L2-normalised first, as CLIP compares them, so the loss lies in [0, 2].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ssuformer.mcm import FrozenClip
+from ssuformer.tokenizer import EOS, PAD
+
+
+def rcc_loss(clip: FrozenClip, region_embeds: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
+             tau: float = 1.0) -> torch.Tensor:
+    """region_embeds (N, Dp) from FrozenClip.encode_masked; logits (N, L, V) teacher-forced; targets (N, L).
+
+    Frames whose reference caption is empty (nothing sounds) are skipped; returns 0 when none is left.
+    """
+    lengths = ((targets != PAD) & (targets != EOS)).sum(1)
+    keep = lengths > 0
+    if not bool(keep.any()):
+        return region_embeds.sum() * 0.0
+    probs = F.softmax(logits[keep].float() / tau, -1)
+    text = clip.encode_soft_text(probs, lengths[keep])
+    v = F.normalize(region_embeds[keep].float(), dim=-1)
+    t = F.normalize(text.float(), dim=-1)
+    return (v - t).norm(dim=-1).mean()
