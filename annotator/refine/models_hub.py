@@ -1,0 +1,129 @@
+"""The heavy models (SAM, SAM2, the VLM) shared by every user of one server.
+
+Each model is loaded once and only ever called behind one lock per model: SAM's predictor keeps the last
+image's embedding as state (set_image), so two users must not interleave set_image/predict. Nothing here is
+per user. The app talks to three small protocols so that the controller can be tested with any
+implementation; `ModelsHub.load` builds adapters over annotator.models.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from schemas.errors import UserError
+
+T = TypeVar("T")
+
+
+class Direction(StrEnum):
+    forward = "forward"
+    backward = "backward"
+    both = "both"
+
+
+class Segmenter(Protocol):
+    """Point/box prompt on one image -> one mask (SAM, or SAM2's image predictor)."""
+
+    name: str
+
+    def segment(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray,
+                box: np.ndarray | None) -> np.ndarray:
+        """image (H, W, 3) uint8; points (N, 2) float xy; labels (N,) 1 = positive, 0 = negative;
+        box (4,) xyxy or None -> (H, W) bool."""
+        ...
+
+
+class Propagator(Protocol):
+    """A mask on one frame -> masks on the other frames of a range (SAM2 video predictor)."""
+
+    name: str
+
+    def propagate(self, frames: np.ndarray, seed_index: int, seed_mask: np.ndarray,
+                  direction: Direction) -> list[np.ndarray]:
+        """frames (N, H, W, 3) uint8 of the chosen range; seed_index is the seed's position in it.
+        Returns N (H, W) bool masks (the seed's own entry included)."""
+        ...
+
+
+class Captioner(Protocol):
+    """Frame + region mask + category -> one sentence about the region (the VLM)."""
+
+    name: str
+
+    def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None) -> str: ...
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Where the models come from: a hub id or a local folder each (None: that tool is off)."""
+
+    sam: str | None = None
+    sam2: str | None = None
+    vlm: str | None = None
+    device: str = "cpu"
+    offline: bool = True
+
+
+class ModelsHub:
+    """Shared models behind locks; a missing model makes its tool answer with a clear message."""
+
+    def __init__(self, segmenter: Segmenter | None = None, propagator: Propagator | None = None,
+                 captioner: Captioner | None = None) -> None:
+        self.segmenter = segmenter
+        self.propagator = propagator
+        self.captioner = captioner
+        self._locks = {k: threading.Lock() for k in ("sam", "sam2", "vlm")}
+
+    def _call(self, which: str, model: object | None, flag: str, fn: Callable[[], T]) -> T:
+        if model is None:
+            raise UserError(f"no {which.upper()} model is loaded; start ssu-refine with {flag} PATH_OR_HUB_ID")
+        with self._locks[which]:
+            return fn()
+
+    def segment(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray,
+                box: np.ndarray | None = None) -> np.ndarray:
+        seg = self.segmenter
+        mask = self._call("sam", seg, "--sam", lambda: seg.segment(image, points, labels, box))  # type: ignore[union-attr]
+        return _check_mask(mask, image.shape[:2], "SAM")
+
+    def propagate(self, frames: np.ndarray, seed_index: int, seed_mask: np.ndarray,
+                  direction: Direction) -> list[np.ndarray]:
+        prop = self.propagator
+        masks = self._call("sam2", prop, "--sam2",
+                           lambda: prop.propagate(frames, seed_index, seed_mask, direction))  # type: ignore[union-attr]
+        if len(masks) != len(frames):
+            raise RuntimeError(f"propagator returned {len(masks)} masks for {len(frames)} frames")
+        return [_check_mask(m, frames.shape[1:3], "SAM2") for m in masks]
+
+    def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None = None) -> str:
+        cap = self.captioner
+        text = self._call("vlm", cap, "--vlm", lambda: cap.caption(frame, mask, category, prompt))  # type: ignore[union-attr]
+        return " ".join(str(text).split())
+
+    def names(self) -> dict[str, str | None]:
+        return {"sam": getattr(self.segmenter, "name", None), "sam2": getattr(self.propagator, "name", None),
+                "vlm": getattr(self.captioner, "name", None)}
+
+    @classmethod
+    def load(cls, config: HubConfig) -> ModelsHub:
+        """Load the configured models once (through annotator.models; see adapters below)."""
+        from annotator.refine import model_adapters
+
+        return cls(segmenter=model_adapters.load_segmenter(config) if config.sam else None,
+                   propagator=model_adapters.load_propagator(config) if config.sam2 else None,
+                   captioner=model_adapters.load_captioner(config) if config.vlm else None)
+
+
+def _check_mask(mask: np.ndarray, shape: tuple[int, ...], who: str) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.shape != tuple(shape):
+        raise RuntimeError(f"{who} returned a mask of shape {mask.shape}, expected {tuple(shape)}")
+    return mask.astype(bool)

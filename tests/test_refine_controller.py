@@ -1,0 +1,237 @@
+"""ssu-refine's controller without a browser: sessions, leases, every tool, undo/redo, concurrency, review."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_refine_support import ColourPropagator, ColourSegmenter, EchoCaptioner, make_users
+
+from annotator.refine import history
+from annotator.refine.auth import UserStore
+from annotator.refine.controller import Controller, RefineConfig, StaleEdit
+from annotator.refine.frames import FrameStore
+from annotator.refine.models_hub import ModelsHub
+from annotator.refine.tools import Tool
+from schemas import rle as rle_mod
+from schemas.errors import UserError
+from schemas.models import ClipStatus
+from schemas.root import DatasetRoot
+
+CLIP = "synth_0_00000"
+
+
+@pytest.fixture()
+def ctl(synth_root_copy, tmp_path):
+    users = UserStore(make_users(tmp_path / "users.toml"))
+    hub = ModelsHub(ColourSegmenter(), ColourPropagator(), EchoCaptioner())
+    c = Controller(synth_root_copy.path, users, hub, RefineConfig(), FrameStore(cap_mb=256))
+    for name in ("alice", "bob", "rita"):
+        c.open_session(f"s-{name}", name)
+    return c
+
+
+def mask_at(root_path, clip, source_id, frame):
+    m = DatasetRoot.open(root_path).read_annotation(clip).source(source_id).masks[frame]
+    return None if m is None else rle_mod.decode(m.model_dump())
+
+
+def centroid(mask):
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
+def test_claim_sets_in_progress_and_refuses_second_user(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    assert not v.read_only and v.status == ClipStatus.in_progress and v.lease_owner == "alice"
+    assert v.image.shape == (512, 512, 3) and len(v.sources) == 3
+    vb = ctl.open_clip("s-bob", CLIP)
+    assert vb.read_only and "alice" in vb.message
+    with pytest.raises(UserError, match="read-only"):
+        ctl.set_spans("s-bob", vb.revision, [[0, 10, "x"]])
+    with pytest.raises(UserError, match="invalid clip id"):
+        ctl.open_clip("s-alice", "../../etc/passwd")
+    with pytest.raises(UserError, match="log in"):
+        ctl.open_session("s-x", "mallory")
+    ctl.close_session("s-alice")  # logout releases the lease
+    assert ctl.catalog.lease_of(CLIP) is None
+    assert not ctl.open_clip("s-bob", CLIP).read_only
+
+
+def test_sam_click_brush_and_box(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    ref = mask_at(ctl.root_path, CLIP, 0, 0)  # the green square's exact mask
+    x, y = centroid(ref)
+    ctl.root.read_annotation(CLIP)
+    # wipe the mask with a big eraser stroke first, then get it back with one SAM click
+    ctl.set_tool("s-alice", Tool.eraser, 128)
+    v = ctl.click("s-alice", x, y, v.revision)
+    assert mask_at(ctl.root_path, CLIP, 0, 0) is None or mask_at(ctl.root_path, CLIP, 0, 0).sum() < ref.sum() / 4
+    ctl.set_tool("s-alice", Tool.positive)
+    v = ctl.click("s-alice", x, y, v.revision)
+    got = mask_at(ctl.root_path, CLIP, 0, 0)
+    assert rle_mod.iou(rle_mod.encode(got), rle_mod.encode(ref)) > 0.6
+    assert "person:alice" in ctl.root.read_annotation(CLIP).agents
+    # the point prompt is drawn in green on the view
+    assert tuple(v.image[int(y), int(x)]) == (0, 220, 0)
+    # brush adds a disc away from the shape
+    ctl.set_tool("s-alice", Tool.brush, 5)
+    v = ctl.click("s-alice", 20, 20, v.revision)
+    assert mask_at(ctl.root_path, CLIP, 0, 0)[20, 20]
+    # box prompt: two clicks; the first only sets a corner
+    ctl.set_tool("s-alice", Tool.box)
+    v2 = ctl.click("s-alice", x - 60, y - 60, v.revision)
+    assert v2.revision == v.revision and "corner" in v2.message
+    v3 = ctl.click("s-alice", x + 60, y + 60, v.revision)
+    assert v3.revision != v.revision
+    assert not mask_at(ctl.root_path, CLIP, 0, 0)[20, 20]  # outside the box
+
+
+def test_propagate_both_ways(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    v = ctl.view("s-alice", frame=15)
+    before = [mask_at(ctl.root_path, CLIP, 0, f) for f in (5, 25)]
+    ctl.set_tool("s-alice", Tool.eraser, 40)
+    v = ctl.click("s-alice", 500, 500, v.revision)  # touch frame 15 only
+    v = ctl.propagate("s-alice", v.revision, "both", 0, 30)
+    ann = ctl.root.read_annotation(CLIP)
+    src = ann.source(0)
+    key = "refine:sam2:alice"
+    assert key in ann.agents and ann.agents[key].name == "colour-track"
+    owners = {sp.by for sp in src.mask_by if sp.start < 30}
+    assert key in owners and "person:alice" in owners  # seed frame stays the person's
+    for f, ref in zip((5, 25), before, strict=True):
+        got = mask_at(ctl.root_path, CLIP, 0, f)
+        assert rle_mod.iou(rle_mod.encode(got), rle_mod.encode(ref)) > 0.5
+    with pytest.raises(UserError, match="must contain"):
+        ctl.propagate("s-alice", v.revision, "forward", 20, 30)
+    ctl.view("s-alice", source_id=1)  # the star is silent on frame 15: no seed
+    with pytest.raises(UserError, match="no mask on frame"):
+        ctl.propagate("s-alice", v.revision, "forward", 0, 30)
+
+
+def test_sources_and_categories(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    v = ctl.add_source("s-alice", v.revision, "circle", "left bell")
+    assert v.source_id == 3 and [s.id for s in v.sources] == [0, 1, 2, 3]
+    with pytest.raises(UserError, match="not in this root"):
+        ctl.set_category("s-alice", v.revision, "banjo")
+    v = ctl.set_category("s-alice", v.revision, "diamond", "bell")
+    assert v.sources[3].category == "diamond" and v.sources[3].name == "bell"
+    v = ctl.remove_source("s-alice", v.revision)
+    assert [s.id for s in v.sources] == [0, 1, 2]
+    v = ctl.undo("s-alice", v.revision)  # the removed source comes back, in place
+    assert [s.id for s in v.sources] == [0, 1, 2, 3] and v.sources[3].category == "diamond"
+
+
+def test_caption_tools_and_undo_redo(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    first = v.spans[0]
+    assert first[:2] == [0, 30]
+    v = ctl.view("s-alice", frame=10)
+    v = ctl.split_span("s-alice", v.revision)
+    assert v.spans[0][:2] == [0, 10] and v.spans[1][:2] == [10, 30]
+    v = ctl.edit_span("s-alice", v.revision, 1, "a green square hums loudly")
+    assert v.spans[1][2] == "a green square hums loudly"
+    rows = [list(r) for r in v.spans]
+    rows[0][2] = "a quiet green square"
+    v = ctl.set_spans("s-alice", v.revision, rows)
+    ann = ctl.root.read_annotation(CLIP)
+    assert ann.source(0).captions[0].by == "person:alice" and ann.source(0).captions[2].by == "synth"
+    with pytest.raises(UserError, match="overlap"):
+        ctl.set_spans("s-alice", v.revision, [[0, 20, "a"], [10, 30, "b"]])
+    with pytest.raises(UserError, match="row 1"):
+        ctl.set_spans("s-alice", v.revision, [["x", 20, "a"]])
+    v = ctl.regenerate_span("s-alice", v.revision, 0)
+    assert v.spans[0][2].startswith("a square covering") and "new caption" in v.message
+    # undo three times, redo once; everything goes through the audit log
+    v = ctl.undo("s-alice", v.revision)
+    assert v.spans[0][2] == "a quiet green square"
+    v = ctl.undo("s-alice", v.revision)
+    assert v.spans[0][2] == first[2]
+    v = ctl.redo("s-alice", v.revision)
+    assert v.spans[0][2] == "a quiet green square" and v.can_redo
+    v = ctl.edit_span("s-alice", v.revision, 0, "new branch")  # a new edit clears the redo stack
+    assert not v.can_redo
+    with pytest.raises(UserError, match="nothing to redo"):
+        ctl.redo("s-alice", v.revision)
+    actions = [e.action for e in ctl.catalog.history(CLIP) if e.action in history.Action.all]
+    assert actions.count("undo") == 2 and actions.count("redo") == 1
+
+
+def test_stale_revision_is_refused(ctl):
+    v1 = ctl.open_clip("s-alice", CLIP)
+    ctl.open_session("s-alice-2", "alice")  # same user, second browser tab
+    v2 = ctl.open_clip("s-alice-2", CLIP)
+    assert not v2.read_only
+    v1 = ctl.edit_span("s-alice", v1.revision, 0, "first tab wins")
+    with pytest.raises(StaleEdit, match="NOT saved"):
+        ctl.edit_span("s-alice-2", v2.revision, 0, "second tab")
+    assert ctl.root.read_annotation(CLIP).source(0).captions[0].text == "first tab wins"
+    v2 = ctl.view("s-alice-2")  # after reloading, the second tab may edit
+    ctl.edit_span("s-alice-2", v2.revision, 0, "second tab")
+    assert ctl.root.read_annotation(CLIP).source(0).captions[0].text == "second tab"
+
+
+def test_review_workflow(ctl):
+    v = ctl.open_clip("s-alice", CLIP)
+    with pytest.raises(UserError, match="only a reviewer"):
+        ctl.decide("s-alice", v.revision, "reject", "bad")
+    v = ctl.decide("s-alice", v.revision, "accept", "done")
+    assert v.status == ClipStatus.needs_review and v.read_only  # review required: refiner cannot finalise
+    assert ctl.catalog.lease_of(CLIP) is None
+    assert ctl.open_clip("s-bob", CLIP).read_only  # refiners do not edit clips under review
+    v = ctl.open_clip("s-rita", CLIP)
+    assert not v.read_only
+    with pytest.raises(UserError, match="note"):
+        ctl.decide("s-rita", v.revision, "send_back", "")
+    v = ctl.decide("s-rita", v.revision, "send_back", "fix the star's mask")
+    assert v.status == ClipStatus.in_progress
+    v = ctl.open_clip("s-alice", CLIP)
+    assert v.note == "fix the star's mask" and not v.read_only
+    v = ctl.decide("s-alice", v.revision, "accept")
+    v = ctl.claim_next("s-rita")
+    assert v.clip_id == CLIP
+    v = ctl.decide("s-rita", v.revision, "accept")
+    assert v.status == ClipStatus.accepted
+    assert ctl.catalog.get(CLIP).status == ClipStatus.accepted
+    assert ctl.root.read_annotation(CLIP).status == ClipStatus.accepted
+
+
+def test_queue_filters_and_next(ctl):
+    rows = ctl.queue("s-alice")
+    assert len(rows) == 6 and all(r["status"] == "auto" for r in rows)
+    v = ctl.claim_next("s-alice")
+    assert v.clip_id == rows[0]["clip_id"]
+    v2 = ctl.claim_next("s-bob")
+    assert v2.clip_id != v.clip_id  # a leased clip is skipped
+    rows = ctl.queue("s-alice", status=ClipStatus.in_progress)
+    assert {r["clip_id"] for r in rows} == {v.clip_id, v2.clip_id} and {r["leased_by"] for r in rows} == {"alice", "bob"}
+    cat = rows[0]["category"]
+    assert all(r["category"] == cat for r in ctl.queue("s-alice", category=cat))
+
+
+def test_killed_server_keeps_edits(ctl, synth_root_copy, tmp_path):
+    v = ctl.open_clip("s-alice", CLIP)
+    ctl.edit_span("s-alice", v.revision, 0, "saved before the crash")
+    # a fresh controller (new process after a crash) sees the edit and can undo it from the log
+    c2 = Controller(synth_root_copy.path, ctl.users, ctl.hub, RefineConfig(), FrameStore(cap_mb=64))
+    c2.open_session("s", "alice")
+    v = c2.open_clip("s", CLIP)  # alice's own lease is still live: she gets it back
+    assert v.spans[0][2] == "saved before the crash" and v.can_undo
+    v = c2.undo("s", v.revision)
+    assert v.spans[0][2] != "saved before the crash"
+
+
+def test_frame_store_chunks(synth_root):
+    store = FrameStore(cap_mb=256)
+    path = synth_root.clip_path(CLIP)
+    f200 = store.frame(path, 200)
+    assert store.decodes == 1
+    store.frame(path, 31)  # decoded on the way to 200: cached
+    store.frame(path, 199)
+    assert store.decodes == 1
+    from schemas.media import read_frames
+    ref = read_frames(path, [31, 200])
+    assert np.array_equal(store.frame(path, 31), ref[0]) and np.array_equal(f200, ref[1])
+    assert store.frames(path, 25, 65).shape == (40, 512, 512, 3)
+    assert store._bytes <= 256 << 20
