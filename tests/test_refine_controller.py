@@ -205,7 +205,8 @@ def test_queue_filters_and_next(ctl):
     v2 = ctl.claim_next("s-bob")
     assert v2.clip_id != v.clip_id  # a leased clip is skipped
     rows = ctl.queue("s-alice", status=ClipStatus.in_progress)
-    assert {r["clip_id"] for r in rows} == {v.clip_id, v2.clip_id} and {r["leased_by"] for r in rows} == {"alice", "bob"}
+    assert {r["clip_id"] for r in rows} == {v.clip_id, v2.clip_id}
+    assert {r["leased_by"] for r in rows} == {"alice", "bob"}
     cat = rows[0]["category"]
     assert all(r["category"] == cat for r in ctl.queue("s-alice", category=cat))
 

@@ -26,7 +26,8 @@ def colour(index: int) -> tuple[int, int, int]:
 
 
 def hex_colour(index: int) -> str:
-    return "#%02x%02x%02x" % colour(index)
+    r, g, b = colour(index)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _outline(mask: np.ndarray, width: int) -> np.ndarray:
