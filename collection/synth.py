@@ -228,7 +228,9 @@ def render_second(spec: ClipSpec, second: int, tex: np.ndarray, speed: tuple[flo
     visible mask is `owner == i`: occlusion comes out exactly as drawn.
     """
     frames = np.empty((FPS, SIZE, SIZE, 3), dtype=np.uint8)
-    owner = np.full((FPS, SIZE, SIZE), -1, dtype=np.int8)
+    # Stored x-major and viewed as (f, y, x): then `owner == i` is already in the Fortran (y, x, f) layout
+    # that pycocotools wants, and rle.encode_many skips a copy.
+    owner = np.full((FPS, SIZE, SIZE), -1, dtype=np.int8).transpose(0, 2, 1)
     for k in range(FPS):
         f = second * FPS + k
         ox = int(round(_PAD / 2 + _PAD / 2 * np.sin(speed[0] * f / 40)))
@@ -370,6 +372,18 @@ def render_clip(spec: ClipSpec) -> RenderedClip:
 
 
 # -- files --------------------------------------------------------------------------------------------
+def ffmpeg_cmd(out: Path, wav: Path, threads: int = 0, preset: Preset = Preset.veryfast) -> list[str]:
+    """ffmpeg reading raw RGB frames on stdin and the wav, writing H.264 + AAC mp4 (faststart)."""
+    from schemas.media import ffmpeg_exe
+
+    return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{SIZE}x{SIZE}", "-r", str(FPS), "-i", "pipe:0",
+            "-i", str(wav), "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", Preset(preset).value, "-crf", "23", "-pix_fmt", "yuv420p",
+            "-threads", str(threads), "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-ar", str(SAMPLE_RATE),
+            "-frames:v", str(NUM_FRAMES), "-map_metadata", "-1", "-movflags", "+faststart", str(out)]
+
+
 def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
                      preset: Preset = Preset.veryfast) -> Annotation:
     """Write the wav, then the mp4 (frames piped into ffmpeg, audio from the wav); return the annotation.
@@ -377,18 +391,13 @@ def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
     Both files are written atomically; the caller writes the annotation last, marking the clip complete.
     """
     from schemas.atomic import atomic_path
-    from schemas.media import ffmpeg_exe, write_wav
+    from schemas.media import write_wav
 
     write_wav(wav, render_audio(spec), SAMPLE_RATE)
     per_obj: list[list[rle_mod.RLEDict | None]] = [[] for _ in spec.objects]
     with atomic_path(mp4) as tmp:
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{SIZE}x{SIZE}", "-r", str(FPS), "-i", "pipe:0",
-               "-i", str(wav), "-map", "0:v", "-map", "1:a",
-               "-c:v", "libx264", "-preset", Preset(preset).value, "-crf", "23", "-pix_fmt", "yuv420p",
-               "-threads", str(threads), "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-ar", str(SAMPLE_RATE),
-               "-frames:v", str(NUM_FRAMES), "-map_metadata", "-1", "-movflags", "+faststart", str(tmp)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(ffmpeg_cmd(tmp, wav, threads, preset), stdin=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
         assert proc.stdin is not None
         try:
             for frames, rles in iter_seconds(spec):

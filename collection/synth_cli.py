@@ -16,7 +16,7 @@ def synth(
     root: Path = typer.Argument(..., help="folder of the dataset root (created, or resumed if partial)"),
     clips: int = typer.Option(20, "--clips", "-n", help="number of clips"),
     seed: int = typer.Option(0, "--seed", "-s", help="random seed; same seed, same dataset"),
-    workers: int = typer.Option(1, "--workers", "-w", help="clips rendered in parallel (processes)"),
+    workers: int = typer.Option(0, "--workers", "-w", help="clips rendered in parallel (processes); 0: one per core"),
     splits: str = typer.Option("0.7,0.15,0.15", "--splits", help="train,val,test fractions"),
     preset: str = typer.Option("veryfast", "--preset", help="libx264 preset: ultrafast, superfast, veryfast, faster"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
@@ -27,6 +27,8 @@ def synth(
 
     Example: ssu-synth /tmp/r --clips 20 --seed 0 --workers 2 && ssu-validate /tmp/r
     """
+    import os
+
     from collection.synth import Preset, generate
     from schemas.errors import UserError
 
@@ -36,6 +38,7 @@ def synth(
         raise UserError(f"--splits {splits!r}: give three numbers like 0.7,0.15,0.15") from None
     if len(fractions) != 3:
         raise UserError(f"--splits {splits!r}: give three numbers like 0.7,0.15,0.15")
+    workers = workers or os.cpu_count() or 1
     if preset not in {p.value for p in Preset}:
         raise UserError(f"--preset {preset!r}: use one of {', '.join(p.value for p in Preset)}")
     run = generate(root, clips=clips, seed=seed, splits=fractions, workers=workers,  # type: ignore[arg-type]
