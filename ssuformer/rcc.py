@@ -21,7 +21,8 @@ def rcc_loss(clip: FrozenClip, region_embeds: torch.Tensor, logits: torch.Tensor
              tau: float = 1.0) -> torch.Tensor:
     """region_embeds (N, Dp) from FrozenClip.encode_masked; logits (N, L, V) teacher-forced; targets (N, L).
 
-    Frames whose reference caption is empty (nothing sounds) are skipped; returns 0 when none is left.
+    Frames whose reference caption is empty (nothing sounds) count as 0; the sum is divided by all N frames
+    (not by the kept ones) so that DDP's gradient average equals the single-process loss exactly.
     """
     lengths = ((targets != PAD) & (targets != EOS)).sum(1)
     keep = lengths > 0
@@ -31,4 +32,4 @@ def rcc_loss(clip: FrozenClip, region_embeds: torch.Tensor, logits: torch.Tensor
     text = clip.encode_soft_text(probs, lengths[keep])
     v = F.normalize(region_embeds[keep].float(), dim=-1)
     t = F.normalize(text.float(), dim=-1)
-    return (v - t).norm(dim=-1).mean()
+    return (v - t).norm(dim=-1).sum() / targets.shape[0]
