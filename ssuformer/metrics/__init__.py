@@ -9,7 +9,12 @@ Public API (stable):
 Importing this package is cheap (numpy only); pycocoevalcap and Java start only when captions are scored.
 """
 
-from ssuformer.metrics.captions import CaptionGrouping, caption_scores, group_frame_captions
+from ssuformer.metrics.captions import (
+    CaptionGrouping,
+    caption_scores,
+    caption_scores_groups,
+    group_frame_captions,
+)
 from ssuformer.metrics.protocols import CAPTION_VERSION, SEGMENTATION_VERSION, Protocol
 from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats, segmentation_scores
 
@@ -20,6 +25,7 @@ __all__ = [
     "Protocol",
     "SegmentationMeter",
     "caption_scores",
+    "caption_scores_groups",
     "frame_stats",
     "group_frame_captions",
     "segmentation_scores",

@@ -83,6 +83,15 @@ def caption_scores(candidates: Mapping[str, str], references: Mapping[str, Seque
     Returns bleu1..bleu4, meteor, rouge_l (0-1) and cider (CIDEr-D, 0-10), plus `images` and `version`.
     `meteor=False` skips the METEOR JVM (its key is then None) for quick checks.
     """
+    return caption_scores_groups(candidates, references, {"all": list(candidates)}, meteor=meteor)["all"]
+
+
+def caption_scores_groups(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]],
+                          groups: Mapping[str, Sequence[str]], meteor: bool = True) -> dict[str, dict[str, object]]:
+    """caption_scores for several subsets of ids (e.g. per category), each its own corpus.
+
+    The captions are tokenized once and one METEOR JVM serves every group (it costs ~12 s to start).
+    """
     if set(candidates) != set(references):
         missing = sorted(set(references) - set(candidates))[:3]
         extra = sorted(set(candidates) - set(references))[:3]
@@ -92,26 +101,36 @@ def caption_scores(candidates: Mapping[str, str], references: Mapping[str, Seque
     for k, refs in references.items():
         if isinstance(refs, str) or not refs:
             raise ValueError(f"references[{k!r}] must be a non-empty list of strings")
+    for name, ids in groups.items():
+        if not ids or not set(ids) <= set(candidates):
+            raise ValueError(f"group {name!r} is empty or names ids that have no caption")
     _check_java()
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    ids = sorted(candidates)
-    res = _tokenize({k: [candidates[k]] for k in ids})
-    gts = _tokenize({k: list(references[k]) for k in ids})
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
-    cider, _ = Cider().compute_score(gts, res)
-    met = None
+    all_ids = sorted(candidates)
+    res_all = _tokenize({k: [candidates[k]] for k in all_ids})
+    gts_all = _tokenize({k: list(references[k]) for k in all_ids})
+    scorer = None
     if meteor:
         from pycocoevalcap.meteor.meteor import Meteor
 
         scorer = Meteor()
-        try:
-            met, _ = scorer.compute_score(gts, res)
-        finally:
-            del scorer  # its __del__ stops the JVM
-    return {"bleu1": float(bleu[0]), "bleu2": float(bleu[1]), "bleu3": float(bleu[2]), "bleu4": float(bleu[3]),
-            "meteor": None if met is None else float(met), "rouge_l": float(rouge), "cider": float(cider),
-            "images": len(ids), "version": CAPTION_VERSION}
+    out: dict[str, dict[str, object]] = {}
+    try:
+        for name, ids in groups.items():
+            ids = sorted(ids)
+            res = {k: res_all[k] for k in ids}
+            gts = {k: gts_all[k] for k in ids}
+            bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+            rouge, _ = Rouge().compute_score(gts, res)
+            cider, _ = Cider().compute_score(gts, res)
+            met = scorer.compute_score(gts, res)[0] if scorer is not None else None
+            out[name] = {"bleu1": float(bleu[0]), "bleu2": float(bleu[1]), "bleu3": float(bleu[2]),
+                         "bleu4": float(bleu[3]), "meteor": None if met is None else float(met),
+                         "rouge_l": float(rouge), "cider": float(cider), "images": len(ids),
+                         "version": CAPTION_VERSION}
+    finally:
+        del scorer  # Meteor.__del__ stops the JVM
+    return out

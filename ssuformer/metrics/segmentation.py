@@ -2,8 +2,8 @@
 
 Per frame we reduce a probability map p (float32 in [0, 1]) and a ground truth g ({0, 1}) to counts:
 |G|, |P|, |P & G| with P = p > 0.5, and for each of the 255 F-score thresholds t_k the counts
-|p >= t_k| and |p >= t_k & G|. The counts come from one histogram per frame (no loop over thresholds),
-and every metric is a function of those counts. The meter keeps only per-frame numbers of a pending
+|p >= t_k| and |p >= t_k & G|. The counts come from sorted pixels and binary searches (no loop over
+thresholds), and every metric is a function of those counts. The meter keeps only per-frame numbers of a pending
 evaluation batch, so any number of clips can stream through it.
 """
 
@@ -25,7 +25,6 @@ from ssuformer.metrics.protocols import (
 )
 
 _F32 = np.float32
-_CHUNK_PIXELS = 1 << 22  # frames are processed in chunks of about 4 M pixels to bound temporaries
 
 
 @dataclass
@@ -50,9 +49,6 @@ def _check(probs: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"probs and gts must both be (N, H, W); got {probs.shape} and {gts.shape}")
     if not np.issubdtype(probs.dtype, np.floating):
         raise ValueError(f"probs must be float probabilities in [0, 1], got dtype {probs.dtype}")
-    probs = probs.astype(_F32, copy=False)  # the reference thresholds float32 probabilities
-    if probs.size and not (float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0):  # also catches NaN
-        raise ValueError("probs must lie in [0, 1] (apply a sigmoid to logits first); found values outside")
     if gts.dtype != np.bool_:
         if gts.size and not np.isin(gts, (0, 1)).all():
             raise ValueError("gts must be binary (bool or 0/1)")
@@ -60,45 +56,39 @@ def _check(probs: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return probs, gts
 
 
-def _threshold_counts(p: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 255) counts |p >= t_k| and |p >= t_k & g| for a chunk of n frames, by one histogram."""
-    n = p.shape[0]
-    t = fscore_thresholds()
-    scale = _F32(NUM_THRESHOLDS - 1)
-    tpad = np.concatenate([t, np.array([np.inf], dtype=_F32)])
-    pf = p.reshape(n, -1)
-    # c = number of thresholds <= p, in 0..255. t_k is k/254 to within an ulp, so floor(p*254) = k is
-    # off by at most one: t_{k-1} <= p < t_{k+2} always holds, and two table look-ups settle it exactly.
-    k = (pf * scale).astype(np.int32)
-    c = k + (tpad[k] <= pf) + (tpad[k + 1] <= pf)
-    key = c * 2 + g.reshape(n, -1)
-    key += (np.arange(n, dtype=np.int32) * 512)[:, None]
-    hist = np.bincount(key.ravel(), minlength=n * 512).reshape(n, 256, 2)
-    # |p >= t_k| = pixels with c > k: a reverse cumulative sum over c.
-    rc = np.cumsum(hist[:, ::-1, :], axis=1)[:, ::-1, :]
-    return rc[:, 1:, 0] + rc[:, 1:, 1], rc[:, 1:, 1]
+_OUTSIDE = "probs must lie in [0, 1] (apply a sigmoid to logits first); found values outside, or NaN"
 
 
 def frame_stats(probs: np.ndarray, gts: np.ndarray) -> FrameStats:
-    """Counts for (N, H, W) probabilities in [0, 1] and binary ground truths."""
+    """Counts for (N, H, W) probabilities in [0, 1] and binary ground truths.
+
+    Per frame we sort the float32 probabilities of all pixels and of the ground-truth pixels; then every
+    count |p >= t| or |p > 0.5| is one binary search (255 thresholds cost 255 look-ups, not 255 passes).
+    numpy's SIMD sort makes this faster than a histogram, and it is exact: the comparisons are the
+    reference's float32 comparisons.
+    """
     probs, gts = _check(probs, gts)
     n, h, w = probs.shape
-    step = max(1, _CHUNK_PIXELS // max(1, h * w))
-    sel, tp = [], []
+    t = fscore_thresholds()
+    half = np.array([IOU_THRESHOLD], dtype=_F32)
+    sel = np.empty((n, NUM_THRESHOLDS), np.int64)
+    tp = np.empty((n, NUM_THRESHOLDS), np.int64)
     pred = np.empty(n, np.int64)
     inter = np.empty(n, np.int64)
-    gt = np.count_nonzero(gts.reshape(n, -1), axis=1).astype(np.int64)
-    for i in range(0, n, step):
-        p, g = probs[i:i + step], gts[i:i + step]
-        pos = p > _F32(IOU_THRESHOLD)
-        pred[i:i + step] = np.count_nonzero(pos.reshape(len(p), -1), axis=1)
-        inter[i:i + step] = np.count_nonzero((pos & g).reshape(len(p), -1), axis=1)
-        s, t = _threshold_counts(p, g)
-        sel.append(s)
-        tp.append(t)
-    empty = np.zeros((0, NUM_THRESHOLDS), np.int64)
-    return FrameStats(pixels=h * w, gt=gt, pred=pred, inter=inter,
-                      sel=np.concatenate(sel) if sel else empty, tp=np.concatenate(tp) if tp else empty)
+    gt = np.empty(n, np.int64)
+    for i in range(n):
+        p = probs[i].astype(_F32, copy=False).ravel()  # the reference thresholds float32 probabilities
+        g = gts[i].ravel()
+        s = np.sort(p)
+        if s.size and not (s[0] >= 0 and s[-1] <= 1):  # NaN sorts last and fails too
+            raise ValueError(_OUTSIDE)
+        sg = np.sort(p[g])
+        sel[i] = s.size - np.searchsorted(s, t, side="left")
+        tp[i] = sg.size - np.searchsorted(sg, t, side="left")
+        pred[i] = s.size - np.searchsorted(s, half, side="right")[0]
+        inter[i] = sg.size - np.searchsorted(sg, half, side="right")[0]
+        gt[i] = sg.size
+    return FrameStats(pixels=h * w, gt=gt, pred=pred, inter=inter, sel=sel, tp=tp)
 
 
 # -- per-frame metrics from counts --------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""ssu-eval: score predictions of a split (mIoU, F-score, BLEU, ROUGE-L, METEOR, CIDEr) like Tables II/III.
+
+Heavy work is imported inside the command so that `ssu-eval --help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from schemas.cli_util import new_app, run_cli
+from schemas.errors import UserError
+from ssuformer.metrics.captions import CaptionGrouping
+from ssuformer.metrics.protocols import Protocol
+
+app = new_app("Score predictions of a split against a dataset root's ground truth.")
+
+EXAMPLE = """
+Example:
+
+  ssu-eval --data data/f-music --split test --predictions runs/ssu/pred_test --protocol avsegformer --per-category
+"""
+
+
+@app.command(epilog=EXAMPLE)
+def main_cmd(
+    data: Path = typer.Option(..., "--data", help="dataset root (holds ssu.json and splits/)"),
+    split: str = typer.Option("test", help="train, val or test"),
+    predictions: Path | None = typer.Option(
+        None, help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W) or "
+                   "<clip_id>/ PNG folders; or one such file"),
+    checkpoint: Path | None = typer.Option(None, help="an SSUFormer checkpoint: predict the split first, then score"),
+    protocol: Protocol = typer.Option(Protocol.per_frame, help="how frames are batched for mIoU/F-score "
+                                      "(avsegformer: 10 frames, avsbench: 20, per-frame: batch-independent)"),
+    per_category: bool = typer.Option(False, "--per-category", help="also a row per clip category"),
+    captions: bool = typer.Option(True, "--captions/--no-captions", help="score captions of .json predictions"),
+    meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s, ~1 GB)"),
+    caption_grouping: CaptionGrouping = typer.Option(
+        CaptionGrouping.frame, help="coco-caption 'images': one per frame, or one per run of identical captions"),
+    out: Path | None = typer.Option(None, help="where metrics.json and metrics.md go "
+                                    "[default: <predictions>_eval_<split> beside the predictions]"),
+    name: str | None = typer.Option(None, help="row label in the table [default: the predictions' name]"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Score predictions (or a checkpoint's predictions) of one split; print the table, write JSON and Markdown."""
+    from schemas import atomic
+    from schemas.root import DatasetRoot
+    from ssuformer.metrics.evaluate import evaluate
+    from ssuformer.metrics.report import markdown_table, metadata, print_table
+
+    root = DatasetRoot.open(data)
+    if (predictions is None) == (checkpoint is None):
+        raise UserError("give exactly one of --predictions DIR_OR_FILE or --checkpoint PATH")
+    if checkpoint is not None:
+        if not checkpoint.exists():
+            raise UserError(f"--checkpoint {checkpoint}: does not exist")
+        out = out or checkpoint.parent / f"{checkpoint.stem}_eval_{split}"
+        predictions = _predict(checkpoint, root, split, out / "predictions")
+    assert predictions is not None
+    out = out or predictions.parent / f"{predictions.stem}_eval_{split}"
+    name = name or (checkpoint.stem if checkpoint is not None else predictions.stem)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        def bar(it, total):  # noqa: ANN001, ANN202 - tqdm-wrapped iterator
+            return tqdm(it, total=total, desc="clips", unit="clip")
+
+    result = evaluate(root, split, predictions, protocol=protocol, per_category=per_category, captions=captions,
+                      meteor=meteor, grouping=caption_grouping, progress=bar)
+    meta = metadata(root, split, predictions, protocol, caption_grouping, result,
+                    created=datetime.now(UTC).isoformat(timespec="seconds"))
+    print_table(name, result, meta)
+    doc = {"meta": meta, "overall": result.overall, "per_category": result.per_category}
+    atomic.write_json(out / "metrics.json", doc, indent=2)
+    atomic.write_text(out / "metrics.md", markdown_table(name, result, meta))
+    typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+
+
+def _predict(checkpoint: Path, root: object, split: str, out_dir: Path) -> Path:
+    """Hook for the model: ssuformer.predict.predict_root(checkpoint, root, split, out_dir) -> predictions dir."""
+    try:
+        mod = importlib.import_module("ssuformer.predict")
+    except ModuleNotFoundError as e:
+        if e.name not in ("ssuformer.predict",):
+            raise
+        raise UserError("--checkpoint needs the SSUFormer model (not built yet)") from None
+    fn = getattr(mod, "predict_root", None)
+    if fn is None:
+        raise UserError("--checkpoint needs the SSUFormer model (not built yet)")
+    return Path(fn(checkpoint, root, split, out_dir))
+
+
+def main() -> None:
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Evaluate predictions of a split against a dataset root's ground truth (the engine behind ssu-eval).
+
+Predictions live in one folder (or one file), one entry per clip id:
+  <clip_id>.json   an annotation (schemas.models.Annotation): semantic mask per frame = union of its
+                   sources' masks, caption per frame = Annotation.frame_captions()
+  <clip_id>.npy    probabilities, float (frames, H, W) in [0, 1]   (takes precedence over .json masks)
+  <clip_id>/       one 8-bit grayscale PNG per frame, sorted by name, probability = value / 255
+Clips are read one at a time and their frames in chunks, so memory does not grow with the split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import ValidationError
+
+from schemas import rle as rle_mod
+from schemas.constants import NUM_FRAMES, SIZE
+from schemas.errors import UserError
+from schemas.models import Annotation
+from schemas.root import DatasetRoot, format_validation_error
+from ssuformer.metrics.captions import CaptionGrouping, caption_scores_groups, group_frame_captions
+from ssuformer.metrics.protocols import Protocol
+from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats
+
+FRAME_CHUNK = 50  # frames decoded at once: 50 x 512 x 512 float32 = 52 MB
+
+
+@dataclass
+class ClipPrediction:
+    """Where one clip's predictions are; masks from `probs` (npy/png) or else from `annotation`."""
+
+    clip_id: str
+    npy: Path | None = None
+    png_dir: Path | None = None
+    annotation: Path | None = None
+
+    def source(self) -> Path:
+        return self.npy or self.png_dir or self.annotation  # type: ignore[return-value]
+
+
+def find_predictions(path: Path) -> dict[str, ClipPrediction]:
+    """Index a predictions folder (or a single file) by clip id."""
+    if not path.exists():
+        raise UserError(f"--predictions {path}: does not exist; give a folder of <clip_id>.json/.npy files")
+    found: dict[str, ClipPrediction] = {}
+    entries = [path] if path.is_file() else sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    for p in entries:
+        if p.is_dir():
+            if any(p.glob("*.png")):
+                found.setdefault(p.name, ClipPrediction(p.name)).png_dir = p
+        elif p.suffix == ".npy":
+            found.setdefault(p.stem, ClipPrediction(p.stem)).npy = p
+        elif p.suffix == ".json" and p.name not in ("metrics.json",):
+            found.setdefault(p.stem, ClipPrediction(p.stem)).annotation = p
+    if not found:
+        raise UserError(f"--predictions {path}: no <clip_id>.json, <clip_id>.npy or <clip_id>/ PNG folder found")
+    return found
+
+
+def read_prediction_annotation(path: Path) -> Annotation:
+    try:
+        return Annotation.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise UserError(format_validation_error(path, e)) from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e})") from None
+
+
+def _annotation_masks(ann: Annotation, frames: range) -> np.ndarray:
+    return rle_mod.decode_many([ann.semantic_rle(f) for f in frames])
+
+
+class _ProbSource:
+    """Frames of one clip's prediction, with the checks that make a mismatch a one-line error."""
+
+    def __init__(self, pred: ClipPrediction, gt_frames: int) -> None:
+        self.pred = pred
+        self.where = pred.source()
+        self._read: Callable[[range], np.ndarray]
+        if pred.npy is not None:
+            try:
+                arr = np.load(pred.npy, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise UserError(f"{pred.npy}: not a readable .npy array ({e})") from None
+            if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.floating):
+                raise UserError(f"{pred.npy}: need float probabilities shaped (frames, H, W), "
+                                f"got {arr.dtype} {arr.shape}")
+            shape = arr.shape
+            self._read = lambda fr: np.asarray(arr[fr.start:fr.stop], dtype=np.float32)
+        elif pred.png_dir is not None:
+            files = sorted(pred.png_dir.glob("*.png"))
+            shape = (len(files), *self._png(files[0]).shape)
+            self._read = lambda fr: np.stack([self._png(files[i]) for i in fr])
+        else:
+            ann = read_prediction_annotation(pred.annotation)  # type: ignore[arg-type]
+            if ann.clip_id != pred.clip_id:
+                raise UserError(f"{pred.annotation}: holds clip_id {ann.clip_id!r}, expected {pred.clip_id!r}")
+            shape = (NUM_FRAMES, SIZE, SIZE)  # the schema fixes both
+            self._read = lambda fr: _annotation_masks(ann, fr).astype(np.float32)
+        if shape[0] != gt_frames:
+            raise UserError(f"{self.where}: {shape[0]} frames, but the ground truth of clip {pred.clip_id} has "
+                            f"{gt_frames}; predict every frame")
+        if tuple(shape[1:]) != (SIZE, SIZE):
+            raise UserError(f"{self.where}: frames are {shape[2]}x{shape[1]}, the ground truth is {SIZE}x{SIZE}; "
+                            f"resize predictions to {SIZE}x{SIZE}")
+
+    @staticmethod
+    def _png(path: Path) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode not in ("L", "1"):
+                im = im.convert("L")
+            a = np.asarray(im)
+        return a.astype(np.float32) if a.dtype == np.bool_ else a.astype(np.float32) / np.float32(255)
+
+    def read(self, frames: range) -> np.ndarray:
+        return self._read(frames)
+
+
+@dataclass
+class EvalResult:
+    overall: dict[str, object]
+    per_category: dict[str, dict[str, object]] = field(default_factory=dict)
+    clips: int = 0
+    caption_frames_skipped: int = 0
+
+
+def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protocol = Protocol.per_frame,
+             per_category: bool = False, captions: bool = True, meteor: bool = True,
+             grouping: CaptionGrouping = CaptionGrouping.frame,
+             progress: Callable[[Iterator[str], int], Iterator[str]] | None = None) -> EvalResult:
+    """Segmentation metrics of every clip of `split` (streamed), then caption metrics in one batch."""
+    ids = root.read_split(split)
+    if not ids:
+        raise UserError(f"{root.split_path(split)}: the {split} split is empty")  # type: ignore[arg-type]
+    preds = find_predictions(predictions)
+    missing = [c for c in ids if c not in preds]
+    if missing:
+        raise UserError(f"--predictions {predictions}: no prediction for {len(missing)} of {len(ids)} {split} "
+                        f"clips (e.g. {', '.join(missing[:3])}); predict every clip of the split")
+    category = {c: (row.category if (row := root.catalog.get(c)) else "unknown") for c in ids}
+    overall = SegmentationMeter(protocol)
+    by_cat: dict[str, SegmentationMeter] = {}
+    cap_clips: dict[str, tuple[list[str], list[str]]] = {}
+    cap_cats: dict[str, str] = {}
+    loop = progress(iter(ids), len(ids)) if progress else iter(ids)
+    for clip_id in loop:
+        gt_ann = root.read_annotation(clip_id)
+        src = _ProbSource(preds[clip_id], NUM_FRAMES)
+        meters = [overall]
+        if per_category:
+            meters.append(by_cat.setdefault(category[clip_id], SegmentationMeter(protocol)))
+        for start in range(0, NUM_FRAMES, FRAME_CHUNK):
+            frames = range(start, min(NUM_FRAMES, start + FRAME_CHUNK))
+            try:
+                stats = frame_stats(src.read(frames), _annotation_masks(gt_ann, frames))
+            except ValueError as e:
+                raise UserError(f"{src.where}: {e}") from None
+            for m in meters:
+                m.update_stats(stats)
+        if captions and preds[clip_id].annotation is not None:
+            pred_ann = read_prediction_annotation(preds[clip_id].annotation)  # type: ignore[arg-type]
+            cap_clips[clip_id] = (pred_ann.frame_captions(), gt_ann.frame_captions())
+            cap_cats[clip_id] = category[clip_id]
+    result = EvalResult(overall=overall.compute(), clips=len(ids))
+    if per_category:
+        result.per_category = {k: by_cat[k].compute() for k in sorted(by_cat)}
+    if cap_clips:
+        _add_captions(result, cap_clips, cap_cats, grouping, meteor, per_category)
+    return result
+
+
+def _add_captions(result: EvalResult, clips: dict[str, tuple[list[str], list[str]]], cats: dict[str, str],
+                  grouping: CaptionGrouping, meteor: bool, per_category: bool) -> None:
+    cands, refs = group_frame_captions(clips, grouping)
+    result.caption_frames_skipped = sum(1 for _, r in clips.values() for x in r if not (x or "").strip())
+    if not cands:
+        return
+    groups: dict[str, list[str]] = {"": list(cands)}
+    if per_category:  # BLEU and CIDEr are corpus-level: each category is scored as its own corpus
+        for k in cands:
+            groups.setdefault(cats[k.rsplit("#", 1)[0]], []).append(k)
+    scores = caption_scores_groups(cands, refs, groups, meteor=meteor)
+    for name, sc in scores.items():
+        sc["grouping"] = grouping.value
+        target = result.overall if name == "" else result.per_category.get(name)
+        if target is not None:
+            target["captions"] = sc
+
+
+def to_json(result: EvalResult) -> str:
+    return json.dumps({"overall": result.overall, "per_category": result.per_category}, indent=2)
