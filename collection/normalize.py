@@ -195,6 +195,7 @@ def run_ffmpeg(argv: list[str], timeout: float) -> None:
 
 
 def wav_level_db(wav: Path) -> float:
+    """RMS level (dBFS) of the written wav: free to read, unlike a second decode of the source."""
     import soundfile as sf
 
     data, _ = sf.read(str(wav), dtype="float32", always_2d=False)
@@ -232,12 +233,12 @@ def normalize_clip(src: Path, start: float, mp4: Path, wav: Path, opts: Normaliz
     run_ffmpeg(encode(fit_video(video, geo), audio, mp4, wav, opts), opts.timeout)
     check_outputs(mp4, wav, src.name)
     level = wav_level_db(wav)
-    meta: dict[str, Any] = {"source": {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
-                                       "duration": round(info.duration, 3), "audio_rate": info.audio_rate},
-                            "audio_rms_db": round(level, 1), **allowed}
     if info.has_audio and level < opts.silence_db:
         if not opts.allow_silent:
             raise CollectError(FailReason.silent, f"{src.name}: audio RMS {level:.0f} dBFS < {opts.silence_db:g} "
                                                   "(--allow-silent keeps it)")
-        meta["silent"] = {"policy": "allowed"}
+        allowed["silent"] = {"policy": "allowed"}
+    meta: dict[str, Any] = {"source": {"width": info.width, "height": info.height, "fps": round(info.fps, 3),
+                                       "duration": round(info.duration, 3), "audio_rate": info.audio_rate},
+                            "audio_rms_db": round(level, 1), **allowed}
     return Normalized(transform=geo.transform(src_start=start), meta=meta)
