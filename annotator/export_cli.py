@@ -28,6 +28,14 @@ def _open(root: Path):  # -> DatasetRoot
     return DatasetRoot.open(root)
 
 
+def _report(paths: list[Path]) -> None:
+    from annotator.export.common import make_readable
+
+    make_readable(paths)
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
 def _select(root: Path, status: list[str] | None):  # -> Selection
     from annotator.export.common import parse_statuses, select
 
@@ -75,8 +83,7 @@ def yvis(
     """
     from annotator.export.yvis import export_yvis
 
-    for p in export_yvis(_select(root, status), _out(root, out) / "yvis", frames=frames):
-        typer.echo(f"wrote {p}")
+    _report(export_yvis(_select(root, status), _out(root, out) / "yvis", frames=frames))
 
 
 @app.command()
@@ -92,8 +99,7 @@ def coco(
     """
     from annotator.export.coco import export_coco
 
-    for p in export_coco(_select(root, status), _out(root, out) / "coco", fps=fps):
-        typer.echo(f"wrote {p}")
+    _report(export_coco(_select(root, status), _out(root, out) / "coco", fps=fps))
 
 
 @app.command()
@@ -109,8 +115,7 @@ def hf(
     """
     from annotator.export.hf import export_hf
 
-    for p in export_hf(_select(root, status), _out(root, out), shard_size=shard_size):
-        typer.echo(f"wrote {p}")
+    _report(export_hf(_select(root, status), _out(root, out), shard_size=shard_size))
 
 
 @app.command()
@@ -126,8 +131,7 @@ def wds(
     """
     from annotator.export.wds import export_wds
 
-    for p in export_wds(_select(root, status), _out(root, out) / "wds", shard_size=shard_size):
-        typer.echo(f"wrote {p}")
+    _report(export_wds(_select(root, status), _out(root, out) / "wds", shard_size=shard_size))
 
 
 @app.command()
@@ -143,7 +147,7 @@ def croissant(
     """
     from annotator.export.croissant import export_croissant
 
-    typer.echo(f"wrote {export_croissant(_select(root, status), _out(root, out), validate=validate)}")
+    _report([export_croissant(_select(root, status), _out(root, out), validate=validate)])
 
 
 @app.command()
@@ -158,8 +162,7 @@ def card(
     """
     from annotator.export.card import write_card
 
-    for p in write_card(_select(root, status), _out(root, out)):
-        typer.echo(f"wrote {p}")
+    _report(write_card(_select(root, status), _out(root, out)))
 
 
 @app.command(name="all")
@@ -184,8 +187,7 @@ def all_(
     dest = _out(root, out)
     written = [*export_yvis(sel, dest / "yvis"), *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest),
                *export_wds(sel, dest / "wds"), *write_card(sel, dest), export_croissant(sel, dest)]
-    for p in written:
-        typer.echo(f"wrote {p}")
+    _report(written)
 
 
 def main() -> None:

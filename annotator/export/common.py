@@ -141,3 +141,15 @@ def write_frame_dir(dest: Path, video: Path, indices: Iterable[int] | None, name
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def make_readable(paths: Iterable[Path]) -> None:
+    """Give written files the usual umask permissions: atomic writes create them owner-only (mkstemp),
+    which would hide a published dataset from everyone else."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in paths:
+        p = Path(p)
+        for f in [p] if p.is_file() else (p.rglob("*") if p.is_dir() else []):
+            if f.is_file() and not f.name.startswith("."):
+                f.chmod(0o666 & ~mask)
