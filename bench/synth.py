@@ -3,12 +3,15 @@
 Prints, for one clip, the time of each stage (frames + ground truth in numpy, audio, H.264 encoding of
 pre-rendered frames alone) and then the clips/s of a whole root of --clips clips, with the share of a
 clip's time that the encoder alone takes (the baseline: the floor for any generator writing this format).
+Also prints CPU seconds per clip (this process and all its children): on a machine shared with other
+work, cores / (CPU s per clip) is the rate the same cores would give when idle.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +44,11 @@ def stage_times(preset: synth.Preset) -> dict[str, float]:
     return {"frames+masks": t1 - t0, "audio": t2 - t1, "encode only": t4 - t3}
 
 
+def _cpu() -> float:
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=100)
@@ -55,13 +63,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     out = args.keep or tmp / "root"
     try:
+        cpu0 = _cpu()
         run = synth.generate(out, clips=args.clips, seed=0, workers=args.workers, preset=preset, progress=True)
         run.root.close()
+        cpu = (_cpu() - cpu0) / max(1, run.made)  # pool workers and their ffmpeg are reaped by now
         mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
         per_clip = run.seconds / max(1, run.made)
         print(f"{run.made} clips in {run.seconds:.1f} s = {run.clips_per_second:.2f} clips/s "
               f"({args.workers} workers, preset {preset.value}, {os.cpu_count()} cores, load "
               f"{os.getloadavg()[0]:.1f}); {mb:.0f} MB on disk")
+        print(f"{cpu:.2f} CPU s per clip: on {args.workers} idle cores ~{args.workers / cpu:.2f} clips/s, "
+              f"100 clips in ~{100 * cpu / args.workers:.0f} s")
         print(f"100 clips would take {100 * per_clip:.0f} s; encoding alone is "
               f"{stages['encode only'] / (per_clip * args.workers):.0%} of a clip's worker time")
     finally:

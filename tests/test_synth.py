@@ -140,18 +140,21 @@ def test_occluded_parts_are_not_in_the_mask() -> None:
 
 def test_same_seed_same_files_and_resume(synth_root: DatasetRoot, tmp_path: Path) -> None:
     out = tmp_path / "again"
-    run = synth.generate(out, clips=2, seed=0)
-    assert run.made == 2 and run.clips_per_second > 0
+    run = synth.generate(out, clips=1, seed=0)
+    assert run.made == 1 and run.clips_per_second > 0
     again = DatasetRoot.open(out)
-    for cid in again.annotated_ids():
-        assert again.annotation_path(cid).read_bytes() == synth_root.annotation_path(cid).read_bytes()
+    assert again.annotated_ids() == ["synth_0_00000"]
+    assert again.annotation_path("synth_0_00000").read_bytes() == \
+        synth_root.annotation_path("synth_0_00000").read_bytes()
     assert (out / "ssu.json").read_bytes() == (synth_root.path / "ssu.json").read_bytes()
-    # Resume: complete clips are skipped; a clip without its annotation is made again, identically.
-    again.annotation_path("synth_0_00001").unlink()
-    run = synth.generate(out, clips=2, seed=0)
-    assert (run.made, run.skipped) == (1, 1)
-    assert again.annotation_path("synth_0_00001").read_bytes() == \
-        synth_root.annotation_path("synth_0_00001").read_bytes()
+    # Resume: a complete clip is skipped; a clip without its annotation is made again, identically.
+    run = synth.generate(out, clips=1, seed=0)
+    assert (run.made, run.skipped) == (0, 1)
+    again.annotation_path("synth_0_00000").unlink()
+    run = synth.generate(out, clips=1, seed=0)
+    assert (run.made, run.skipped) == (1, 0)
+    assert again.annotation_path("synth_0_00000").read_bytes() == \
+        synth_root.annotation_path("synth_0_00000").read_bytes()
 
 
 def test_different_seed_differs(synth_root: DatasetRoot) -> None:
