@@ -16,7 +16,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def run_cli(app: typer.Typer) -> None:
     """Entry point wrapper: a UserError prints `error: <message>` on one line and exits 2."""
     try:
-        app(standalone_mode=False)
+        # non-standalone click returns the code of a typer.Exit instead of raising it
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
