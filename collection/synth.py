@@ -466,6 +466,12 @@ def _open_or_create(path: Path, seed: int, ids: set[str]) -> DatasetRoot:
         if foreign:
             raise UserError(f"{path}: holds clips of another run (e.g. {foreign[0]}); resume with the same "
                             "--seed and at least as many --clips, or choose an empty folder")
+        m = root.manifest  # an empty root made elsewhere: make sure it lists our categories and origin
+        missing = [c for c in _manifest(seed).categories if c.name not in m.category_names()]
+        if missing or Origin.synthetic.value not in m.sources:
+            root.write_manifest(m.model_copy(update={
+                "categories": [*m.categories, *missing],
+                "sources": sorted({*m.sources, Origin.synthetic.value})}))
         return root
     return DatasetRoot.create(path, _manifest(seed))
 
@@ -497,6 +503,8 @@ def generate(path: str | Path, clips: int, seed: int,
 
     if clips < 1:
         raise UserError(f"--clips {clips}: need at least 1 clip")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be >= 0")
     if workers < 1:
         raise UserError(f"--workers {workers}: need at least 1 worker")
     path = Path(path)

@@ -175,6 +175,16 @@ def test_splits_rules() -> None:
     assert [len(v) for v in synth.assign_splits(ids[:2], 0, (0.7, 0.15, 0.15)).values()] == [2, 0, 0]
 
 
+def test_an_empty_root_made_elsewhere_gets_the_shape_categories(tmp_path: Path) -> None:
+    from schemas.models import Category, Manifest
+
+    DatasetRoot.create(tmp_path / "r", Manifest(name="mine", categories=[Category(name="violin")]))
+    root = synth._open_or_create(tmp_path / "r", 0, {"synth_0_00000"})
+    reopened = DatasetRoot.open(tmp_path / "r")
+    assert reopened.manifest.category_names() == ["violin", *[s.value for s in Shape]]
+    assert "synthetic" in reopened.manifest.sources and root.manifest == reopened.manifest
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "collection.synth_cli", *args], capture_output=True, text=True,
                           timeout=120)
@@ -187,6 +197,9 @@ def test_cli_help_and_bad_input(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--splits" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = _cli(str(tmp_path / "r"), "--clips", "0")
     assert r.returncode == 2 and "--clips" in r.stderr
+    r = _cli(str(tmp_path / "r"), "--seed", "-3")
+    assert r.returncode == 2 and "--seed" in r.stderr
+    assert not (tmp_path / "r").exists()  # nothing written before the input is checked
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x.txt").write_text("not a root")
     r = _cli(str(tmp_path / "busy"), "--clips", "1")
