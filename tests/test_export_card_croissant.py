@@ -1,0 +1,97 @@
+"""Dataset card (numbers equal ssu-validate's, plots render) and Croissant read back with mlcroissant."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from annotator.export_cli import app
+from schemas import rle as rle_mod
+from schemas.cli import app as validate_app
+
+
+def test_card_matches_validate_and_renders(synth_root, tmp_path: Path) -> None:
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "out"
+    for cmd in ("hf", "card"):
+        res = CliRunner().invoke(app, [cmd, str(synth_root.path), "--out", str(out), "--status", "auto"])
+        assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(validate_app, [str(synth_root.path), "--no-media", "--json"])
+    v = json.loads(res.output)["stats"]
+    text = (out / "README.md").read_text()
+    # the root table repeats ssu-validate's counts line for line
+    assert f"| clips | {v['clips']} ({v['failed']} failed in collection) |" in text
+    assert f"| annotations | {v['annotations']} |" in text
+    assert "| categories | " + ", ".join(f"{k} {n}" for k, n in v["categories"].items()) + " |" in text
+    assert "| splits | " + ", ".join(f"{k} {n}" for k, n in v["splits"].items()) + " |" in text
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["root"] == v
+    # exported-clip statistics, recomputed here from the annotations
+    anns = [synth_root.read_annotation(c) for ids in synth_root.splits().values() for c in ids]
+    assert stats["clips"] == len(anns) == 6 and stats["frames"] == 1800
+    for cat, n in v["categories"].items():
+        assert f"| {cat} | {n} | " in text
+    texts = [c.text for a in anns for s in a.sources for c in s.captions]
+    assert stats["caption_spans"] == len(texts)
+    assert stats["vocabulary"] == len({w for t in texts for w in t.lower().split()})
+    assert stats["sources_per_clip"] == {str(k): sum(len(a.sources) == k for a in anns) for k in (2, 3)
+                                         if any(len(a.sources) == k for a in anns)}
+    area0 = rle_mod.area(anns[0].semantic_rle(0)) / 512**2
+    assert stats["mask_area"]["min"] <= area0 <= stats["mask_area"]["max"]
+    assert "| program | ra-ssu synth | 1.0 | 6 |" in text  # provenance from Annotation.agents
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "cc0-1.0" and card.data.size_categories == ["n<1K"]
+    assert "image-segmentation" in card.data.task_categories
+    assert card.data.configs[0]["data_files"][0] == {"split": "train", "path": "data/train-*.parquet"}
+    for name in ("categories", "mask_area", "caption_length", "sources_per_clip"):
+        png = out / "figures" / f"{name}.png"
+        assert f"(figures/{name}.png)" in text
+        img = np.asarray(Image.open(png).convert("L"))
+        assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # not blank
+
+
+def test_croissant_round_trip(synth_root, tmp_path: Path) -> None:
+    import mlcroissant as mlc
+
+    res = CliRunner().invoke(app, ["croissant", str(synth_root.path), "--out", str(tmp_path), "--status", "auto"])
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "croissant.json"
+    doc = json.loads(path.read_text())
+    assert doc["conformsTo"].startswith("http://mlcommons.org/croissant/")
+    assert all(f["sha256"] and f["contentUrl"] and f["encodingFormat"] for f in doc["distribution"])
+    cli = subprocess.run([str(Path(sys.executable).parent / "mlcroissant"), "validate", "--jsonld", str(path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    ds = mlc.Dataset(jsonld=str(path))
+
+    def s(v: object) -> str:
+        return v.decode() if isinstance(v, bytes) else "" if v is None or v != v else str(v)  # NaN: empty cell
+
+    clips = {s(r["clips/clip_id"]): r for r in ds.records("clips")}
+    assert {c: s(r["clips/split"]) for c, r in clips.items()} == {
+        c: k.value for k, ids in synth_root.splits().items() for c in ids}
+    for c, r in clips.items():
+        assert (tmp_path / s(r["clips/video"])).resolve() == synth_root.clip_path(c).resolve()
+    frames = list(ds.records("frames"))
+    assert len(frames) == 6 * 300
+    anns = {c: synth_root.read_annotation(c) for c in clips}
+    caps = {c: a.frame_captions() for c, a in anns.items()}
+    for r in frames[::7]:
+        c, f = s(r["frames/clip_id"]), int(r["frames/frame"])
+        assert s(r["frames/caption"]) == caps[c][f]
+        got = rle_mod.decode({"size": [512, 512], "counts": s(r["frames/mask"])})
+        assert np.array_equal(got, rle_mod.decode(anns[c].semantic_rle(f)))
+        assert int(r["frames/area"]) == int(got.sum())
+    # a table changed after export no longer matches its sha256: reading it fails
+    csv = tmp_path / "metadata" / "sources.csv"
+    csv.write_text(csv.read_text() + "x,9,y,z\n")
+    with pytest.raises(mlc.GenerationError):
+        list(mlc.Dataset(jsonld=str(path)).records("sources"))
