@@ -66,7 +66,7 @@ class HubConfig:
     sam: str | None = None
     sam2: str | None = None
     vlm: str | None = None
-    device: str = "cpu"
+    device: str = "auto"  # auto, cpu or cuda (annotator.models.Device)
     offline: bool = True
 
 
@@ -109,6 +109,11 @@ class ModelsHub:
     def names(self) -> dict[str, str | None]:
         return {"sam": getattr(self.segmenter, "name", None), "sam2": getattr(self.propagator, "name", None),
                 "vlm": getattr(self.captioner, "name", None)}
+
+    def describe(self, which: str) -> tuple[str, str | None]:
+        """(name, version) of a model for provenance: which is sam, sam2 or vlm."""
+        model = {"sam": self.segmenter, "sam2": self.propagator, "vlm": self.captioner}[which]
+        return getattr(model, "name", which), getattr(model, "version", None)
 
     @classmethod
     def load(cls, config: HubConfig) -> ModelsHub:

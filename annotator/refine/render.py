@@ -18,7 +18,7 @@ PALETTE: list[tuple[int, int, int]] = [
     (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
     (204, 121, 167), (255, 255, 255), (140, 86, 75), (127, 255, 0),
 ]
-ALPHA = 0.45
+ALPHA = 0.5
 
 
 def colour(index: int) -> tuple[int, int, int]:
@@ -59,7 +59,7 @@ def overlay(frame: np.ndarray, ann: Annotation, index: int, selected: int | None
         c = np.array(colour(i), np.float32)
         a = ALPHA + (0.1 if s.id == selected else 0.0)
         out[mask] = out[mask] * (1 - a) + c * a
-        outlines.append((_outline(mask, 3 if s.id == selected else 1), colour(i)))
+        outlines.append((_outline(mask, 4 if s.id == selected else 2), colour(i)))
     for edge, c in outlines:
         out[edge] = c
     img = Image.fromarray(out.clip(0, 255).astype(np.uint8))

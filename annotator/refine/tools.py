@@ -47,9 +47,10 @@ class Who:
             ann.agents = dict(ann.agents)  # re-assign so validate_assignment sees it
         return self.person
 
-    def ensure_model(self, ann: Annotation, tool: str, model_name: str) -> str:
+    def ensure_model(self, ann: Annotation, tool: str, model: tuple[str, str | None]) -> str:
         key = f"refine:{tool}:{self.user}"
-        agent = Agent(kind=AgentKind.model, name=model_name, params={"tool": tool, "run_by": self.user})
+        agent = Agent(kind=AgentKind.model, name=model[0], version=model[1],
+                      params={"tool": tool, "run_by": self.user})
         if ann.agents.get(key) != agent:
             ann.agents = {**ann.agents, key: agent}
         return key
@@ -128,7 +129,7 @@ def propagate(ann: Annotation, source_id: int, frame: int, frames: np.ndarray, f
         raise UserError(f"source #{source_id} has no mask on frame {frame}: draw one first, then propagate")
     masks = hub.propagate(frames, frame - first, decode(seed), Direction(direction))
     rles = [to_rle(m) for m in masks]
-    key = who.ensure_model(ann, "sam2", hub.names()["sam2"] or "sam2")
+    key = who.ensure_model(ann, "sam2", hub.describe("sam2"))
     seed_at = frame - first
     # the seed frame keeps its mask and provenance: SAM2 only fills the frames around it
     if seed_at > 0:
@@ -240,7 +241,7 @@ def regenerate_span(ann: Annotation, source_id: int, index: int, frames: np.ndar
     text = hub.caption(frames[f - first], decode(src.masks[f]) if src.masks[f] else None, src.category, prompt)
     if not text:
         raise UserError("the VLM returned an empty caption; try again or edit the text by hand")
-    key = who.ensure_model(ann, "vlm", hub.names()["vlm"] or "vlm")
+    key = who.ensure_model(ann, "vlm", hub.describe("vlm"))
     caps = list(src.captions)
     caps[index] = span.model_copy(update={"text": text, "by": key})
     src.captions = caps

@@ -1,0 +1,102 @@
+"""Adapters from annotator.models (the shared model loaders) to the hub protocols in models_hub.py.
+
+annotator.models gives a SAM predictor (set_image + predict), a stateless SAM2 VideoPropagator
+(propagate(frames, seeds, start, end, direction) -> {frame: {source: mask}}) and a RegionCaptioner. The
+app wants one call per tool, so these adapters:
+- remember which image SAM last embedded (set_image is the expensive half; repeated clicks on one frame
+  reuse it) - safe because the hub calls each model under its own lock;
+- turn one seed mask into SAM2's seeds dict and its answer back into one mask per frame of the range;
+- give the captioner a whole-frame mask when the source has none on that frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from annotator.refine.models_hub import Direction, HubConfig
+
+
+def _fingerprint(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image[::4, ::4]).tobytes() + str(image.shape).encode(),
+                           digest_size=16).digest()
+
+
+class SamSegmenter:
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.name = predictor.info.name
+        self.version = predictor.info.version
+        self._last: bytes | None = None
+
+    def segment(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray,
+                box: np.ndarray | None) -> np.ndarray:
+        key = _fingerprint(image)
+        if key != self._last:
+            self.predictor.set_image(np.ascontiguousarray(image, dtype=np.uint8))
+            self._last = key
+        has_pts = points is not None and len(points) > 0
+        res = self.predictor.predict(points=np.asarray(points, np.float32) if has_pts else None,
+                                     labels=np.asarray(labels, np.int32) if has_pts else None,
+                                     box=None if box is None else np.asarray(box, np.float32))
+        return np.asarray(res.mask, bool)
+
+
+class Sam2Propagator:
+    def __init__(self, propagator: Any) -> None:
+        self.propagator = propagator
+        self.name = propagator.info.name
+        self.version = propagator.info.version
+
+    def propagate(self, frames: np.ndarray, seed_index: int, seed_mask: np.ndarray,
+                  direction: Direction) -> list[np.ndarray]:
+        from annotator.sam2_video import Direction as D
+
+        out = self.propagator.propagate(frames, {seed_index: {0: np.asarray(seed_mask, bool)}}, 0, len(frames),
+                                        D(Direction(direction).value))
+        empty = np.zeros(frames.shape[1:3], bool)
+        masks = [np.asarray(out.get(i, {}).get(0, empty), bool) for i in range(len(frames))]
+        masks[seed_index] = np.asarray(seed_mask, bool)
+        return masks
+
+
+class VlmCaptioner:
+    def __init__(self, captioner: Any) -> None:
+        self.captioner = captioner
+        self.name = captioner.info.name
+        self.version = captioner.info.version
+
+    def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None) -> str:
+        if mask is None or not mask.any():
+            mask = np.ones(frame.shape[:2], bool)  # no region on this frame: describe the whole frame
+        return self.captioner.caption(frame, mask, category, prompt)
+
+
+def _models_config(config: HubConfig) -> Any:
+    from annotator.models import DEFAULTS, Device, ModelKind, ModelsConfig, ModelSpec, Runtime
+
+    def spec(kind: ModelKind, source: str | None) -> ModelSpec:
+        return ModelSpec(source=source or DEFAULTS[kind])
+    return ModelsConfig(sam=spec(ModelKind.sam, config.sam), sam2=spec(ModelKind.sam2, config.sam2),
+                        captioner=spec(ModelKind.captioner, config.vlm),
+                        runtime=Runtime(device=Device(config.device), offline=config.offline))
+
+
+def load_segmenter(config: HubConfig) -> SamSegmenter:
+    from annotator.models import load_sam
+
+    return SamSegmenter(load_sam(_models_config(config)))
+
+
+def load_propagator(config: HubConfig) -> Sam2Propagator:
+    from annotator.models import load_sam2_video
+
+    return Sam2Propagator(load_sam2_video(_models_config(config)))
+
+
+def load_captioner(config: HubConfig) -> VlmCaptioner:
+    from annotator.models import load_captioner as _load
+
+    return VlmCaptioner(_load(_models_config(config)))

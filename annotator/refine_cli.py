@@ -1,0 +1,104 @@
+"""ssu-refine: the web app where refiners fix masks and captions (and reviewers accept them).
+
+    ssu-refine ROOT --host 127.0.0.1 --port 7860 --users users.toml [--sam ID] [--sam2 ID] [--vlm ID]
+    ssu-refine add-user users.toml NAME --role refiner      (password from a prompt or --password-stdin)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from schemas.cli_util import new_app, run_cli
+from schemas.errors import UserError
+
+app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, brush, SAM2 propagation), "
+              "captions, review. Run `ssu-refine ROOT --users users.toml`.")
+
+SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
+                 "  ssu-refine data/root --users users.toml --sam facebook/sam-vit-base "
+                 "--sam2 facebook/sam2.1-hiera-tiny --port 7860")
+
+
+@app.command("serve", epilog=SERVE_EXAMPLE)
+def serve(
+    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)"),
+    users: Path = typer.Option(..., "--users", help="users.toml made with `ssu-refine add-user`"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
+    port: int = typer.Option(7860, help="TCP port"),
+    sam: str | None = typer.Option(None, help="SAM checkpoint: hub id or local folder (click/box tool)"),
+    sam2: str | None = typer.Option(None, help="SAM2 checkpoint: hub id or local folder (propagation)"),
+    vlm: str | None = typer.Option(None, help="VLM: hub id or local folder (regenerate a caption)"),
+    device: str = typer.Option("auto", help="torch device for the models: auto, cpu or cuda"),
+    offline: bool = typer.Option(True, "--offline/--online", help="never download models (HF_HUB_OFFLINE)"),
+    no_review: bool = typer.Option(False, "--no-review", help="let refiners accept clips as final"),
+    lease_minutes: float = typer.Option(30.0, help="how long a claim lasts without activity"),
+    frame_cache_mb: int = typer.Option(1024, help="memory for decoded frames shared by all users"),
+) -> None:
+    """Serve the refinement app (login required)."""
+    import os
+
+    from annotator.refine.app import launch
+    from annotator.refine.auth import UserStore
+    from annotator.refine.controller import Controller, RefineConfig
+    from annotator.refine.frames import FrameStore
+    from annotator.refine.models_hub import HubConfig, ModelsHub
+    from schemas.root import DatasetRoot
+
+    if offline:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    DatasetRoot.open(root)  # a clear error for a wrong root before anything loads
+    store = UserStore(users)
+    if not store.users:
+        raise UserError(f"{users}: has no users; add one with `ssu-refine add-user {users} NAME`")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {device!r}: use auto, cpu or cuda (CUDA_VISIBLE_DEVICES picks the GPU)")
+    if frame_cache_mb < 32:
+        raise UserError(f"--frame-cache-mb {frame_cache_mb}: use at least 32 (one second of frames is 24 MB)")
+    hub = ModelsHub.load(HubConfig(sam=sam, sam2=sam2, vlm=vlm, device=device, offline=offline))
+    ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
+                     FrameStore(frame_cache_mb))
+    missing = [k for k, v in hub.names().items() if v is None]
+    print(f"ssu-refine: serving {root} on http://{host}:{port} ({len(store.users)} users"
+          + (f"; tools off: {', '.join(missing)}" if missing else "") + ")", file=sys.stderr)
+    launch(ctl, host, port, block=True)
+
+
+@app.command("add-user", epilog="Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
+                                "  echo \"$PW\" | ssu-refine add-user users.toml rita --role reviewer --password-stdin")
+def add_user_cmd(
+    users: Path = typer.Argument(..., help="users.toml (created if missing)"),
+    name: str = typer.Argument(..., help="login name"),
+    role: str = typer.Option("refiner", help="refiner or reviewer"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),
+) -> None:
+    """Add a user, or set a user's password and role."""
+    from annotator.refine.auth import Role, add_user
+
+    try:
+        r = Role(role)
+    except ValueError:
+        raise UserError(f"--role {role!r}: use refiner or reviewer") from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    new = add_user(users, name, password, r)
+    print(f"{'added' if new else 'updated'} {name} ({r.value}) in {users}")
+
+
+COMMANDS = {"serve", "add-user"}
+
+
+def main() -> None:
+    # `ssu-refine ROOT ...` is short for `ssu-refine serve ROOT ...`
+    argv = sys.argv[1:]
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        sys.argv.insert(1, "serve")
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()
