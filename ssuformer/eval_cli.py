@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -15,6 +16,9 @@ from schemas.cli_util import new_app, run_cli
 from schemas.errors import UserError
 from ssuformer.metrics.captions import CaptionGrouping
 from ssuformer.metrics.protocols import Protocol
+
+if TYPE_CHECKING:
+    from schemas.root import DatasetRoot
 
 app = new_app("Score predictions of a split against a dataset root's ground truth.")
 
@@ -81,7 +85,7 @@ def main_cmd(
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
 
 
-def _predict(checkpoint: Path, root: object, split: str, out_dir: Path) -> Path:
+def _predict(checkpoint: Path, root: DatasetRoot, split: str, out_dir: Path) -> Path:
     """Hook for the model: ssuformer.predict.predict_root(checkpoint, root, split, out_dir) -> predictions dir."""
     try:
         mod = importlib.import_module("ssuformer.predict")
@@ -92,7 +96,10 @@ def _predict(checkpoint: Path, root: object, split: str, out_dir: Path) -> Path:
     fn = getattr(mod, "predict_root", None)
     if fn is None:
         raise UserError("--checkpoint needs the SSUFormer model (not built yet)")
-    return Path(fn(checkpoint, root, split, out_dir))
+    out = Path(fn(checkpoint, root.path, split, out_dir))
+    # predict_root writes full-size annotations under annotations/ (its probs/ are at the model's input
+    # size and frame rate, so they are not what we score)
+    return out / "annotations" if (out / "annotations").is_dir() else out
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Predictions live in one folder (or one file), one entry per clip id:
                    sources' masks, caption per frame = Annotation.frame_captions()
   <clip_id>.npy    probabilities, float (frames, H, W) in [0, 1]   (takes precedence over .json masks)
   <clip_id>/       one 8-bit grayscale PNG per frame, sorted by name, probability = value / 255
+A folder whose JSON files sit in an annotations/ subfolder (ssuformer.predict's layout) is read from there.
 Clips are read one at a time and their frames in chunks, so memory does not grow with the split.
 """
 
@@ -47,6 +48,8 @@ def find_predictions(path: Path) -> dict[str, ClipPrediction]:
     """Index a predictions folder (or a single file) by clip id."""
     if not path.exists():
         raise UserError(f"--predictions {path}: does not exist; give a folder of <clip_id>.json/.npy files")
+    if path.is_dir() and (path / "annotations").is_dir() and not any(path.glob("*.json")):
+        path = path / "annotations"  # the layout ssuformer.predict writes
     found: dict[str, ClipPrediction] = {}
     entries = [path] if path.is_file() else sorted(p for p in path.iterdir() if not p.name.startswith("."))
     for p in entries:

@@ -1,0 +1,180 @@
+"""ssu-eval end to end on the synthetic root: perfect and perturbed predictions, every input format, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from schemas.errors import UserError
+from ssuformer.eval_cli import app
+from ssuformer.metrics import segmentation_scores
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [*args, "--no-progress", "--no-meteor"], catch_exceptions=True)
+
+
+def gt_masks(root, clip_id: str) -> np.ndarray:
+    from schemas import rle
+
+    ann = root.read_annotation(clip_id)
+    return rle.decode_many([ann.semantic_rle(f) for f in range(300)])
+
+
+def copy_annotations(root, split: str, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for c in root.read_split(split):
+        shutil.copy(root.annotation_path(c), dest / f"{c}.json")
+    return dest
+
+
+def test_perfect_annotation_predictions(synth_root, tmp_path):
+    pred = copy_annotations(synth_root, "test", tmp_path / "pred")
+    out = tmp_path / "out"
+    r = run("--data", str(synth_root.path), "--split", "test", "--predictions", str(pred), "--out", str(out),
+            "--protocol", "avsbench")
+    assert r.exit_code == 0, r.output
+    assert "mIoU" in r.output and "avsbench" in r.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["overall"]["miou"] == pytest.approx(1.0, abs=1e-6)
+    assert doc["overall"]["fscore"] == pytest.approx(1.0, abs=1e-6)
+    cap = doc["overall"]["captions"]
+    assert cap["bleu4"] == pytest.approx(1.0, abs=1e-6) and cap["rouge_l"] == pytest.approx(1.0)
+    assert cap["meteor"] is None  # --no-meteor
+    meta = doc["meta"]
+    assert meta["protocol"] == "avsbench" and meta["batch_frames"] == 20
+    assert meta["segmentation_version"] and meta["caption_version"] and meta["pycocoevalcap"] == "1.2"
+    md = (out / "metrics.md").read_text()
+    assert "| pred | 1.0000 | 1.0000 | 1.0000 | 1.0000 | - |" in md
+
+
+def test_perturbed_png_and_npy_predictions(synth_root, tmp_path):
+    clip = synth_root.read_split("test")[0]
+    gts = gt_masks(synth_root, clip)
+    # shifted masks at probability 200/255, nothing predicted in the last 100 frames
+    probs = np.roll(gts, 9, axis=2).astype(np.float32) * np.float32(200 / 255)
+    probs[200:] = 0
+    png_dir = tmp_path / "png" / clip
+    png_dir.mkdir(parents=True)
+    for f, p in enumerate(probs):
+        Image.fromarray(np.round(p * 255).astype(np.uint8), mode="L").save(png_dir / f"{f:05d}.png")
+    exp = segmentation_scores(probs, gts, "avsegformer")
+    assert 0.05 < exp["miou"] < 0.95  # really perturbed
+    out = tmp_path / "out_png"
+    r = run("--data", str(synth_root.path), "--predictions", str(tmp_path / "png"), "--out", str(out),
+            "--protocol", "avsegformer")
+    assert r.exit_code == 0, r.output
+    got = json.loads((out / "metrics.json").read_text())["overall"]
+    assert got["miou"] == pytest.approx(exp["miou"], abs=1e-9)
+    assert got["fscore"] == pytest.approx(exp["fscore"], abs=1e-9)
+    assert "captions" not in got  # PNG predictions carry no captions
+    # the same probabilities as .npy (float16 keeps the file small; the float32 values are identical)
+    npy_dir = tmp_path / "npy"
+    npy_dir.mkdir()
+    np.save(npy_dir / f"{clip}.npy", (np.round(probs * 255) / 255).astype(np.float16))
+    p16 = (np.round(probs * 255) / 255).astype(np.float16).astype(np.float32)
+    exp = segmentation_scores(p16, gts)  # per-frame, the default
+    r = run("--data", str(synth_root.path), "--predictions", str(npy_dir), "--out", str(tmp_path / "o3"))
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "o3" / "metrics.json").read_text())["overall"]
+    assert got["miou"] == pytest.approx(exp["miou"], abs=1e-9)
+    assert got["fscore"] == pytest.approx(exp["fscore"], abs=1e-9)
+
+
+def test_per_category_with_one_bad_clip(synth_root, tmp_path):
+    pred = copy_annotations(synth_root, "train", tmp_path / "pred")
+    bad = synth_root.read_split("train")[0]
+    ann = synth_root.read_annotation(bad)
+    for s in ann.sources:  # nothing segmented, nothing said
+        s.masks = [None] * 300
+        s.captions = []
+    ann.sources[0].set_frame_captions(["a purple elephant is singing"] * 300)
+    (pred / f"{bad}.json").write_text(ann.model_dump_json())
+    out = tmp_path / "out"
+    r = run("--data", str(synth_root.path), "--split", "train", "--predictions", str(pred), "--out", str(out),
+            "--per-category")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "metrics.json").read_text())
+    bad_cat = synth_root.catalog.get(bad).category
+    cats = doc["per_category"]
+    assert set(cats) == {synth_root.catalog.get(c).category for c in synth_root.read_split("train")}
+    for cat, sc in cats.items():
+        if cat == bad_cat:
+            assert sc["miou"] < 0.5 and sc["captions"]["bleu4"] < 0.5
+        else:
+            assert sc["miou"] == pytest.approx(1.0) and sc["captions"]["bleu4"] == pytest.approx(1.0)
+    assert doc["overall"]["miou"] < 1.0
+    assert f"{bad_cat} (1 clip)" in (out / "metrics.md").read_text()
+
+
+def test_mismatches_are_user_errors(synth_root, tmp_path):
+    clip = synth_root.read_split("test")[0]
+    empty = tmp_path / "other"
+    empty.mkdir()
+    (empty / "not_a_clip.npy").write_bytes(b"")
+    r = run("--data", str(synth_root.path), "--predictions", str(empty))
+    assert isinstance(r.exception, UserError) and "no prediction for 1 of 1 test clips" in str(r.exception)
+
+    wrong_size = tmp_path / "size"
+    wrong_size.mkdir()
+    np.save(wrong_size / f"{clip}.npy", np.zeros((300, 64, 64), np.float32))
+    r = run("--data", str(synth_root.path), "--predictions", str(wrong_size))
+    assert isinstance(r.exception, UserError) and "64x64" in str(r.exception) and "512x512" in str(r.exception)
+
+    wrong_frames = tmp_path / "frames" / clip
+    wrong_frames.mkdir(parents=True)
+    for f in range(3):
+        Image.fromarray(np.zeros((512, 512), np.uint8), mode="L").save(wrong_frames / f"{f}.png")
+    r = run("--data", str(synth_root.path), "--predictions", str(wrong_frames.parent))
+    assert isinstance(r.exception, UserError) and "3 frames" in str(r.exception)
+
+    logits = tmp_path / "logits"
+    logits.mkdir()
+    np.save(logits / f"{clip}.npy", np.full((300, 512, 512), -3, np.float16))
+    r = run("--data", str(synth_root.path), "--predictions", str(logits))
+    assert isinstance(r.exception, UserError) and "sigmoid" in str(r.exception)
+
+    r = run("--data", str(synth_root.path))
+    assert isinstance(r.exception, UserError) and "--checkpoint" in str(r.exception)
+
+
+def test_checkpoint_hook(synth_root, tmp_path, monkeypatch):
+    """The --checkpoint plumbing: calls ssuformer.predict.predict_root and scores its annotations/ folder."""
+    import types
+
+    calls = []
+
+    def predict_root(checkpoint, root, split, out_dir):
+        calls.append((Path(checkpoint), Path(root), split))
+        copy_annotations(synth_root, split, Path(out_dir) / "annotations")
+        return Path(out_dir)
+
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "ssuformer.predict", types.SimpleNamespace(predict_root=predict_root))
+    r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions")
+    assert r.exit_code == 0, r.output
+    assert calls == [(ckpt, synth_root.path, "test")]
+    doc = json.loads((tmp_path / "model_eval_test" / "metrics.json").read_text())
+    assert doc["overall"]["miou"] == pytest.approx(1.0)
+
+    monkeypatch.setitem(sys.modules, "ssuformer.predict", None)  # as if the module did not exist
+    r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt))
+    assert isinstance(r.exception, UserError) and "not built yet" in str(r.exception)
+
+
+def test_cli_one_line_error_exit_2(synth_root, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ssuformer.eval_cli", "--data", str(synth_root.path),
+                        "--predictions", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: --predictions")
