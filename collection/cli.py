@@ -18,7 +18,7 @@ EXAMPLE = ("Example: ssu-collect /data/f-music --source vggsound --index vggsoun
 
 @app.command(help=f"Collect into ROOT (created if absent). {EXAMPLE}")
 def collect(
-    root: Path = typer.Argument(..., help="dataset root (created when it does not exist)"),
+    root: Path = typer.Argument(None, help="dataset root (created when it does not exist)"),
     source: str = typer.Option("vggsound", "--source", help="vggsound | music_avqa | music21 | local"),
     index: Path = typer.Option(..., "--index", help="the source's index file (VGG-Sound CSV, avqa-*.json, "
                                "MUSIC *.json, or a folder with index.csv); never downloaded for you"),
@@ -60,10 +60,13 @@ def collect(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     from collection import setup
+    from schemas.errors import UserError
 
     if list_keywords:
         print(setup.list_keywords(source, index, seed, split))
         return
+    if root is None:
+        raise UserError("ROOT: missing; give the dataset root to collect into (created when absent)")
     job, manifest_name = setup.build_job(
         source=source, index=index, keywords=keywords, per_keyword=per_keyword, seed=seed, split=split,
         synonyms=synonyms, media_dir=media_dir, available_only=available_only, fill=fill, mix=mix,
@@ -71,7 +74,11 @@ def collect(
         preset=preset, workers=workers, ffmpeg_threads=ffmpeg_threads, ray=ray, ray_address=ray_address,
         url_template=url_template, cookies=cookies, retries=retries, backoff=backoff, rate_limit=rate_limit,
         min_interval=min_interval, root=root, name=name)
-    stats = setup.run_job(root, job, manifest_name, quiet=quiet)
+    try:
+        stats = setup.run_job(root, job, manifest_name, quiet=quiet)
+    except KeyboardInterrupt:
+        print("interrupted: what finished is kept; run the same command again to resume", flush=True)
+        raise typer.Exit(130) from None
     raise typer.Exit(1 if strict and stats.failed else 0)
 
 

@@ -201,3 +201,42 @@ def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pyte
     row = DatasetRoot.open(root).catalog.get("good2_000000")
     assert row and row.transform and row.transform.fit == "crop" and row.transform.offset_x < 0
     assert validate_root(root).ok
+
+
+def test_fill_replaces_failed_candidates(shared_data: Path, tmp_path: Path) -> None:
+    d = tmp_path / "local"
+    d.mkdir()
+    for i in range(2):
+        shutil.copy(shared_data / f"media/vggsound/{SMALL[0]}.mp4", d / f"good{i}.mp4")
+    (d / "junk.mp4").write_text("junk")
+    (d / "index.csv").write_text("file,label\njunk.mp4,piano\nmissing1.mp4,piano\nmissing2.mp4,piano\n"
+                                 "good0.mp4,piano\ngood1.mp4,piano\n")
+    root = tmp_path / "root"
+    collect(root, "--source", "local", "--index", d, "--keywords", "piano", "--per-keyword", "2", "--fill")
+    r = DatasetRoot.open(root)
+    assert len(r.catalog.rows(status=ClipStatus.collected)) == 2  # whatever order sampling took
+    s = last_stats(root)
+    assert (s["done"], s["failed"], s["planned"]) == (2, 3, 5)  # seed 0 order: junk, good1, missing x2, good0
+
+
+def test_music_avqa_window_from_local_60s_video(shared_data: Path, tmp_path: Path) -> None:
+    """MUSIC-AVQA: the clip is the seeded 10 s window of the local 60 s <video_id>.mp4."""
+    from collection.index import read_music_avqa
+
+    ix = read_music_avqa(shared_data / "index/music_avqa/avqa-test.json", seed=0)
+    entry = next(e for e in ix.entries if "violin" in e.labels)
+    media = tmp_path / "avqa"
+    media.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys, subprocess; from schemas.media import ffmpeg_exe; "
+                    "subprocess.run([ffmpeg_exe(), '-v', 'error', '-stream_loop', '5', '-i', sys.argv[1], '-c', "
+                    "'copy', sys.argv[2]], check=True)", str(shared_data / f"media/vggsound/{SMALL[0]}.mp4"),
+                    str(media / f"{entry.meta['video_id']}.mp4")], check=True)
+    root = tmp_path / "root"
+    collect(root, "--source", "music_avqa", "--index", shared_data / "index/music_avqa/avqa-test.json",
+            "--media-dir", media, "--keywords", "violin", "--per-keyword", "1", "--available-only")
+    r = DatasetRoot.open(root)
+    (row,) = r.catalog.rows()
+    assert row.clip_id == entry.clip_id and row.status == ClipStatus.collected, row.reason
+    assert row.origin == Origin.music_avqa and row.category == "violin"
+    assert row.transform and row.transform.src_start == entry.start == row.start_seconds
+    assert validate_root(root).ok
