@@ -95,3 +95,28 @@ def test_croissant_round_trip(synth_root, tmp_path: Path) -> None:
     csv.write_text(csv.read_text() + "x,9,y,z\n")
     with pytest.raises(mlc.GenerationError):
         list(mlc.Dataset(jsonld=str(path)).records("sources"))
+
+
+def test_stats_count_what_people_changed(synth_root_copy) -> None:
+    from annotator.export.common import select
+    from annotator.export.stats import compute
+    from schemas.models import Agent, AgentKind, ClipStatus
+
+    root = synth_root_copy
+    cid = root.splits()[next(iter(root.splits()))][0]
+    ann = root.read_annotation(cid)
+    ann.agents["ann"] = Agent(kind=AgentKind.person, name="ann")
+    src = ann.sources[0]
+    present = [f for f in range(30) if src.masks[f] is not None]
+    src.set_masks(list(src.masks[:30]), by="ann", frames=range(0, 30))
+    caps = src.frame_captions()
+    caps[:30] = ["a person's caption"] * 30
+    src.set_frame_captions(caps, by="ann")  # all spans now by "ann"
+    root.write_annotation(ann, actor="ann")
+    root.catalog.audit(cid, "ann", "edit", {"x": 1}, {"x": 2})
+    st = compute(select(root, {ClipStatus.auto}))
+    assert st.people["clips_changed_by_people"] == 1
+    assert st.people["mask_frames_by_people"] == len(present)
+    assert st.people["caption_spans_by_people"] == len(src.captions)
+    assert st.people["edits"] == 1 and st.people["editors"] == 1
+    assert {"kind": "person", "name": "ann", "version": None, "clips": 1} in st.agents

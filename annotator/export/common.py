@@ -150,6 +150,11 @@ def make_readable(paths: Iterable[Path]) -> None:
     os.umask(mask)
     for p in paths:
         p = Path(p)
-        for f in [p] if p.is_file() else (p.rglob("*") if p.is_dir() else []):
-            if f.is_file() and not f.name.startswith("."):
+        items = [p, *p.rglob("*")] if p.is_dir() else [p]
+        for f in items:
+            if f.name.startswith("."):
+                continue
+            if f.is_dir():
+                f.chmod(0o777 & ~mask)  # frame folders come from mkdtemp (0700)
+            elif f.is_file():
                 f.chmod(0o666 & ~mask)
