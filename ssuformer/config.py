@@ -144,6 +144,7 @@ class TrainConfig(_Strict):
     warmup_steps: int = 0
     grad_clip: float | None = 1.0
     precision: Precision = Precision.auto
+    run_val: bool = Field(True, description="validate on the val split (when the root has one)")
     val_every: int = Field(1, ge=1, description="validate every N epochs")
     max_val_clips: int | None = None
     beam: int = Field(1, ge=1, description="beam width for validation captions (1 = greedy)")

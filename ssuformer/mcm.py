@@ -41,7 +41,7 @@ def tiny_clip_config(cfg: ClipConfig, vocab: int, max_text: int):
 class FrozenClip(nn.Module):
     """A CLIPModel plus the map from our caption vocabulary to CLIP's text token embeddings (see rcc.py)."""
 
-    def __init__(self, cfg: ClipConfig, tokenizer, max_text: int) -> None:
+    def __init__(self, cfg: ClipConfig, tokenizer, max_text: int, random_weights: bool = False) -> None:
         super().__init__()
         from transformers import CLIPModel
 
@@ -50,6 +50,13 @@ class FrozenClip(nn.Module):
             self.clip = CLIPModel(tiny_clip_config(cfg, vocab, max_text))
             bos, eos = vocab, vocab + 1
             ids: list[list[int]] = [[v] for v in range(vocab)]  # tiny CLIP's vocabulary is ours (+ BOS, EOS)
+        elif random_weights:  # the named architecture with random weights (ssu-train summary; no download)
+            from transformers import CLIPConfig
+
+            patch = 16 if "patch16" in cfg.name_or_path else 14 if "patch14" in cfg.name_or_path else 32
+            self.clip = CLIPModel(CLIPConfig(vision_config={"patch_size": patch}))
+            bos, eos = 0, 1
+            ids = [[v % self.clip.config.text_config.vocab_size] for v in range(vocab)]
         else:
             from transformers import AutoTokenizer
 

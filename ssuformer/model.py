@@ -20,7 +20,8 @@ from ssuformer.tokenizer import CaptionTokenizer
 
 
 class SSUFormer(nn.Module):
-    def __init__(self, cfg: ModelConfig, tokenizer: CaptionTokenizer | None, expert_dim: int | None = None) -> None:
+    def __init__(self, cfg: ModelConfig, tokenizer: CaptionTokenizer | None, expert_dim: int | None = None,
+                 random_clip: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.hidden
@@ -41,7 +42,7 @@ class SSUFormer(nn.Module):
         if cfg.mcm or cfg.rcc:
             from ssuformer.mcm import FrozenClip, MaskCollaboration
 
-            self.clip = FrozenClip(cfg.clip, tokenizer, cfg.max_caption_tokens)
+            self.clip = FrozenClip(cfg.clip, tokenizer, cfg.max_caption_tokens, random_weights=random_clip)
             if cfg.mcm:
                 self.mcm = MaskCollaboration(self.clip.vision_dim, d)
         if cfg.mohe:

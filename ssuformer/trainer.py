@@ -171,7 +171,11 @@ def train(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     dist, dev = setup_dist(device)
     state = _resume_state(out, resume)
     if state is not None:
-        cfg = config_from_dict(state["config"], source="checkpoint")  # a resumed run keeps its config
+        saved = config_from_dict(state["config"], source="checkpoint")
+        same_data = (saved.data.frames, saved.data.image_size) == (cfg.data.frames, cfg.data.image_size)
+        if saved.model != cfg.model or not same_data:
+            raise UserError(f"{out}: the checkpoint was trained with other model/data settings; resume with the "
+                            "same --config and --set, or start afresh with --resume never")
     seed_everything(seed)
     root = DatasetRoot.open(data)
     tok = None
@@ -187,7 +191,7 @@ def train(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     model = SSUFormer(cfg.model, tok, expert_dim=expert_dim).to(dev)
     train_ds = ClipDataset(root, Split.train, cfg, tok, expert_dir)
     val_ds = None
-    if root.split_path(Split.val).is_file() and root.read_split(Split.val):
+    if cfg.train.run_val and root.split_path(Split.val).is_file() and root.read_split(Split.val):
         val_ds = ClipDataset(root, Split.val, cfg, tok, expert_dir)
     batches = GlobalBatches(len(train_ds), cfg.train.batch_size, dist, seed)
     steps_per_epoch = math.ceil(len(batches) / cfg.train.grad_accum)

@@ -1,0 +1,92 @@
+"""Predictions of a checkpoint on a split, in the annotation format (they open in the refinement app).
+
+out_dir/annotations/<clip_id>.json  Annotation: one source ("sounding") with the predicted mask per frame and
+                                    caption spans; the model runs at the T sampled frames and every one of
+                                    the 300 frames takes the prediction of its nearest sampled frame
+out_dir/probs/<clip_id>.npy         (T, H, W) float16 probabilities at the model's input size
+out_dir/predictions.json            {"checkpoint", "split", "frames": [...], "clips": {id: {"captions": [...]}}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from schemas import atomic
+from schemas import rle as rle_mod
+from schemas.constants import NUM_FRAMES, SIZE
+from schemas.models import Agent, AgentKind, Annotation, ClipStatus, SoundSource
+from schemas.root import DatasetRoot
+
+AGENT = "ssuformer"
+
+
+def nearest_sampled(frames: list[int]) -> list[int]:
+    """For each of the 300 frames, the position (0..T-1) of the nearest sampled frame."""
+    f = np.asarray(frames)
+    return [int(np.abs(f - i).argmin()) for i in range(NUM_FRAMES)]
+
+
+def to_annotation(clip_id: str, frames: list[int], probs: np.ndarray | None, captions: list[str] | None,
+                  config_name: str, threshold: float = 0.5) -> Annotation:
+    near = nearest_sampled(frames)
+    masks: list = [None] * NUM_FRAMES
+    if probs is not None:
+        big = torch.nn.functional.interpolate(torch.from_numpy(probs.astype(np.float32))[:, None],
+                                              size=(SIZE, SIZE), mode="bilinear", align_corners=False)[:, 0]
+        binary = (big >= threshold).numpy()
+        rles = [rle_mod.encode(m) if m.any() else None for m in binary]  # null: nothing predicted sounding
+        masks = [rles[near[i]] for i in range(NUM_FRAMES)]
+    src = SoundSource(id=0, category="sounding", name="predicted sound source", masks=masks)
+    if any(m is not None for m in masks):
+        src.set_masks(masks, by=AGENT)
+    if captions is not None:
+        src.set_frame_captions([captions[near[i]] or None for i in range(NUM_FRAMES)], by=AGENT)
+    agent = Agent(kind=AgentKind.model, name="ssuformer", version=config_name, params={"threshold": threshold})
+    return Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=[src], agents={AGENT: agent})
+
+
+@torch.no_grad()
+def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: str | Path,
+                 device: str | None = None, beam: int | None = None, batch_size: int = 2,
+                 cache: str | None = None, progress: bool = True) -> Path:
+    """Write predictions for every clip of `split` under out_dir; returns out_dir."""
+    from tqdm import tqdm
+
+    from ssuformer.checkpoint import load_model
+    from ssuformer.data import ClipDataset, collate, sample_frames
+    from ssuformer.trainer import to_device
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, cfg, tok, _ = load_model(checkpoint, dev)
+    if cache is not None:
+        cfg.data.cache = cache
+    ds_root = DatasetRoot.open(root)
+    expert_dir = None
+    if cfg.model.mohe:
+        from ssuformer.mohe import cache_dir
+
+        expert_dir = cache_dir(ds_root.path, cfg.model.expert, sample_frames(cfg.data.frames))
+    ds = ClipDataset(ds_root, split, cfg, tok, expert_dir)
+    out = Path(out_dir)
+    (out / "probs").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    index: dict[str, dict] = {}
+    for s in tqdm(range(0, len(ds), batch_size), desc="predict", unit="batch", disable=not progress):
+        batch = to_device(collate([ds[i] for i in range(s, min(len(ds), s + batch_size))]), dev)
+        pred = model.predict(batch, beam=beam or cfg.train.beam)
+        for b, clip_id in enumerate(batch["clip_id"]):
+            probs = pred["probs"][b].float().cpu().numpy() if "probs" in pred else None
+            caps = [tok.decode(t) for t in pred["tokens"][b].tolist()] if "tokens" in pred and tok else None
+            if probs is not None:
+                with atomic.atomic_path(out / "probs" / f"{clip_id}.npy") as tmp, open(tmp, "wb") as f:
+                    np.save(f, probs.astype(np.float16))
+            ann = to_annotation(clip_id, ds.frames, probs, caps, cfg.name)
+            atomic.write_text(out / "annotations" / f"{clip_id}.json", ann.model_dump_json() + "\n")
+            index[clip_id] = {"captions": caps}
+    atomic.write_json(out / "predictions.json", {"checkpoint": str(checkpoint), "split": split,
+                                                 "frames": ds.frames, "clips": index}, indent=2)
+    ds_root.close()
+    return out

@@ -1,0 +1,196 @@
+"""SSUFormer modules: config loading, shapes, every config switch, MCM/RCC gradients, MoHE mixing, loaders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from schemas.errors import UserError
+from ssuformer.config import available_configs, load_config
+from ssuformer.model import SSUFormer
+from ssuformer.tokenizer import EOS, PAD, CaptionTokenizer
+
+SMALL = [
+    "data.image_size=32", "data.frames=2", "data.workers=0",
+    "model.hidden=32", "model.heads=2", "model.fusion_blocks=1", "model.audio_queries=2",
+    "model.mask_layers=1", "model.caption_layers=1", "model.max_caption_tokens=12", "model.vocab_size=80",
+    "model.visual.tiny_dims=[8,16,32,64]", "model.audio.tiny_channels=[4,8]",
+    "model.clip.tiny_hidden=16", "model.clip.tiny_image_size=16",
+]
+CAPTIONS = ["a red circle on the left is beeping", "a blue square in the centre is humming",
+            "a green star at the top is hissing"]
+
+
+@pytest.fixture(scope="module")
+def tok() -> CaptionTokenizer:
+    return CaptionTokenizer.train(CAPTIONS, 80)
+
+
+def make_batch(cfg, tok, b: int = 2, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    t, s, L = cfg.data.frames, cfg.data.image_size, cfg.model.max_caption_tokens
+    tokens = torch.full((b, t, L), PAD)
+    for i in range(b):
+        for j in range(t):
+            ids = tok.encode(CAPTIONS[(i + j) % 3], L)
+            tokens[i, j, :len(ids)] = torch.tensor(ids)
+    masks = torch.zeros(b, t, s, s)
+    masks[..., s // 4: s // 2, s // 4: s // 2] = 1
+    return {"images": torch.rand(b, t, 3, s, s, generator=g), "audio": torch.randn(b, t, 1, 96, 64, generator=g),
+            "masks": masks, "tokens": tokens}
+
+
+def build(tok, extra=(), expert_dim=None, name="tiny"):
+    cfg = load_config(name, [*SMALL, *extra])
+    torch.manual_seed(0)
+    return SSUFormer(cfg.model, tok, expert_dim=expert_dim), cfg
+
+
+def test_every_config_loads_and_validates():
+    names = available_configs()
+    assert {"paper", "tiny", "ssu_s", "ssu_d", "baseline", "focal", "mcm", "rcc", "mohe"} <= set(names)
+    for n in names:
+        load_config(n)
+    paper = load_config("paper")
+    assert (paper.train.lr, paper.train.batch_size, paper.train.epochs, paper.loss.alpha) == (2e-5, 4, 60, 0.25)
+    assert paper.model.fusion_blocks == 3 and paper.model.mohe and paper.model.visual.arch == "pvt_v2_b5"
+    assert load_config("baseline").loss.text == "ce" and not load_config("baseline").model.mcm
+    assert load_config("mohe").model == paper.model  # the ladder's top equals the full model
+
+
+def test_config_errors_and_overrides(tmp_path):
+    assert load_config("tiny", ["model.fusion_blocks=5"]).model.fusion_blocks == 5
+    with pytest.raises(UserError, match="model.no_such_key"):
+        load_config("tiny", ["model.no_such_key=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: tiny\ntrain: {epochs: 2, typo: 1}\n")
+    with pytest.raises(UserError, match="train.typo"):
+        load_config(str(bad))
+    with pytest.raises(UserError, match="need both"):
+        load_config("tiny", ["model.segmentation=false"])  # MCM without a mask head
+    with pytest.raises(UserError, match="no such config"):
+        load_config("nope")
+
+
+def test_shapes_forward_and_decoding(tok):
+    model, cfg = build(tok)
+    batch = make_batch(cfg, tok)
+    n, s, L = 2 * cfg.data.frames, cfg.data.image_size, cfg.model.max_caption_tokens
+    out = model(batch)
+    assert out["probs"].shape == (n, s, s) and 0 <= float(out["probs"].min()) <= float(out["probs"].max()) <= 1
+    assert out["query_masks"].shape == (n, cfg.model.audio_queries, s // 4, s // 4)
+    assert out["logits"].shape == (n, L, tok.vocab_size)
+    assert out["region"].ndim == 2 and out["region"].shape[0] == n
+    parts = model.losses(out, batch, cfg.loss)
+    assert set(parts) == {"dice", "bce", "text", "ada", "clip", "loss"}
+    assert torch.isclose(parts["ada"], 0.25 * (parts["dice"] + parts["bce"]) + 0.75 * parts["text"])
+    model.eval()
+    for beam in (1, 3):
+        pred = model.predict(batch, beam=beam)
+        assert pred["probs"].shape == (2, cfg.data.frames, s, s)
+        assert pred["tokens"].shape[:2] == (2, cfg.data.frames) and pred["tokens"].shape[2] <= L
+
+
+@pytest.mark.parametrize("name,keys", [
+    ("ssu_s", {"dice", "ada", "loss"}),
+    ("ssu_d", {"text", "ada", "loss"}),
+    ("baseline", {"dice", "text", "ada", "loss"}),
+    ("focal", {"dice", "text", "ada", "loss"}),
+    ("mcm", {"dice", "text", "ada", "loss"}),
+    ("rcc", {"dice", "text", "ada", "clip", "loss"}),
+])
+def test_config_switches(tok, name, keys):
+    # the ablation files extend `paper`; swap in the tiny parts so they run here
+    tiny = ["model.audio.tiny=true", "model.visual.arch=pvt_v2_b0", "model.clip.tiny=true", "loss.seg_bce=0"]
+    model, cfg = build(tok, tiny, name=name)
+    assert (model.mask_decoder is not None) == cfg.model.segmentation
+    assert (model.caption_decoder is not None) == cfg.model.caption
+    assert (model.mcm is not None) == cfg.model.mcm and model.mohe is None
+    batch = make_batch(cfg, tok)
+    parts = model.losses(model(batch), batch, cfg.loss)
+    assert set(parts) == keys
+    if name in ("baseline", "focal"):  # Focal down-weights tokens: it must differ from plain CE on the same model
+        other = "focal" if name == "baseline" else "ce"
+        cfg2 = load_config(name, [*SMALL, *tiny, f"loss.text={other}"])
+        assert not torch.isclose(model.losses(model(batch), batch, cfg2.loss)["text"], parts["text"])
+
+
+def _mask_head_grad(model) -> float:
+    g = [p.grad for p in model.mask_decoder.mask_embed.parameters() if p.grad is not None]
+    return float(sum(x.abs().sum() for x in g)) if g else 0.0
+
+
+def test_mcm_gradient_reaches_mask_head(tok):
+    for mcm, expect in ((True, True), (False, False)):
+        model, cfg = build(tok, [f"model.mcm={str(mcm).lower()}", "model.rcc=false"])
+        batch = make_batch(cfg, tok)
+        model.losses(model(batch), batch, cfg.loss)["text"].backward()  # caption loss only
+        assert (_mask_head_grad(model) > 0) == expect
+
+
+def test_rcc_alone_moves_mask_head(tok):
+    model, cfg = build(tok, ["model.mcm=false", "model.rcc=true"])
+    batch = make_batch(cfg, tok)
+    before = [p.detach().clone() for p in model.mask_decoder.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    parts = model.losses(model(batch), batch, cfg.loss)
+    parts["clip"].backward()  # L_clip alone
+    assert _mask_head_grad(model) > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.caption_decoder.parameters())
+    assert all(p.grad is None for p in model.clip.parameters())  # CLIP stays frozen
+    opt.step()
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.mask_decoder.parameters(), strict=True))
+
+
+def test_mohe_router_mixes_cached_expert_features(tok):
+    model, cfg = build(tok, ["model.mohe=true", "model.expert.layers=[-1,-2]", "model.expert.tokens=3"],
+                       expert_dim=24)
+    batch = make_batch(cfg, tok)
+    g = torch.Generator().manual_seed(1)
+    batch["expert"] = torch.randn(2, cfg.data.frames, 2, 3, 24, generator=g)
+    out = model(batch)
+    w = model.mohe.last_weights
+    assert w.shape == (2 * cfg.data.frames, cfg.model.max_caption_tokens, 3)
+    assert torch.allclose(w.sum(-1), torch.ones_like(w[..., 0]))
+    assert bool((w[..., 1:] > 0.01).all())  # the expert levels carry weight
+    other = dict(batch, expert=batch["expert"].flip(0))  # another clip's expert features
+    assert not torch.allclose(model(other)["logits"], out["logits"])
+    model.losses(out, batch, cfg.loss)["text"].backward()
+    assert model.mohe.router.weight.grad.abs().sum() > 0
+    assert model.mohe.proj[0][1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="expert"):
+        model({k: v for k, v in batch.items() if k != "expert"})
+
+
+def test_tokenizer_round_trip(tok):
+    ids = tok.encode(CAPTIONS[0], 40)
+    assert ids[-1] == EOS and tok.decode(ids) == CAPTIONS[0]
+    assert CaptionTokenizer.from_json(tok.to_json()).encode(CAPTIONS[1], 40) == tok.encode(CAPTIONS[1], 40)
+    assert len(tok.encode(CAPTIONS[0], 4)) == 4
+
+
+def test_vggish_and_pvt_weights_load_from_paths(tmp_path):
+    from torchvggish.torchvggish import VGG, make_layers
+
+    from ssuformer.config import AudioEncoderConfig, VisualEncoderConfig
+    from ssuformer.encoders import VisualEncoder, build_audio_encoder
+
+    ref = VGG(make_layers(), False)
+    torch.save(ref.state_dict(), tmp_path / "vggish.pth")
+    enc = build_audio_encoder(AudioEncoderConfig(weights=str(tmp_path / "vggish.pth")))
+    x = torch.randn(2, 1, 96, 64)
+    assert torch.allclose(enc.eval()(x), ref.eval()(x)) and enc(x).shape == (2, 128)
+    with pytest.raises(UserError, match="model.audio.weights"):
+        build_audio_encoder(AudioEncoderConfig(weights=str(tmp_path / "missing.pth")))
+
+    import timm
+
+    dims = dict(embed_dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4))
+    full = timm.create_model("pvt_v2_b0", pretrained=False, **dims)
+    torch.save(full.state_dict(), tmp_path / "pvt.pth")
+    cfg = VisualEncoderConfig(arch="pvt_v2_b0", tiny_dims=[8, 16, 32, 64], tiny_depths=[1, 1, 1, 1],
+                              weights=str(tmp_path / "pvt.pth"))
+    vis = VisualEncoder(cfg)
+    assert torch.equal(vis.body.patch_embed.proj.weight, full.patch_embed.proj.weight)
+    feats = vis(torch.rand(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [8, 16, 32, 64] and [f.shape[-1] for f in feats] == [16, 8, 4, 2]
