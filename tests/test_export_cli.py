@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from annotator.export_cli import app
@@ -30,15 +31,19 @@ def test_all_writes_every_format(synth_root_copy, tmp_path: Path) -> None:
     assert (out / "README.md").stat().st_mode & 0o044  # readable by others, unlike mkstemp's default
 
 
-def test_user_errors_exit_2(synth_root, tmp_path: Path) -> None:
-    exe = [sys.executable, "-c", "from annotator.export_cli import main; main()"]
+def test_user_errors_exit_2(synth_root, tmp_path: Path, monkeypatch, capsys) -> None:
+    from annotator.export_cli import main
+
     for args, needle in [(["yvis", str(synth_root.path), "--status", "bogus"], "--status"),
                          (["splits", str(synth_root.path), "--ratios", "1,2"], "--ratios"),
                          (["card", str(tmp_path)], "not a dataset root"),
                          (["coco", str(synth_root.path), "--out", str(tmp_path)], "--status")]:
-        p = subprocess.run([*exe, *args], capture_output=True, text=True)
-        assert p.returncode == 2, (args, p.stderr)
-        assert needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+        monkeypatch.setattr(sys, "argv", ["ssu-export", *args])
+        with pytest.raises(SystemExit) as e:
+            main()
+        err = capsys.readouterr().err
+        assert e.value.code == 2, (args, err)
+        assert needle in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_help_is_light() -> None:
