@@ -70,7 +70,9 @@ def plot_figures(st: DatasetStats, figdir: Path) -> dict[str, Path]:
     ax.set_title("Statistics of sounding scene category")
     ax.set_ylabel("clips")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.tick_params(axis="x", rotation=60 if len(cats) > 6 else 0, labelsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    if len(cats) > 6:  # long names: rotate, anchored at the tick so each label sits under its bar
+        plt.setp(ax.get_xticklabels(), rotation=60, ha="right", rotation_mode="anchor")
     save(fig, "categories")
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
