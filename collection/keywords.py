@@ -58,7 +58,8 @@ def split_keywords(text: str) -> list[str]:
     return out
 
 
-def resolve(keyword: str, labels: list[str] | dict[str, int], groups: list[list[str]]) -> Keyword:
+def resolve(keyword: str, labels: list[str] | dict[str, int], groups: list[list[str]],
+            flag: str = "--keywords") -> Keyword:
     labels = list(labels)
     if keyword in labels:
         return Keyword(keyword, keyword, "exact")
@@ -74,7 +75,7 @@ def resolve(keyword: str, labels: list[str] | dict[str, int], groups: list[list[
     close += [k for k in by_norm if norm(keyword) in k and k not in close][: max(0, 5 - len(close))]
     hint = ("closest labels: " + ", ".join(repr(by_norm[c]) for c in close)) if close else \
         "run with --list-keywords to see the labels"
-    raise UserError(f"--keywords: {keyword!r} is not a label of this index; {hint}")
+    raise UserError(f"{flag}: {keyword!r} is not a label of this index; {hint}")
 
 
 def resolve_all(keywords: list[str], labels: dict[str, int], groups: list[list[str]]) -> list[Keyword]:

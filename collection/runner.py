@@ -261,6 +261,9 @@ def run(root: DatasetRoot, job: Job, stats: RunStats, progress: Progress | None 
         except KeyboardInterrupt:
             stats.state = "interrupted"
             raise
+        except Exception:
+            stats.state = "error"  # (a SIGKILLed run's file simply stays at "running")
+            raise
         finally:
             stats.finished = now_utc().isoformat()
             save(force=True)

@@ -85,7 +85,7 @@ def build_job(*, source: str, index: Path, keywords: str, per_keyword: int, seed
     groups = load_synonyms(synonyms)
     kws = resolve_all(split_keywords(keywords), labels, groups) if keywords else []
     plans = plan_keywords(ix, kws, split, fetch_opts.media_dir, available_only, seed)
-    specs = [[resolve(k.strip(), labels, groups) for k in m.split("+") if k.strip()] for m in mix]
+    specs = [[resolve(k.strip(), labels, groups, "--mix") for k in m.split("+") if k.strip()] for m in mix]
     mixes = plan_mixes(ix, specs, mix_count, split, fetch_opts.media_dir, available_only, seed)
     root = Path(root)
     cfg = WorkerConfig(root=root.resolve(), fetch=fetch_opts, norm=norm)
