@@ -140,6 +140,7 @@ def croissant(
     out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="check the result with mlcroissant"),
+    url: str = typer.Option(None, "--url", help="where the dataset will be published; default: OUT as a file URL"),
 ) -> None:
     """Croissant JSON-LD (OUT/croissant.json) with clip and frame tables, validated with mlcroissant.
 
@@ -147,7 +148,7 @@ def croissant(
     """
     from annotator.export.croissant import export_croissant
 
-    _report([export_croissant(_select(root, status), _out(root, out), validate=validate)])
+    _report([export_croissant(_select(root, status), _out(root, out), validate=validate, url=url)])
 
 
 @app.command()

@@ -65,7 +65,7 @@ def table_rows(sel: Selection, out: Path) -> dict[str, list[list[Any]]]:
     return rows
 
 
-def build(sel: Selection, out: Path, files: dict[str, tuple[str, str]]) -> dict[str, Any]:
+def build(sel: Selection, out: Path, files: dict[str, tuple[str, str]], url: str | None = None) -> dict[str, Any]:
     """The JSON-LD dict; `files` maps record set -> (contentUrl, sha256)."""
     import mlcroissant as mlc
 
@@ -80,7 +80,7 @@ def build(sel: Selection, out: Path, files: dict[str, tuple[str, str]]) -> dict[
     meta = mlc.Metadata(
         name=m.name, description=m.description or "A Region-Aware Sound Source Understanding (RA-SSU) dataset: "
         "10 s clips with per-frame sound-source masks and captions.",
-        license=[m.license] if m.license else None, version=m.version, url=out.resolve().as_uri(),
+        license=[m.license] if m.license else None, version=m.version, url=url or out.resolve().as_uri(),
         date_published=m.created_at, cite_as="RA-SSU: Region-Aware Sound Source Understanding (ra-ssu toolkit)",
         distribution=dist, record_sets=record_sets)
     return meta.to_json()
@@ -96,7 +96,7 @@ def validate_file(path: Path) -> None:
         raise UserError(f"{path}: Croissant validation failed: {e}") from None
 
 
-def export_croissant(sel: Selection, out: Path, validate: bool = True) -> Path:
+def export_croissant(sel: Selection, out: Path, validate: bool = True, url: str | None = None) -> Path:
     """Write OUT/metadata/*.csv and OUT/croissant.json; check it with mlcroissant."""
     import json
 
@@ -106,7 +106,7 @@ def export_croissant(sel: Selection, out: Path, validate: bool = True) -> Path:
         path = out / "metadata" / f"{name}.csv"
         atomic.write_bytes(path, data)
         files[name] = (f"metadata/{name}.csv", hashlib.sha256(data).hexdigest())
-    doc = build(sel, out, files)
+    doc = build(sel, out, files, url)
     dest = out / "croissant.json"
     atomic.write_text(dest, json.dumps(doc, indent=2, default=str, ensure_ascii=False) + "\n")
     if validate:
