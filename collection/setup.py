@@ -98,9 +98,40 @@ def build_job(*, source: str, index: Path, keywords: str, per_keyword: int, seed
     return job, name or root.resolve().name
 
 
+SKELETON = {"clips", "audio", "annotations", "splits", "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"}
+
+
+def _half_created(root: Path) -> bool:
+    """A root whose creation was killed before ssu.json (written last) landed: empty skeleton only."""
+    import sqlite3
+
+    names = {p.name for p in root.iterdir() if not p.name.startswith(".")}
+    if not names or not names <= SKELETON:
+        return False
+    if any(any((root / d).iterdir()) for d in names if (root / d).is_dir()):
+        return False
+    db = root / "catalog.sqlite"
+    if db.is_file():
+        try:
+            with sqlite3.connect(db) as con:
+                if con.execute("SELECT name FROM sqlite_master WHERE name='clips'").fetchone() and \
+                        con.execute("SELECT COUNT(*) FROM clips").fetchone()[0]:
+                    return False
+        except sqlite3.Error:
+            return False
+    return True
+
+
 def open_or_create(root: Path, name: str) -> DatasetRoot:
     if (root / "ssu.json").is_file():
         return DatasetRoot.open(root)
+    if root.is_dir() and _half_created(root):
+        for n in SKELETON:
+            p = root / n
+            if p.is_dir():
+                p.rmdir()
+            elif p.exists():
+                p.unlink()
     return DatasetRoot.create(root, Manifest(name=name, description="collected with ssu-collect"))
 
 

@@ -240,3 +240,21 @@ def test_music_avqa_window_from_local_60s_video(shared_data: Path, tmp_path: Pat
     assert row.origin == Origin.music_avqa and row.category == "violin"
     assert row.transform and row.transform.src_start == entry.start == row.start_seconds
     assert validate_root(root).ok
+
+
+def test_root_whose_creation_was_killed_is_recreated(tmp_path: Path) -> None:
+    from collection.setup import open_or_create
+    from schemas.catalog import Catalog
+    from schemas.errors import UserError
+
+    half = tmp_path / "half"
+    for sub in ("clips", "audio", "annotations", "splits"):
+        (half / sub).mkdir(parents=True)
+    Catalog(half / "catalog.sqlite", create=True).close()  # killed before ssu.json was written
+    assert open_or_create(half, "half").manifest.name == "half"
+    other = tmp_path / "other"
+    (other / "clips").mkdir(parents=True)
+    (other / "clips" / "keep.mp4").write_bytes(b"x")  # not an empty skeleton: refuse, touch nothing
+    with pytest.raises(UserError, match="not empty"):
+        open_or_create(other, "other")
+    assert (other / "clips" / "keep.mp4").exists()
