@@ -41,16 +41,16 @@ class FFN(nn.Module):
 class Attn(nn.Module):
     """Pre-norm residual attention; positions are added to queries and keys, not values."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, cross: bool = True) -> None:
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim) if cross else None  # no unused parameters (DDP checks)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor | None = None, pos_x: torch.Tensor | None = None,
                 pos_mem: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_q(x)
-        kv = q if mem is None else self.norm_kv(mem)
+        kv = q if mem is None or self.norm_kv is None else self.norm_kv(mem)
         pos_kv = pos_x if mem is None else pos_mem
         k = kv if pos_kv is None else kv + pos_kv
         qq = q if pos_x is None else q + pos_x
@@ -61,8 +61,8 @@ class Attn(nn.Module):
 class MMIBlock(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
-        self.audio_self = Attn(dim, heads, dropout)
-        self.visual_self = Attn(dim, heads, dropout)
+        self.audio_self = Attn(dim, heads, dropout, cross=False)
+        self.visual_self = Attn(dim, heads, dropout, cross=False)
         self.audio_cross = Attn(dim, heads, dropout)   # eq. 2: Q = W_Q f_a, K = W_K F_v, V = W_V F_v
         self.visual_cross = Attn(dim, heads, dropout)
         self.audio_ffn = FFN(dim, dropout)

@@ -41,7 +41,7 @@ class MaskDecoderLayer(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.cross = Attn(dim, heads, dropout)
-        self.self_attn = Attn(dim, heads, dropout)
+        self.self_attn = Attn(dim, heads, dropout, cross=False)
         self.ffn = FFN(dim, dropout)
 
     def forward(self, q: torch.Tensor, qpos: torch.Tensor, mem: torch.Tensor, mpos: torch.Tensor) -> torch.Tensor:
