@@ -29,9 +29,6 @@ def _open(root: Path):  # -> DatasetRoot
 
 
 def _report(paths: list[Path]) -> None:
-    from annotator.export.common import make_readable
-
-    make_readable(paths)
     for p in paths:
         typer.echo(f"wrote {p}")
 

@@ -6,6 +6,7 @@ A reader (or a killed writer) therefore sees either the old file or the new one,
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -28,6 +29,8 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
                                dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's)
+    os.chmod(tmp_path, dest.stat().st_mode & 0o777 if dest.exists() else 0o666 & ~current_umask())
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
@@ -37,6 +40,13 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str | None = None) -> Iter
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@functools.cache
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:

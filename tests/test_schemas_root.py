@@ -116,3 +116,14 @@ def test_killed_writer_leaves_old_file_intact(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd())
     assert p.returncode == -9
     assert dest.read_text() == "old\n"
+
+
+def test_atomic_write_has_normal_permissions(tmp_path):
+    dest = tmp_path / "x.txt"
+    atomic.write_text(dest, "a")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~mask
+    dest.chmod(0o640)
+    atomic.write_text(dest, "b")
+    assert dest.stat().st_mode & 0o777 == 0o640

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas import rle as rle_mod
+from schemas.atomic import current_umask
 from schemas.constants import NUM_FRAMES
 from schemas.errors import UserError
 from schemas.models import Annotation, CatalogRow, ClipStatus, Split
@@ -131,6 +132,7 @@ def write_frame_dir(dest: Path, video: Path, indices: Iterable[int] | None, name
         return 0
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only; a published folder must be readable
     try:
         n = 0
         for i, rgb in iter_frames(video, indices):
@@ -141,20 +143,3 @@ def write_frame_dir(dest: Path, video: Path, indices: Iterable[int] | None, name
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def make_readable(paths: Iterable[Path]) -> None:
-    """Give written files the usual umask permissions: atomic writes create them owner-only (mkstemp),
-    which would hide a published dataset from everyone else."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in paths:
-        p = Path(p)
-        items = [p, *p.rglob("*")] if p.is_dir() else [p]
-        for f in items:
-            if f.name.startswith("."):
-                continue
-            if f.is_dir():
-                f.chmod(0o777 & ~mask)  # frame folders come from mkdtemp (0700)
-            elif f.is_file():
-                f.chmod(0o666 & ~mask)
