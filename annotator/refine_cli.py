@@ -15,7 +15,8 @@ from schemas.cli_util import new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, brush, SAM2 propagation), "
-              "captions, review. Run `ssu-refine ROOT --users users.toml`.")
+              "captions, review.\n\nExample: ssu-refine add-user users.toml alice --role refiner; "
+              "ssu-refine data/root --users users.toml --sam facebook/sam-vit-base --port 7860")
 
 SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
                  "  ssu-refine data/root --users users.toml --sam facebook/sam-vit-base "
@@ -40,16 +41,12 @@ def serve(
     """Serve the refinement app (login required)."""
     import os
 
-    from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
-    from annotator.refine.controller import Controller, RefineConfig
-    from annotator.refine.frames import FrameStore
-    from annotator.refine.models_hub import HubConfig, ModelsHub
     from schemas.root import DatasetRoot
 
     if offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    DatasetRoot.open(root)  # a clear error for a wrong root before anything loads
+    DatasetRoot.open(root)  # a clear error for a wrong root before anything heavy loads
     store = UserStore(users)
     if not store.users:
         raise UserError(f"{users}: has no users; add one with `ssu-refine add-user {users} NAME`")
@@ -57,6 +54,12 @@ def serve(
         raise UserError(f"--device {device!r}: use auto, cpu or cuda (CUDA_VISIBLE_DEVICES picks the GPU)")
     if frame_cache_mb < 32:
         raise UserError(f"--frame-cache-mb {frame_cache_mb}: use at least 32 (one second of frames is 24 MB)")
+
+    from annotator.refine.app import launch
+    from annotator.refine.controller import Controller, RefineConfig
+    from annotator.refine.frames import FrameStore
+    from annotator.refine.models_hub import HubConfig, ModelsHub
+
     hub = ModelsHub.load(HubConfig(sam=sam, sam2=sam2, vlm=vlm, device=device, offline=offline))
     ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
                      FrameStore(frame_cache_mb))

@@ -54,6 +54,16 @@ def build_app(ctl: Controller) -> Any:
                             next_f = gr.Button("next ▶", elem_id="ssu-next", scale=0, min_width=80)
                         video = gr.Video(label="Clip with sound", elem_id="ssu-video", interactive=False,
                                          height=260)
+                        with gr.Accordion("Captions of the selected source", open=True):
+                            spans = gr.Dataframe(headers=["start", "end", "text"], datatype=["number", "number", "str"],
+                                                 interactive=True, elem_id="ssu-spans", wrap=True,
+                                                 column_widths=["60px", "60px", "auto"])
+                            with gr.Row():
+                                save_spans = gr.Button("Save captions", elem_id="ssu-save-spans")
+                                split_btn = gr.Button("Split at this frame", elem_id="ssu-split")
+                            with gr.Row():
+                                span_idx = gr.Number(0, label="Span # (from 0)", precision=0, elem_id="ssu-span-idx")
+                                regen_btn = gr.Button("Regenerate with VLM", elem_id="ssu-regen")
                     with gr.Column(scale=2):
                         caps = gr.HTML("", elem_id="ssu-caps")
                         source = gr.Radio([], label="Source", elem_id="ssu-source")
@@ -70,16 +80,6 @@ def build_app(ctl: Controller) -> Any:
                                 p_end = gr.Number(NUM_FRAMES, label="To frame (excl.)", precision=0,
                                                   elem_id="ssu-p-end")
                             prop_btn = gr.Button("Propagate from this frame", elem_id="ssu-propagate")
-                        with gr.Accordion("Captions of the selected source", open=True):
-                            spans = gr.Dataframe(headers=["start", "end", "text"], datatype=["number", "number", "str"],
-                                                 interactive=True, elem_id="ssu-spans", wrap=True,
-                                                 column_widths=["60px", "60px", "auto"])
-                            with gr.Row():
-                                save_spans = gr.Button("Save captions", elem_id="ssu-save-spans")
-                                split_btn = gr.Button("Split at this frame", elem_id="ssu-split")
-                            with gr.Row():
-                                span_idx = gr.Number(0, label="Span # (from 0)", precision=0, elem_id="ssu-span-idx")
-                                regen_btn = gr.Button("Regenerate with VLM", elem_id="ssu-regen")
                         with gr.Accordion("Sources", open=False):
                             with gr.Row():
                                 cat = gr.Dropdown(ctl.categories, label="Category", elem_id="ssu-cat")
@@ -100,11 +100,10 @@ def build_app(ctl: Controller) -> Any:
                 dash_refresh = gr.Button("Refresh", elem_id="ssu-dash-refresh")
                 with gr.Row():
                     d_status = gr.Dataframe(label="Clips per status", interactive=False, elem_id="ssu-d-status")
-                    d_people = gr.Dataframe(label="Per person", interactive=False, elem_id="ssu-d-people")
-                with gr.Row():
-                    d_hours = gr.Dataframe(label="Edits per hour (last 24 h)", interactive=False)
-                    d_cats = gr.Dataframe(label="Changes to the automatic draft, per category", interactive=False,
-                                          elem_id="ssu-d-cats")
+                    d_hours = gr.Dataframe(label="Edits per hour (UTC, last 24 h)", interactive=False)
+                d_people = gr.Dataframe(label="Per person", interactive=False, elem_id="ssu-d-people")
+                d_cats = gr.Dataframe(label="Changes to the automatic draft, per category (1.0 = untouched)",
+                                      interactive=False, elem_id="ssu-d-cats")
 
         view_outputs = [msg, status_md, image, slider, caps, source, spans, rev, video, p_start, p_end, note,
                         undo_btn, redo_btn, tabs]
@@ -248,12 +247,14 @@ def build_app(ctl: Controller) -> Any:
 
 
 def launch(ctl: Controller, host: str, port: int, *, block: bool = True) -> Any:
-    """Start the server with login required; media served only from the root's clips/ and audio/."""
+    """Start the server with login required; media served only from the root's clips/ and audio/.
+    block=False returns the running gr.Blocks at once (tests call .close() on it)."""
     demo = build_app(ctl)
     demo.queue(default_concurrency_limit=8)
-    return demo.launch(
+    demo.launch(
         server_name=host, server_port=port, auth=lambda u, p: ctl.users.authenticate(u, p) is not None,
         auth_message="ssu-refine: log in with the name and password your project lead gave you",
         allowed_paths=[str(ctl.root_path / "clips"), str(ctl.root_path / "audio")],
         prevent_thread_lock=not block, quiet=True, footer_links=[], head=assets.JS, css=assets.CSS, show_error=False,
         ssr_mode=False, enable_monitoring=False, mcp_server=False, pwa=False)
+    return demo
