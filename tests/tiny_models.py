@@ -1,0 +1,210 @@
+"""Tiny random-weight models for tests: built from configs, saved like the real ones, loaded back through
+annotator.models (the real loading code). Nothing is downloaded.
+
+    paths = build_tiny_models(tmp_path / "models")     # ~10 s on 2 cores; reuse across a session
+    cfg = paths.models_config()                        # annotator.models.ModelsConfig pointing at them
+
+Outputs of random models are noise: tests check shapes, plumbing and provenance, never content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# Words the tiny tokenizer knows; everything else maps to <unk>.
+_WORDS = ("a the of in on and is with sound describe region highlighted what this object person playing "
+          "piano violin guitar dog cat car water circle square triangle star diamond red green blue left "
+          "right top bottom centre sounding making noise silence background music speech photo image "
+          "USER ASSISTANT : . , ? ! \n").split(" ")
+_SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
+
+SAM2_IMAGE_SIZE = 64
+# A cut-down Hiera-T: one block per stage, no global attention, one memory-attention layer. Built from the
+# packaged sam2.1_hiera_t.yaml so that the loader exercises the real config path.
+SAM2_OVERRIDES = [
+    f"++model.image_size={SAM2_IMAGE_SIZE}",
+    "++model.image_encoder.trunk.stages=[1,1,1,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[]",
+    "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.layer.dim_feedforward=256",
+]
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    sam: Path           # folder: sam.json + sam.pth (segment-anything layout for custom sizes)
+    sam2: Path          # folder: sam2.yaml + model.pt
+    captioner: Path     # transformers LLaVA folder (model + processor)
+    detector: Path      # transformers OWLv2 folder
+    audio_tagger: Path  # transformers CLAP folder
+
+    def models_config(self, **runtime: object):  # -> annotator.models.ModelsConfig
+        from annotator.models import ModelsConfig, ModelSpec, Runtime
+
+        return ModelsConfig(sam=ModelSpec(source=str(self.sam)), sam2=ModelSpec(source=str(self.sam2)),
+                            captioner=ModelSpec(source=str(self.captioner)),
+                            detector=ModelSpec(source=str(self.detector)),
+                            audio_tagger=ModelSpec(source=str(self.audio_tagger)),
+                            runtime=Runtime(**runtime))  # type: ignore[arg-type]
+
+
+def tiny_tokenizer(model_max_length: int = 64):
+    """A word-level fast tokenizer trained on the fixed word list (no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=_SPECIALS, min_frequency=1)
+    tok.train_from_iterator([" ".join(_WORDS)] * 2, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                   eos_token="</s>", model_max_length=model_max_length)
+
+
+def _clip_dims(vocab: int, image_size: int, patch: int, proj: int) -> tuple[dict, dict]:
+    text = dict(vocab_size=vocab, hidden_size=proj, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=2,
+                eos_token_id=3)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=image_size, patch_size=patch)
+    return text, vision
+
+
+def build_tiny_sam(out: Path, seed: int = 0) -> Path:
+    """segment-anything layout for a custom size: sam.json (architecture) + sam.pth (state dict)."""
+    import torch
+
+    from annotator.models import build_segment_anything
+
+    torch.manual_seed(seed)
+    arch = {"image_size": 256, "encoder_embed_dim": 64, "encoder_depth": 2, "encoder_num_heads": 2,
+            "encoder_global_attn_indexes": [1], "prompt_embed_dim": 64, "vit_patch_size": 16}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(build_segment_anything(arch).state_dict(), out / "sam.pth")
+    (out / "sam.json").write_text(json.dumps(arch, indent=1))
+    return out
+
+
+def build_tiny_sam2(out: Path, seed: int = 0) -> Path:
+    import sam2  # noqa: F401  (registers sam2's hydra config module)
+    import torch
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(seed)
+    cfg = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=SAM2_OVERRIDES)
+    OmegaConf.resolve(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "sam2.yaml")
+    from hydra.utils import instantiate
+
+    model = instantiate(cfg.model, _recursive_=True)
+    torch.save({"model": model.state_dict()}, out / "model.pt")
+    return out
+
+
+def build_tiny_captioner(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    image_token_id = tok.convert_tokens_to_ids("<image>")
+    _, vision = _clip_dims(len(tok), 32, 16, 32)
+    cfg = LlavaConfig(vision_config=CLIPVisionConfig(**vision),
+                      text_config=LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                              num_hidden_layers=1, num_attention_heads=2,
+                                              num_key_value_heads=2, max_position_embeddings=256,
+                                              pad_token_id=0, bos_token_id=2, eos_token_id=3),
+                      image_token_id=image_token_id, vision_feature_layer=-1, pad_token_id=0)
+    model = LlavaForConditionalGeneration(cfg).eval()
+    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                             crop_size={"height": 32, "width": 32}),
+                          tokenizer=tok, patch_size=16, vision_feature_select_strategy="default",
+                          num_additional_image_tokens=1,
+                          chat_template="{% for m in messages %}{{ m['role'] | upper }}: "
+                                        "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+                                        "{% else %}{{ c['text'] }}{% endif %}{% endfor %} {% endfor %}"
+                                        "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+    model.generation_config.pad_token_id = 0
+    model.generation_config.eos_token_id = 3
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
+def build_tiny_detector(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer(model_max_length=16)
+    text, vision = _clip_dims(len(tok), 64, 16, 32)
+    cfg = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
+    model = Owlv2ForObjectDetection(cfg).eval()
+    # Random box heads saturate the sigmoid and give zero-area boxes; a small last layer keeps the boxes
+    # near OWL's per-patch prior (a box per patch, a quarter of the image wide), which SAM can use.
+    with torch.no_grad():
+        model.box_head.dense2.weight.mul_(0.01)
+        model.box_head.dense2.bias.zero_()
+    proc = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tok)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    return out
+
+
+def build_tiny_audio_tagger(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer(model_max_length=32)
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, type_vocab_size=1,
+                projection_dim=16)
+    audio = dict(spec_size=64, window_size=4, num_mel_bins=16, patch_size=4, patch_stride=(4, 4),
+                 depths=[1, 1], num_attention_heads=[2, 2], hidden_size=32, patch_embeds_hidden_size=16,
+                 projection_dim=16, enable_fusion=False)
+    cfg = ClapConfig(text_config=text, audio_config=audio, projection_dim=16)
+    model = ClapModel(cfg).eval()
+    fe = ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, fft_window_size=400,
+                              max_length_s=1, truncation="rand_trunc", padding="repeatpad")
+    model.save_pretrained(out)
+    ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(out)
+    return out
+
+
+def build_tiny_models(root: Path, seed: int = 0) -> ModelPaths:
+    """Build all five tiny models under `root` (one folder each) and return their paths."""
+    root = Path(root)
+    return ModelPaths(sam=build_tiny_sam(root / "sam", seed), sam2=build_tiny_sam2(root / "sam2", seed),
+                      captioner=build_tiny_captioner(root / "captioner", seed),
+                      detector=build_tiny_detector(root / "detector", seed),
+                      audio_tagger=build_tiny_audio_tagger(root / "audio_tagger", seed))
+
+
+_SESSION: ModelPaths | None = None
+
+
+def session_tiny_models() -> ModelPaths:
+    """One set of tiny models per test process (built on first use into a temp folder, removed at exit), so
+    that several test modules share them without a conftest fixture."""
+    global _SESSION
+    if _SESSION is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="ra-ssu-tiny-models-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        _SESSION = build_tiny_models(tmp)
+    return _SESSION
