@@ -186,10 +186,10 @@ def _read_yaml(name_or_path: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: must be a mapping of settings")
     parent = data.pop("extends", None)
+    name = data.pop("name", None) or path.stem  # a config's name is its own, not its parent's
     if parent:
-        base = _read_yaml(str(parent) if Path(str(parent)).suffix else str(parent), (*seen, str(path)))
-        data = deep_merge(base, data)
-    data.setdefault("name", path.stem)
+        data = deep_merge(_read_yaml(str(parent), (*seen, str(path))), data)
+    data["name"] = name
     return data
 
 
