@@ -13,6 +13,7 @@ Everything is a pure function of (seed, index): same seed, same files (timestamp
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -396,9 +397,9 @@ def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
 
     write_wav(wav, render_audio(spec), SAMPLE_RATE)
     per_obj: list[list[rle_mod.RLEDict | None]] = [[] for _ in spec.objects]
-    with atomic_path(mp4) as tmp:
-        proc = subprocess.Popen(ffmpeg_cmd(tmp, wav, threads, preset), stdin=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+    # stderr to a file, not a pipe: a chatty ffmpeg could otherwise block while we block writing frames.
+    with atomic_path(mp4) as tmp, tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(ffmpeg_cmd(tmp, wav, threads, preset), stdin=subprocess.PIPE, stderr=log)
         assert proc.stdin is not None
         try:
             for frames, rles in iter_seconds(spec):
@@ -408,8 +409,9 @@ def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
             proc.stdin.close()
         except BrokenPipeError:
             pass  # ffmpeg died: its stderr below says why
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.wait() != 0:
+            log.seek(0)
+            err = log.read().decode(errors="replace")
             raise RuntimeError(f"{mp4}: ffmpeg failed ({proc.returncode}): {err.strip()[-500:]}")
     return build_annotation(spec, per_obj, [o.centres() for o in spec.objects])
 
