@@ -9,9 +9,10 @@ import typer
 
 from schemas.cli_util import new_app, run_cli
 
-app = new_app("Train SSUFormer on a dataset root (paper section IV).\n\n"
-              "Example: ssu-train --data ROOT --config tiny --out runs/tiny\n"
-              "         torchrun --nproc_per_node 4 -m ssuformer.train_cli --data ROOT --config paper --out RUN")
+app = new_app("Train SSUFormer on a dataset root (paper section IV).\n\n\b\nExamples:\n"
+              "  ssu-train --data ROOT --config tiny --out runs/tiny\n"
+              "  torchrun --nproc_per_node 4 -m ssuformer.train_cli --data ROOT --config paper --out RUN\n"
+              "  ssu-train summary --config paper")
 
 CONFIG_HELP = "config name (paper, tiny, ssu_s, ssu_d, baseline, focal, mcm, rcc, mohe) or a YAML path"
 SET_HELP = "override a setting, e.g. --set model.fusion_blocks=2 (repeatable)"
