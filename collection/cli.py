@@ -59,15 +59,15 @@ def collect(
     strict: bool = typer.Option(False, "--strict", help="exit 1 when any clip failed"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    from collection import setup
+    from collection import job as jobs
     from schemas.errors import UserError
 
     if list_keywords:
-        print(setup.list_keywords(source, index, seed, split))
+        print(jobs.list_keywords(source, index, seed, split))
         return
     if root is None:
         raise UserError("ROOT: missing; give the dataset root to collect into (created when absent)")
-    job, manifest_name = setup.build_job(
+    job, manifest_name = jobs.build_job(
         source=source, index=index, keywords=keywords, per_keyword=per_keyword, seed=seed, split=split,
         synonyms=synonyms, media_dir=media_dir, available_only=available_only, fill=fill, mix=mix,
         mix_count=mix_count, fit=fit, short=short, no_audio=no_audio, allow_silent=allow_silent, crf=crf,
@@ -75,7 +75,7 @@ def collect(
         url_template=url_template, cookies=cookies, retries=retries, backoff=backoff, rate_limit=rate_limit,
         min_interval=min_interval, root=root, name=name)
     try:
-        stats = setup.run_job(root, job, manifest_name, quiet=quiet)
+        stats = jobs.run_job(root, job, manifest_name, quiet=quiet)
     except KeyboardInterrupt:
         print("interrupted: what finished is kept; run the same command again to resume", flush=True)
         raise typer.Exit(130) from None

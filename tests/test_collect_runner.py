@@ -182,12 +182,12 @@ def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from collection import setup
+    from collection.job import build_job, run_job
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     d = make_local_index(tmp_path, shared_data)
     root = tmp_path / "root"
-    job, name = setup.build_job(
+    job, name = build_job(
         source="local", index=d, keywords="orchestra", per_keyword=10, seed=0, split=None, synonyms=None,
         media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="crop", short="reject",
         no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=2, ffmpeg_threads=0, ray=True,
@@ -195,7 +195,7 @@ def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pyte
         backoff=0, rate_limit=None, min_interval=0, root=root, name=None)
     assert job.ray is not None
     job.ray.object_store_memory = 80 * 1024**2
-    stats = setup.run_job(root, job, name, quiet=True)
+    stats = run_job(root, job, name, quiet=True)
     assert (stats.done, stats.failed) == (1, 2) and stats.args["distributor"] == "ray"
     assert dict(stats.failed_by_reason) == {"missing_media": 1, "corrupt_video": 1}
     row = DatasetRoot.open(root).catalog.get("good2_000000")
@@ -243,7 +243,7 @@ def test_music_avqa_window_from_local_60s_video(shared_data: Path, tmp_path: Pat
 
 
 def test_root_whose_creation_was_killed_is_recreated(tmp_path: Path) -> None:
-    from collection.setup import open_or_create
+    from collection.job import open_or_create
     from schemas.catalog import Catalog
     from schemas.errors import UserError
 
