@@ -76,6 +76,24 @@ def frame_pixels(page) -> np.ndarray:
     return np.asarray(Image.open(BytesIO(page.locator("#ssu-frame img").first.screenshot())).convert("RGB"))
 
 
+def check_http_security(url: str, ctl) -> None:
+    """Without a login nothing is served; with one, only the root's clips/ and audio/ are."""
+    import httpx
+
+    clip = ctl.root.clip_path(CLIP)
+    with httpx.Client(base_url=url, timeout=60) as anon:
+        assert anon.get(f"gradio_api/file={clip}").status_code == 401
+        assert anon.get("config").status_code == 401
+        assert anon.post("gradio_api/call/load_queue", json={"data": ["all", "all"]}).status_code == 401
+    with httpx.Client(base_url=url, timeout=60) as c:
+        assert c.post("login", data={"username": "alice", "password": "wrong"}).status_code >= 400
+        assert c.post("login", data={"username": "alice", "password": PASSWORDS["alice"]}).status_code == 200
+        assert c.get(f"gradio_api/file={clip}").status_code == 200
+        for secret in (ctl.root_path / "catalog.sqlite", ctl.root_path / "annotations" / f"{CLIP}.json",
+                       ctl.users.path, Path("/etc/passwd")):
+            assert c.get(f"gradio_api/file={secret}").status_code == 403, secret
+
+
 def test_refine_in_browser(server, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium; see ENVIRONMENT.md)")
@@ -90,6 +108,7 @@ def test_refine_in_browser(server, tmp_path):
         page.screenshot(path=str(shots[-1]), full_page=full)
 
     root = ctl.root
+    check_http_security(url, ctl)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:

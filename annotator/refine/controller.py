@@ -111,6 +111,8 @@ class Controller:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clip_locks: dict[str, threading.Lock] = {}
+        # undo/redo stacks per clip, continued from the last audit id seen: a view then reads only new rows
+        self._stacks: dict[str, tuple[int, list[int], list[int]]] = {}
         self.categories = DatasetRoot.open(self.root_path).manifest.category_names()
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -128,6 +130,16 @@ class Controller:
     def _clip_lock(self, clip_id: str) -> threading.Lock:
         with self._lock:
             return self._clip_locks.setdefault(clip_id, threading.Lock())
+
+    def stacks(self, clip_id: str) -> tuple[list[int], list[int]]:
+        with self._lock:
+            last, done, undone = self._stacks.get(clip_id, (0, [], []))
+        new = self.catalog.history(clip_id, since_id=last)
+        done, undone = history.stacks(new, done, undone)
+        with self._lock:
+            if new and new[-1].id > self._stacks.get(clip_id, (0,))[0]:
+                self._stacks[clip_id] = (new[-1].id, done, undone)
+        return done, undone
 
     # -- sessions ---------------------------------------------------------------------------------
     def open_session(self, sid: str, username: str | None) -> Session:
@@ -249,7 +261,7 @@ class Controller:
         if not s.read_only and (lease is None or lease.owner != s.user.name):
             s.read_only = True
             message = message or "your lease on this clip expired or was taken: reopen it from the queue"
-        done, undone = history.stacks(self.catalog.history(clip_id))
+        done, undone = self.stacks(clip_id)
         box = s.box or ([*s.corner, *s.corner] if s.corner else None)
         img = render.overlay(self.frame_image(clip_id, s.frame), ann, s.frame, s.source_id, s.points, box)
         src = next((x for x in ann.sources if x.id == s.source_id), None)
@@ -406,12 +418,11 @@ class Controller:
     def _undo_redo(self, sid: str, rev: str | None, redo: bool) -> ClipView:
         s = self.session(sid)
         clip_id = self._require_edit(s)
-        entries = self.catalog.history(clip_id)
-        done, undone = history.stacks(entries)
+        done, undone = self.stacks(clip_id)
         stack = undone if redo else done
         if not stack:
             raise UserError("nothing to redo" if redo else "nothing to undo")
-        target = next(e for e in entries if e.id == stack[-1])
+        target = self.catalog.history(clip_id, since_id=stack[-1] - 1)[0]
         patch = target.after if redo else target.before
         word = "redo" if redo else "undo"
 

@@ -115,10 +115,12 @@ def apply(ann: Annotation, patch: Patch) -> Annotation:
     return Annotation.model_validate(data)
 
 
-def stacks(entries: Iterable[AuditEntry]) -> tuple[list[int], list[int]]:
-    """(done, undone): audit ids of the edits that undo / redo would revert / re-apply, newest last."""
-    done: list[int] = []
-    undone: list[int] = []
+def stacks(entries: Iterable[AuditEntry], done: list[int] | None = None,
+           undone: list[int] | None = None) -> tuple[list[int], list[int]]:
+    """(done, undone): audit ids of the edits that undo / redo would revert / re-apply, newest last.
+    Pass the stacks of earlier entries to continue from them (the controller caches them per clip)."""
+    done = list(done or [])
+    undone = list(undone or [])
     for e in entries:
         if e.action == Action.edit:
             done.append(e.id)
