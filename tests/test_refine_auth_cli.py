@@ -78,3 +78,40 @@ def test_history_patches_round_trip():
     part.sources[0].captions = [CaptionSpan(start=0, end=100, text="a red circle"),
                                 CaptionSpan(start=100, end=300, text="a circle")]
     assert dashboard.compare(old, part) == (1.0, pytest.approx(1 / 3))
+
+
+def test_cli_serves_with_login(synth_root, tmp_path):
+    """`ssu-refine ROOT --users F` starts a server that answers 401 until one logs in."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    users = tmp_path / "u.toml"
+    add_user(users, "alice", "alice-pw-1", Role.refiner)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = "import sys; from annotator.refine_cli import main; sys.argv[0] = 'ssu-refine'; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(synth_root.path), "--users", str(users),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                r = httpx.get(url + "config", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start in 120 s"
+                time.sleep(1)
+        assert r.status_code == 401
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert c.post("login", data={"username": "alice", "password": "alice-pw-1"}).status_code == 200
+            assert c.get("config").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -211,6 +211,16 @@ def test_queue_filters_and_next(ctl):
     assert all(r["category"] == cat for r in ctl.queue("s-alice", category=cat))
 
 
+def test_idle_sessions_are_closed(ctl):
+    ctl.open_clip("s-alice", CLIP)
+    ctl.config.idle_minutes = 0  # every session is now idle: the next request sweeps them
+    ctl.sessions["s-alice"].last_seen -= 1
+    ctl.open_session("s-new", "bob")
+    assert "s-alice" not in ctl.sessions and ctl.catalog.lease_of(CLIP) is None
+    with pytest.raises(UserError, match="session ended"):
+        ctl.view("s-alice")
+
+
 def test_killed_server_keeps_edits(ctl, synth_root_copy, tmp_path):
     v = ctl.open_clip("s-alice", CLIP)
     ctl.edit_span("s-alice", v.revision, 0, "saved before the crash")
