@@ -30,6 +30,16 @@ def sample_frames(t: int) -> list[int]:
     return [int((k + 0.5) * NUM_FRAMES / t) for k in range(t)]
 
 
+def frames_key(frames: list[int]) -> str:
+    """The frame list's part of a cache file name: the indices, or their hash when that is too long for a name."""
+    key = "-".join(map(str, frames))
+    if len(key) > 80:
+        import hashlib
+
+        key = f"n{len(frames)}-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    return key
+
+
 def example_index(frame: int, n_examples: int) -> int:
     """The VGGish example (0.96 s window) that covers `frame`."""
     return min(int(frame / FPS / VGGISH_HOP_S), n_examples - 1)
@@ -93,8 +103,7 @@ class ClipDataset(Dataset):
     def images(self, clip_id: str) -> np.ndarray:
         from schemas.media import read_frames
 
-        key = "-".join(map(str, self.frames))
-        path = self.cache / f"frames-{self.size}" / f"{clip_id}.{key}.npy"
+        path = self.cache / f"frames-{self.size}" / f"{clip_id}.{frames_key(self.frames)}.npy"
         clip = self.root_path / "clips" / f"{clip_id}.mp4"
         return self._cached(path, lambda: read_frames(clip, self.frames, size=self.size))
 
