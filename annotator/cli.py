@@ -1,0 +1,140 @@
+"""ssu-annotate: automatic drafts (SAM -> SAM2 -> VLM captions, audio-gated) for collected clips.
+
+    ssu-annotate ROOT [flags]          same as `ssu-annotate run ROOT`
+    ssu-annotate models [flags]        which models are configured and whether their weights are here
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from annotator.models import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
+from schemas.cli_util import new_app, run_cli
+from schemas.errors import UserError
+
+app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gating -> VLM region captions.\n\n"
+              "Example: ssu-annotate data/root --device cuda --sam2 /models/sam2.1-hiera-large "
+              "--captioner llava-hf/llava-onevision-qwen2-7b-ov-hf --offline")
+COMMANDS = ("run", "models")
+
+_SAM = typer.Option(DEFAULTS[ModelKind.sam], "--sam", help="segment-anything .pth / folder, or transformers SamModel")
+_SAM2 = typer.Option(DEFAULTS[ModelKind.sam2], "--sam2", help="facebook/sam2.1-hiera-* id, .pt, or folder (.pt+.yaml)")
+_SAM2_CFG = typer.Option(None, "--sam2-config", help="packaged config (configs/sam2.1/...) or a yaml file")
+_CAP = typer.Option(DEFAULTS[ModelKind.captioner], "--captioner", help="image-text-to-text model (LLaVA family)")
+_DET = typer.Option(DEFAULTS[ModelKind.detector], "--detector", help="zero-shot detector (OWLv2, Grounding DINO)")
+_TAG = typer.Option(DEFAULTS[ModelKind.audio_tagger], "--audio-tagger", help="CLAP model or AudioSet classifier")
+_DEV = typer.Option(Device.auto, "--device", help="auto = cuda when available")
+_DT = typer.Option(DType.auto, "--dtype", help="auto = bfloat16 on cuda, float32 on cpu")
+_OFF = typer.Option(False, "--offline", help="never touch the network (also HF_HUB_OFFLINE=1)")
+
+
+def _models(sam: str, sam2: str, sam2_config: str | None, captioner: str, detector: str, audio_tagger: str,
+            device: Device, dtype: DType, offline: bool) -> ModelsConfig:
+    return ModelsConfig(sam=ModelSpec(source=sam), sam2=ModelSpec(source=sam2, config=sam2_config),
+                        captioner=ModelSpec(source=captioner), detector=ModelSpec(source=detector),
+                        audio_tagger=ModelSpec(source=audio_tagger),
+                        runtime=Runtime(device=device, dtype=dtype, offline=offline))
+
+
+def _load_yaml(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path}: expected a mapping of pipeline settings")
+    return data
+
+
+@app.command("run")
+def run_cmd(
+    root: Path = typer.Argument(..., help="dataset root (ssu.json)"),
+    force: bool = typer.Option(False, "--force", help="redo clips that already have an automatic draft"),
+    clip: list[str] = typer.Option(None, "--clip", help="only these clip ids (repeatable)"),
+    limit: int = typer.Option(None, "--limit", min=1, help="at most this many clips"),
+    config: Path = typer.Option(None, "--config", help="YAML of pipeline settings (see docs/annotate.md)"),
+    audio_threshold: float = typer.Option(None, "--audio-threshold", min=0, max=1,
+                                          help="tagger score that counts as heard (default 0.5)"),
+    no_gate: bool = typer.Option(False, "--no-gate", help="keep masks in silent seconds too"),
+    box_threshold: float = typer.Option(None, "--box-threshold", min=0, max=1),
+    max_instances: int = typer.Option(None, "--max-instances", min=1, help="tracks per category"),
+    caption_every: int = typer.Option(None, "--caption-every", min=1, help="frames per caption (30 = 1 Hz)"),
+    caption_prompt: str = typer.Option(None, "--caption-prompt", help="VLM prompt; {category} is filled in"),
+    sam2_window: int = typer.Option(None, "--sam2-window", min=2, help="frames per SAM2 window (memory)"),
+    ray: str = typer.Option(None, "--ray", help="spread clips over Ray: 'local' or a cluster address"),
+    ray_workers: int = typer.Option(None, "--ray-workers", min=1, help="actors (default: one per GPU)"),
+    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = _SAM2_CFG, captioner: str = _CAP,
+    detector: str = _DET, audio_tagger: str = _TAG, device: Device = _DEV, dtype: DType = _DT,
+    offline: bool = _OFF,
+) -> None:
+    """Annotate the root's collected clips (resumable; --force redoes automatic drafts).
+
+    Example: ssu-annotate run data/root --device cuda --audio-threshold 0.4 --ray auto
+    """
+    from pydantic import ValidationError
+
+    from annotator.pipeline import PipelineConfig
+    from annotator.runner import run
+
+    settings = _load_yaml(config)
+    flags = {"audio_threshold": audio_threshold, "box_threshold": box_threshold, "max_instances": max_instances,
+             "caption_every": caption_every, "caption_prompt": caption_prompt, "sam2_window": sam2_window}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    if no_gate:
+        settings["gate"] = False
+    try:
+        cfg = PipelineConfig(**settings)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise UserError(f"--config {config}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    models = _models(sam, sam2, sam2_config, captioner, detector, audio_tagger, device, dtype, offline)
+    summary = run(root, models, cfg, force=force, clips=clip or None, limit=limit, ray_address=ray,
+                  ray_workers=ray_workers)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("models")
+def models_cmd(
+    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = _SAM2_CFG, captioner: str = _CAP,
+    detector: str = _DET, audio_tagger: str = _TAG, device: Device = _DEV, dtype: DType = _DT,
+    offline: bool = _OFF,
+) -> None:
+    """List the configured models and whether their weights are on this machine.
+
+    Example: ssu-annotate models --sam2 /models/sam2.1-hiera-large
+    """
+    from annotator.models import missing_weights, present
+
+    cfg = _models(sam, sam2, sam2_config, captioner, detector, audio_tagger, device, dtype, offline)
+    rows = [(k, cfg.spec(k), present(k, cfg.spec(k))) for k in ModelKind]
+    for k, spec, ok in rows:
+        print(f"{k.value:13} {'present' if ok else 'MISSING':8} {spec.source}")
+    print(f"runtime: device {cfg.runtime.device.value}, dtype {cfg.runtime.dtype.value}, "
+          f"offline {cfg.runtime.is_offline()}")
+    for k, spec, ok in rows:
+        if not ok:
+            print(f"  {missing_weights(k, spec.source)}")
+    if not all(ok for _, _, ok in rows):
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `run` is the default command: `ssu-annotate ROOT ...` means `ssu-annotate run ROOT ...`.
+    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
+        args.insert(0, "run")
+    sys.argv = [sys.argv[0], *args]
+    run_cli(app)
+
+
+if __name__ == "__main__":
+    main()
