@@ -177,6 +177,7 @@ def build_tiny_audio_tagger(out: Path, seed: int = 0) -> Path:
     cfg = ClapConfig(text_config=text, audio_config=audio, projection_dim=16)
     model = ClapModel(cfg).eval()
     fe = ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, fft_window_size=400,
+                              frequency_min=50, frequency_max=8000,
                               max_length_s=1, truncation="rand_trunc", padding="repeatpad")
     model.save_pretrained(out)
     ClapProcessor(feature_extractor=fe, tokenizer=tok).save_pretrained(out)
