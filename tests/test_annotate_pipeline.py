@@ -105,6 +105,15 @@ def test_end_to_end_real_clip_rerun_skips_force_redoes(real_root: Path, capsys: 
     assert "annotated 1," in capsys.readouterr().out
     redone = DatasetRoot.open(real_root).read_annotation(PIANO)
     assert redone.updated_at > first and redone.agents["audio_tagger"].params["gate"] is False
+    for s in redone.sources:  # ungated: every frame's mask comes from SAM (seed) or SAM2, none from the gate
+        owners = {sp.by for sp in s.mask_by}
+        assert owners <= {"sam", "sam2"} and "sam2" in owners
+        caps = s.frame_captions()
+        # a caption on exactly the masked frames of each captioned 150-frame stretch
+        for a in (0, 150):
+            masked = [f for f in range(a, a + 150) if s.masks[f] is not None]
+            if masked and caps[masked[0]] is not None:
+                assert all((caps[f] is not None) == (s.masks[f] is not None) for f in range(a, a + 150))
 
 
 class BandTagger:
