@@ -251,7 +251,8 @@ def build_tiny_llava(out: Path, seed: int = 0) -> Path:
     tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                               image_size=32, patch_size=16)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    vocab = max(tok.get_vocab().values()) + 1  # ids need not be contiguous after the special tokens
+    text = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0,
                        bos_token_id=2, eos_token_id=3)
     cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),

@@ -1,0 +1,120 @@
+"""ssu-bench: the learning benchmark's pieces, and a few-step end-to-end run that writes the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from schemas import rle as rle_mod
+from schemas.constants import NUM_FRAMES
+from schemas.errors import UserError
+from schemas.media import read_wav
+from schemas.root import DatasetRoot
+
+# The smallest settings the pipeline accepts: 32 px frames, 5 frames per clip, masks every 30th frame.
+FAST = ["--set", "data.image_size=32", "--set", "data.frames=5", "--set", "train.run_val=false",
+        "--max-steps", "1", "--mask-stride", "30", "--no-progress"]
+
+
+def test_dense_passes_cover_every_frame_once() -> None:
+    from ssuformer.data import sample_frames
+    from ssuformer.predict import _dense_frames
+
+    passes = _dense_frames(sample_frames(10), 1)
+    assert passes is not None and len(passes) == 30
+    assert sorted(f for p in passes for f in p) == list(range(NUM_FRAMES))
+    assert all(np.diff(p).tolist() == [30] * 9 for p in passes)  # each pass: one frame per second
+    every3 = _dense_frames(sample_frames(10), 3)
+    assert every3 is not None and sorted(f for p in every3 for f in p) == list(range(0, NUM_FRAMES, 3))
+    assert _dense_frames(sample_frames(7), 1) is None  # 300 % 7: masks stay at the sampled frames
+    assert _dense_frames(sample_frames(10), 0) is None
+
+
+def test_audio_controls(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    from ssuformer.bench_steps import AudioControl, audio_control_root
+
+    src = synth_root_copy.path
+    zero = DatasetRoot.open(audio_control_root(src, tmp_path / "zero", AudioControl.zero, seed=0))
+    shuf = DatasetRoot.open(audio_control_root(src, tmp_path / "shuffle", AudioControl.shuffle, seed=0))
+    train = synth_root_copy.read_split("train")
+    assert zero.read_split("train") == train and zero.read_annotation(train[0]) == synth_root_copy.read_annotation(
+        train[0])
+    originals = {c: read_wav(src / "audio" / f"{c}.wav")[0] for c in train}
+    for c in train:
+        wav, sr = read_wav(zero.path / "audio" / f"{c}.wav")
+        assert sr == 16000 and len(wav) == 160000 and not wav.any()
+        moved, _ = read_wav(shuf.path / "audio" / f"{c}.wav")
+        assert not np.array_equal(moved, originals[c])  # nobody keeps their own sound ...
+        assert any(np.array_equal(moved, o) for o in originals.values())  # ... but it is a sound of the split
+
+
+def test_union_baseline_covers_the_truth(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    from ssuformer.bench_steps import most_frequent_caption, trivial_predictions
+
+    out, caption = trivial_predictions(synth_root_copy.path, tmp_path / "base", "test", progress=False)
+    counts: dict[str, int] = {}
+    for c in synth_root_copy.read_split("train"):
+        for t in synth_root_copy.read_annotation(c).frame_captions():
+            if t:
+                counts[t] = counts.get(t, 0) + 1
+    assert caption == most_frequent_caption(synth_root_copy) == max(counts, key=counts.get)
+    clip = synth_root_copy.read_split("test")[0]
+    from schemas.models import Annotation
+
+    pred = Annotation.model_validate_json((out / "annotations" / f"{clip}.json").read_bytes())
+    gt = synth_root_copy.read_annotation(clip)
+    for f in (0, 100, 299):
+        union = rle_mod.decode(pred.semantic_rle(f))
+        truth = rle_mod.decode(gt.semantic_rle(f))
+        assert truth.any() and not (truth & ~union).any()  # the sounding objects are inside the union ...
+        assert union.sum() > truth.sum()                   # ... which also holds the silent ones
+    assert set(pred.frame_captions()) == {caption}
+
+
+def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    from ssuformer.bench_cli import app
+
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(app, ["learning", "--out", str(out), "--data", str(synth_root_copy.path), *FAST],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for name in ("report.md", "report.json", "loss.png", "metrics.png", "strip.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    doc = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in doc["runs"]] == ["audio-visual", "audio-blind (zero)"]
+    for r in doc["runs"]:
+        assert r["steps"] == 1 and 0.0 <= r["test"]["miou"] <= 1.0 and "captions" in r["test"]
+        preds = Path(r["predictions"])
+        assert sorted(p.stem for p in preds.glob("*.json")) == synth_root_copy.read_split("test")
+    base = doc["baseline"]["test"]
+    assert base["miou"] > 0.2  # the union of all objects overlaps the sounding ones a lot
+    assert set(doc["achieved"]) == {"miou", "bleu4", "blind_gap"}
+    md = (out / "report.md").read_text()
+    assert "audio-blind (zero)" in md and "![strip](strip.png)" in md
+    # the control really trained on silence
+    blind = out / "root-audio-zero"
+    assert not read_wav(blind / "audio" / f"{synth_root_copy.read_split('train')[0]}.wav")[0].any()
+
+
+def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    """The one rung with extra machinery: a tiny random LLaVA is built, cached per clip and routed by MoHE."""
+    from ssuformer.bench_cli import app
+
+    out = tmp_path / "ladder"
+    res = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),
+                                   "--rungs", "+MoHE", *FAST], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "ladder.json").read_text())
+    assert [r["name"] for r in doc["runs"]] == ["+MoHE"]
+    from ssuformer.checkpoint import read_checkpoint
+
+    flags = [read_checkpoint(r["checkpoint"])["config"] for r in doc["runs"]]
+    assert [(c["model"]["mohe"], c["model"]["rcc"], c["loss"]["text"]) for c in flags] == [(True, True, "focal")]
+    assert list((synth_root_copy.path / ".cache").glob("expert-*/meta.json"))  # the tiny expert was cached
+    assert "| +MoHE |" in (out / "ladder.md").read_text()
+    bad = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),
+                                   "--rungs", "nope"])
+    assert isinstance(bad.exception, UserError) and "--rungs" in str(bad.exception)
