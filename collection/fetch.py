@@ -7,9 +7,11 @@ arrives is probed: it must be a readable video of about 10 s, or the clip fails 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,18 @@ def _ffmpeg_dir(work: Path) -> Path:
     return bindir
 
 
+@contextlib.contextmanager
+def _on_path(bindir: Path) -> Iterator[None]:
+    """`bindir` first on PATH while yt-dlp runs, then PATH as it was: left in place, the `ffmpeg` there
+    (with no ffprobe beside it) would mislead other libraries in this process, e.g. gradio's video check."""
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{old}"
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
 class _Log:
     """Collects yt-dlp's messages instead of printing them (the runner owns the terminal)."""
 
@@ -140,8 +154,6 @@ def download(entry: IndexEntry, opts: FetchOptions, work: Path) -> Fetched:
         raise CollectError(FailReason.missing_media, f"{entry.clip_id}: no YouTube id to download and no local copy")
     work.mkdir(parents=True, exist_ok=True)
     bindir = _ffmpeg_dir(work.parent)
-    if str(bindir) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
     url = opts.url_template.format(youtube_id=entry.youtube_id, start=int(entry.start), clip_id=entry.clip_id)
     log = _Log()
     ydl_opts = {
@@ -164,7 +176,7 @@ def download(entry: IndexEntry, opts: FetchOptions, work: Path) -> Fetched:
             old.unlink()
         _throttle(opts.min_interval)
         try:
-            with yt_dlp.YoutubeDL(ydl_opts) as ydl:  # type: ignore[arg-type]
+            with _on_path(bindir), yt_dlp.YoutubeDL(ydl_opts) as ydl:  # type: ignore[arg-type]
                 ydl.download([url])
         except DownloadError as e:
             msg = (log.errors[-1] if log.errors else str(e)).removeprefix("ERROR: ")

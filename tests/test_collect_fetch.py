@@ -167,3 +167,17 @@ def test_rate_parsing() -> None:
     assert parse_rate(None) is None
     with pytest.raises(UserError, match="--rate-limit"):
         parse_rate("fast")
+
+
+def test_download_leaves_path_as_it_was(tmp_path):
+    """yt-dlp needs `ffmpeg` on PATH; leaving it there would make gradio look for an ffprobe that is absent."""
+    import os
+    import shutil
+
+    from collection.fetch import _ffmpeg_dir, _on_path
+
+    before = os.environ.get("PATH", "")
+    bindir = _ffmpeg_dir(tmp_path)
+    with _on_path(bindir):
+        assert shutil.which("ffmpeg") == str(bindir / "ffmpeg")
+    assert os.environ.get("PATH", "") == before
