@@ -178,6 +178,7 @@ class RunResult:
     checkpoint: str | None = None
     predictions: str | None = None
     test: dict[str, Any] = field(default_factory=dict)
+    audio_probe: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -217,8 +218,43 @@ def train_and_evaluate(name: str, root_path: Path, cfg, run_dir: Path, seed: int
     pred = predict_root(ckpt, root_path, "test", run_dir / "pred_test", mask_stride=mask_stride, progress=progress)
     out.predictions = str(pred / "annotations")
     out.test = evaluate_predictions(root_path, "test", pred / "annotations", meteor)
+    out.audio_probe = audio_probe(ckpt, root_path, "test")
     out.eval_seconds = time.time() - t1
     return out
+
+
+def audio_probe(checkpoint: Path, root_path: Path, split: str, clips: int = 6) -> dict[str, float]:
+    """Does the mask depend on the sound? The model's masks at the sampled frames of a few clips, with each
+    clip's own audio and with the audio of the next clip (a rotation): the mean absolute change of the mask
+    probabilities, and the IoU (at the model's size, threshold 0.5) of both against the truth. A model that
+    ignores its audio input has a change near 0 and equal IoUs."""
+    import torch
+
+    from ssuformer.checkpoint import load_model
+    from ssuformer.data import ClipDataset, collate
+
+    model, cfg, tok, _ = load_model(checkpoint)
+    if not cfg.model.segmentation:
+        return {}
+    ds = ClipDataset(root_path, split, cfg, tok, None)
+    items = [ds[i] for i in range(min(clips, len(ds)))]
+    if len(items) < 2:
+        return {}
+    batch = collate(items)
+    swapped = dict(batch, audio=batch["audio"].roll(1, 0))
+
+    def iou(p: torch.Tensor, g: torch.Tensor) -> float:
+        pb, gb = p >= 0.5, g >= 0.5
+        inter = (pb & gb).flatten(2).sum(-1).float()
+        union = (pb | gb).flatten(2).sum(-1).float()
+        return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
+
+    with torch.no_grad():
+        real = model.predict(batch)["probs"]
+        other = model.predict(swapped)["probs"]
+    return {"clips": float(len(items)), "mean_abs_prob_change": float((real - other).abs().mean()),
+            "mean_prob": float(real.mean()), "iou_own_audio": iou(real, batch["masks"]),
+            "iou_other_audio": iou(other, batch["masks"])}
 
 
 

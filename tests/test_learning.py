@@ -87,13 +87,15 @@ def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp
     assert [r["name"] for r in doc["runs"]] == ["audio-visual", "audio-blind (zero)"]
     for r in doc["runs"]:
         assert r["steps"] == 1 and 0.0 <= r["test"]["miou"] <= 1.0 and "captions" in r["test"]
+        probe = r["audio_probe"]
+        assert 0.0 <= probe["mean_abs_prob_change"] <= 1.0 and 0.0 <= probe["iou_own_audio"] <= 1.0
         preds = Path(r["predictions"])
         assert sorted(p.stem for p in preds.glob("*.json")) == synth_root_copy.read_split("test")
     base = doc["baseline"]["test"]
     assert base["miou"] > 0.2  # the union of all objects overlaps the sounding ones a lot
     assert set(doc["achieved"]) == {"miou", "bleu4", "blind_gap"}
     md = (out / "report.md").read_text()
-    assert "audio-blind (zero)" in md and "![strip](strip.png)" in md
+    assert "audio-blind (zero)" in md and "![strip](strip.png)" in md and "Audio probe" in md
     # the control really trained on silence
     blind = out / "root-audio-zero"
     assert not read_wav(blind / "audio" / f"{synth_root_copy.read_split('train')[0]}.wav")[0].any()
