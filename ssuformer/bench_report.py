@@ -58,7 +58,8 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
                 ax.plot([h["step"] for h in va], [h[key] for h in va], marker="o", ms=3, label=name)
         ax.set(xlabel="optimizer step", ylabel=f"validation {key}", title=f"val {key} (sampled frames)", ylim=(0, 1))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no validation rows (train.run_val false): no legend
+            ax.legend(fontsize=8)
     fig.tight_layout()
     written.append(_save(fig, out / "metrics.png"))
     plt.close(fig)
