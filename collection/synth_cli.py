@@ -20,6 +20,11 @@ def synth(
     splits: str = typer.Option("0.7,0.15,0.15", "--splits", help="train,val,test fractions"),
     preset: str = typer.Option("veryfast", "--preset", help="libx264 preset: ultrafast, superfast, veryfast, faster"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    union_baseline: Path | None = typer.Option(
+        None, "--union-baseline", help="instead of rendering: write the 'union of all objects' baseline for "
+        "ROOT's --split into this folder (annotation format, for ssu-eval --predictions)"),
+    split: str = typer.Option("test", "--split", help="split for --union-baseline"),
+    caption: str | None = typer.Option(None, "--caption", help="caption the --union-baseline predicts on every frame"),
 ) -> None:
     """Render CLIPS 10 s clips (512x512, 30 fps, H.264+AAC mp4 + 16 kHz wav) with annotations and splits.
 
@@ -28,6 +33,13 @@ def synth(
     Example: ssu-synth /tmp/r --clips 20 --seed 0 --workers 2 && ssu-validate /tmp/r
     """
     import os
+
+    if union_baseline is not None:
+        from collection.synth_baseline import write_union_baseline
+
+        n = len(write_union_baseline(root, union_baseline, split, caption, progress=progress))
+        print(f"{union_baseline}: union-of-all-objects baseline for {n} {split} clips")
+        return
 
     from collection.synth import Preset, generate
     from schemas.errors import UserError
