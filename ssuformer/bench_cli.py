@@ -152,9 +152,9 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
     for k, v in doc["achieved"].items():
         lines.append(f"| {k} | {_fmt(v)} | {'>=' if k != 'blind_gap' else 'AV - blind >='} {doc['targets'][k]} "
                      f"| {'pass' if doc['passed'][k] else 'MISS'} |")
-    lines += ["", "Audio probe (test clips, sampled frames at the model's size; masks with each clip's own audio vs "
-              "the next clip's audio):", "", "| run | mean abs prob change | IoU own audio | IoU other audio |",
-              "|---|---|---|---|"]
+    lines += ["", "Audio probe (test clips, sampled frames at the model's size; masks with each frame's own audio "
+              "vs the audio of the clip's previous sampled second):", "",
+              "| run | mean abs prob change | IoU own audio | IoU other audio |", "|---|---|---|---|"]
     for r in doc["runs"]:
         pr = r.get("audio_probe") or {}
         change = pr.get("mean_abs_prob_change")
