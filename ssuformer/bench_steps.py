@@ -1,8 +1,7 @@
 """The pieces of `ssu-bench`: a synthetic root, warm caches, audio controls, trivial baselines, train + evaluate.
 
 The benchmark is about the synthetic source (docs/synthetic.md): roots are made by the `ssu-synth` command,
-and the "union of all objects" baseline renders the objects' visibility maps with collection.synth. That
-import is deliberately lazy and confined to `union_masks` (ssuformer otherwise imports only schemas).
+and so is the "union of all objects" baseline (`ssu-synth --union-baseline`); ssuformer imports only schemas.
 """
 
 from __future__ import annotations
@@ -30,14 +29,19 @@ class AudioControl(StrEnum):
     shuffle = "shuffle"  # every clip gets another clip's wav (same split): sound present but unrelated
 
 
+def _ssu_synth() -> str:
+    """The ssu-synth of this environment (a process boundary: ssuformer does not import collection)."""
+    exe = Path(sys.executable).with_name("ssu-synth")
+    return str(exe) if exe.is_file() else "ssu-synth"
+
+
 def ensure_root(path: Path, clips: int, seed: int, progress: bool) -> Path:
     """A synthetic root at `path` (made, or resumed, by `ssu-synth`)."""
     if (path / "splits" / "test.txt").is_file() and len(DatasetRoot.open(path).read_split("train")) > 0:
         ids = sum(len(v) for v in DatasetRoot.open(path).splits().values())
         if ids >= clips:
             return path
-    exe = Path(sys.executable).with_name("ssu-synth")
-    cmd = [str(exe) if exe.is_file() else "ssu-synth", str(path), "--clips", str(clips), "--seed", str(seed)]
+    cmd = [_ssu_synth(), str(path), "--clips", str(clips), "--seed", str(seed)]
     if not progress:
         cmd.append("--no-progress")
     res = subprocess.run(cmd, check=False)
@@ -110,24 +114,6 @@ def audio_control_root(src: Path, dst: Path, mode: AudioControl, seed: int) -> P
     return dst
 
 
-def union_masks(clip_id: str, seed: int, index: int):
-    """(300, 512, 512) bool: every object's visible pixels, sounding or not (rendered from the clip's spec)."""
-    from collection.synth import FPS, SECONDS, background, clip_spec, render_second
-
-    spec = clip_spec(seed, index)
-    if spec.clip_id != clip_id:
-        raise UserError(f"{clip_id}: not a synthetic clip of seed {seed}; the union baseline needs ssu-synth roots")
-    tex, speed = background(spec)
-    centres = [o.centres() for o in spec.objects]
-    out = []
-    for s in range(SECONDS):
-        _, owner = render_second(spec, s, tex, speed, centres)
-        out.append(np.asarray(owner >= 0))
-    masks = np.concatenate(out)
-    assert masks.shape[0] == FPS * SECONDS
-    return masks
-
-
 def most_frequent_caption(root: DatasetRoot, split: str = "train") -> str:
     """The most frequent per-frame caption of a split (frames without a caption do not count)."""
     counts: Counter[str] = Counter()
@@ -139,31 +125,18 @@ def most_frequent_caption(root: DatasetRoot, split: str = "train") -> str:
 
 
 def trivial_predictions(root_path: Path, out: Path, split: str, progress: bool) -> tuple[Path, str]:
-    """Annotations predicting, for every frame, the union of all objects and the most frequent train caption."""
-    from tqdm import tqdm
+    """Annotations predicting, for every frame, the union of all objects and the most frequent train caption.
 
-    from schemas import rle as rle_mod
-    from schemas.models import Agent, AgentKind, Annotation, ClipStatus, SoundSource
-
-    root = DatasetRoot.open(root_path)
-    caption = most_frequent_caption(root)
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
-    for clip_id in tqdm(root.read_split(split), desc="union baseline", unit="clip", disable=not progress):
-        path = out / "annotations" / f"{clip_id}.json"
-        if path.is_file():
-            continue
-        gt = root.read_annotation(clip_id)
-        params = gt.agents[next(iter(gt.agents))].params if gt.agents else {}
-        if "seed" not in params or "index" not in params:
-            raise UserError(f"{root.annotation_path(clip_id)}: no synth seed/index; use an ssu-synth root")
-        masks = union_masks(clip_id, int(params["seed"]), int(params["index"]))
-        src = SoundSource(id=0, category="sounding", name="all objects", masks=[None] * NUM_FRAMES)
-        src.set_masks([rle_mod.encode(m) for m in masks], by="baseline")
-        src.set_frame_captions([caption] * NUM_FRAMES, by="baseline")
-        agent = Agent(kind=AgentKind.program, name="ssu-bench trivial baseline", version="1",
-                      params={"masks": "union of all objects", "caption": caption})
-        ann = Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=[src], agents={"baseline": agent})
-        atomic.write_text(path, ann.model_dump_json() + "\n")
+    Only the synthetic source knows every object's pixels (annotations hold sounding ones only), so
+    `ssu-synth --union-baseline` renders the baseline and we read its files, as with any predictions.
+    """
+    caption = most_frequent_caption(DatasetRoot.open(root_path))
+    cmd = [_ssu_synth(), str(root_path), "--union-baseline", str(out), "--split", split, "--caption", caption]
+    if not progress:
+        cmd.append("--no-progress")
+    res = subprocess.run(cmd, check=False)
+    if res.returncode != 0:
+        raise UserError(f"ssu-synth --union-baseline {out}: failed with exit code {res.returncode}; see above")
     return out, caption
 
 
