@@ -48,3 +48,15 @@ def synth_root_copy(_synth_root_master: Path, tmp_path: Path):  # -> DatasetRoot
     dst = tmp_path / "root"
     shutil.copytree(_synth_root_master, dst)
     return DatasetRoot.open(dst)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run hundreds of tiny ops per frame: on a shared 2-core machine one thread is several
+    times faster than two (no OpenMP spin-waiting on a busy core). Use with pytest.mark.usefixtures."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,17 +10,7 @@ from annotator import models as M
 from annotator.sam2_video import Direction
 from schemas.errors import UserError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run hundreds of tiny ops per frame: on a shared 2-core machine one thread is several
-    times faster than two (no OpenMP spin-waiting on a busy core)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,7 @@ PIANO = "M1pPtg6a_g8_000230"
 AGENTS = {"detector", "sam", "sam2", "audio_tagger", "captioner", "ssu-annotate"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run hundreds of tiny ops per frame: on a shared 2-core machine one thread is several
-    times faster than two (no OpenMP spin-waiting on a busy core)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _flags() -> list[str]:
