@@ -206,11 +206,12 @@ def audio_probe(checkpoint: Path, root_path: Path, split: str, clips: int = 6) -
 
     from ssuformer.checkpoint import load_model
     from ssuformer.data import ClipDataset, collate
+    from ssuformer.mohe import expert_cache_for
 
     model, cfg, tok, _ = load_model(checkpoint)
     if not cfg.model.segmentation:
         return {}
-    ds = ClipDataset(root_path, split, cfg, tok, None)
+    ds = ClipDataset(root_path, split, cfg, tok, expert_cache_for(Path(root_path), cfg))
     items = [ds[i] for i in range(min(clips, len(ds)))]
     batch = collate(items)
     swapped = dict(batch, audio=batch["audio"].roll(1, 1))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from schemas.errors import UserError
-from ssuformer.config import ExpertConfig
+from ssuformer.config import ExpertConfig, SSUConfig
 from ssuformer.fusion import Attn
 
 META = "meta.json"
@@ -54,6 +54,15 @@ def cache_key(cfg: ExpertConfig, frames: list[int]) -> str:
 
 def cache_dir(root_path: Path, cfg: ExpertConfig, frames: list[int]) -> Path:
     return Path(cfg.cache) if cfg.cache else root_path / ".cache" / f"expert-{cache_key(cfg, frames)}"
+
+
+def expert_cache_for(root_path: Path, cfg: SSUConfig) -> Path | None:
+    """The expert-feature cache a model config reads from this root, or None when MoHE is off."""
+    if not cfg.model.mohe:
+        return None
+    from ssuformer.data import sample_frames
+
+    return cache_dir(root_path, cfg.model.expert, sample_frames(cfg.data.frames))
 
 
 def read_meta(folder: Path) -> dict:

@@ -61,7 +61,8 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     from tqdm import tqdm
 
     from ssuformer.checkpoint import load_model
-    from ssuformer.data import ClipDataset, collate, sample_frames
+    from ssuformer.data import ClipDataset, collate
+    from ssuformer.mohe import expert_cache_for
     from ssuformer.trainer import to_device
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -69,12 +70,7 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     if cache is not None:
         cfg.data.cache = cache
     ds_root = DatasetRoot.open(root)
-    expert_dir = None
-    if cfg.model.mohe:
-        from ssuformer.mohe import cache_dir
-
-        expert_dir = cache_dir(ds_root.path, cfg.model.expert, sample_frames(cfg.data.frames))
-    ds = ClipDataset(ds_root, split, cfg, tok, expert_dir)
+    ds = ClipDataset(ds_root, split, cfg, tok, expert_cache_for(ds_root.path, cfg))
     dense = _dense_frames(ds.frames, mask_stride) if cfg.model.segmentation else None
     ds_dense = None
     if dense is not None:  # every frame's pixels and audio example, decoded once (cached like training frames)

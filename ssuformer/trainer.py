@@ -25,7 +25,7 @@ from schemas.models import Split
 from schemas.root import DatasetRoot
 from ssuformer.checkpoint import read_checkpoint, save_checkpoint
 from ssuformer.config import Optimizer, Precision, Schedule, SSUConfig, config_from_dict
-from ssuformer.data import ClipDataset, collate, sample_frames, train_captions
+from ssuformer.data import ClipDataset, collate, train_captions
 from ssuformer.tokenizer import CaptionTokenizer
 
 LOG_FIELDS = ["epoch", "step", "phase", "loss", "dice", "bce", "text", "clip", "miou", "fscore", "bleu4",
@@ -182,12 +182,10 @@ def train(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     if cfg.model.caption:
         tok = (CaptionTokenizer.from_json(state["tokenizer"]) if state and state.get("tokenizer")
                else CaptionTokenizer.train(train_captions(root), cfg.model.vocab_size))
-    expert_dir, expert_dim = None, None
-    if cfg.model.mohe:
-        from ssuformer.mohe import cache_dir, read_meta
+    from ssuformer.mohe import expert_cache_for, read_meta
 
-        expert_dir = cache_dir(root.path, cfg.model.expert, sample_frames(cfg.data.frames))
-        expert_dim = int(read_meta(expert_dir)["dim"])
+    expert_dir = expert_cache_for(root.path, cfg)
+    expert_dim = int(read_meta(expert_dir)["dim"]) if expert_dir is not None else None
     model = SSUFormer(cfg.model, tok, expert_dim=expert_dim).to(dev)
     train_ds = ClipDataset(root, Split.train, cfg, tok, expert_dir)
     val_ds = None
