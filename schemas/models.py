@@ -164,7 +164,9 @@ class SoundSource(_Strict):
         self.captions = [CaptionSpan(start=s, end=e, text=t, by=by) for s, e, t in compress_to_spans(captions)]
 
     def set_masks(self, masks: list[RLE | None], by: str, frames: range | None = None) -> None:
-        """Replace masks on `frames` (default all) and record `by` as their producer."""
+        """Replace masks on `frames` (default all) and record `by` as their producer.
+
+        `masks` holds either one entry per frame of `frames`, or all 300 (then only `frames` are taken)."""
         frames = frames if frames is not None else range(NUM_FRAMES)
         new = list(self.masks)
         for f in frames:
