@@ -129,7 +129,7 @@ class LossConfig(_Strict):
 class DataConfig(_Strict):
     frames: int = Field(10, ge=1, le=300, description="T frames sampled per clip (10 = 1 per second)")
     image_size: int = Field(224, ge=32)
-    cache: str | None = Field(None, description="audio feature cache; default <root>/.cache/vggish")
+    cache: str | None = Field(None, description="decoded frames and log-mel cache; default <root>/.cache")
     workers: int = Field(2, ge=0)
 
 

@@ -22,7 +22,8 @@ from schemas.root import DatasetRoot
 from ssuformer.config import SSUConfig
 from ssuformer.tokenizer import PAD, CaptionTokenizer
 
-VGGISH_HOP_S = 0.96  # one VGGish example per 0.96 s
+# VGGish log-mel: 10 ms hop, examples of 96 hops (0.96 s) x 64 mel bands.
+MEL_HOP_S, EXAMPLE_HOPS = 0.01, 96
 
 
 def sample_frames(t: int) -> list[int]:
@@ -40,9 +41,19 @@ def frames_key(frames: list[int]) -> str:
     return key
 
 
-def example_index(frame: int, n_examples: int) -> int:
-    """The VGGish example (0.96 s window) that covers `frame`."""
-    return min(int(frame / FPS / VGGISH_HOP_S), n_examples - 1)
+def frame_example(mel: np.ndarray, frame: int) -> np.ndarray:
+    """The VGGish example (1, 96, 64) centred on `frame`'s timestamp (frame / FPS), from a clip's log-mel.
+
+    Centred rather than VGGish's back-to-back 0.96 s examples: those drift by 40 ms a second, so the
+    example of a frame at 9.5 s would hold 0.36 s of second 8's sound. A centred window is the frame's own
+    sound up to its second's edges.
+    """
+    centre = round(frame / FPS / MEL_HOP_S)
+    start = min(max(0, centre - EXAMPLE_HOPS // 2), max(0, len(mel) - EXAMPLE_HOPS))
+    ex = mel[start:start + EXAMPLE_HOPS]
+    if len(ex) < EXAMPLE_HOPS:  # a clip shorter than 0.96 s: repeat its last hop
+        ex = np.concatenate([ex, np.repeat(ex[-1:], EXAMPLE_HOPS - len(ex), 0)])
+    return ex[None].astype(np.float32)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
@@ -51,14 +62,22 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return (torch.nn.functional.interpolate(t, size=(size, size), mode="area")[0, 0] >= 0.5).numpy().astype(np.float32)
 
 
-def audio_examples(wav: np.ndarray, sr: int) -> np.ndarray:
-    """VGGish log-mel examples (n, 1, 96, 64) float32 of a mono waveform."""
-    from torchvggish import vggish_input
+def log_mel(wav: np.ndarray, sr: int) -> np.ndarray:
+    """VGGish's log-mel spectrogram (hops, 64) float32 of a waveform (made mono, resampled to 16 kHz)."""
+    from torchvggish import mel_features
+    from torchvggish import vggish_params as vp
 
     if wav.ndim > 1:
         wav = wav.mean(1)
-    ex = vggish_input.waveform_to_examples(wav, sr, return_tensor=False)
-    return np.asarray(ex, dtype=np.float32)[:, None]
+    if sr != vp.SAMPLE_RATE:
+        import resampy
+
+        wav = resampy.resample(wav, sr, vp.SAMPLE_RATE)
+    mel = mel_features.log_mel_spectrogram(
+        wav, audio_sample_rate=vp.SAMPLE_RATE, log_offset=vp.LOG_OFFSET,
+        window_length_secs=vp.STFT_WINDOW_LENGTH_SECONDS, hop_length_secs=vp.STFT_HOP_LENGTH_SECONDS,
+        num_mel_bins=vp.NUM_MEL_BINS, lower_edge_hertz=vp.MEL_MIN_HZ, upper_edge_hertz=vp.MEL_MAX_HZ)
+    return np.asarray(mel, dtype=np.float32)
 
 
 @dataclass
@@ -114,16 +133,16 @@ class ClipDataset(Dataset):
             wav, sr = read_wav(self.root_path / "audio" / f"{clip_id}.wav")
             if sr != SAMPLE_RATE:
                 raise UserError(f"{self.root_path}/audio/{clip_id}.wav: sample rate {sr}, expected {SAMPLE_RATE}")
-            return audio_examples(wav, sr)
+            return log_mel(wav, sr)
 
-        return self._cached(self.cache / "vggish" / f"{clip_id}.npy", make)
+        return self._cached(self.cache / "logmel" / f"{clip_id}.npy", make)
 
     # -- one sample -------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> dict[str, object]:
         clip_id = self.ids[i]
         imgs = self.images(clip_id)
-        ex = self.audio(clip_id)
-        audio = np.stack([ex[example_index(f, len(ex))] for f in self.frames])
+        mel = self.audio(clip_id)
+        audio = np.stack([frame_example(mel, f) for f in self.frames])
         out: dict[str, object] = {
             "clip_id": clip_id,
             "frames": torch.tensor(self.frames),

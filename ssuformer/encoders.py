@@ -23,7 +23,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TinyAudioEncoder(nn.Module):
-    """A VGGish-shaped CNN ((N, 1, 96, 64) log-mel -> (N, 128)) with a few channels, for tests and CPU runs."""
+    """A VGGish-shaped CNN ((N, 1, 96, 64) log-mel -> (N, 128)) with a few channels, for tests and CPU runs.
+
+    The head averages over time but keeps 16 frequency bins: pooling frequency to a few bins (as a 4x4 grid
+    did) merges the bands that tell sounds apart, and the model then learned to ignore the audio.
+    """
 
     def __init__(self, channels: list[int]) -> None:
         super().__init__()
@@ -33,7 +37,7 @@ class TinyAudioEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.embeddings = nn.Sequential(nn.AdaptiveAvgPool2d((4, 4)), nn.Flatten(),
+        self.embeddings = nn.Sequential(nn.AdaptiveAvgPool2d((1, 16)), nn.Flatten(),
                                         nn.Linear(c_in * 16, VGGISH_DIM), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

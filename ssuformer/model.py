@@ -65,7 +65,10 @@ class SSUFormer(nn.Module):
     def segment(self, enc: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         assert self.mask_decoder is not None
         out = self.mask_decoder(enc["queries"], enc["levels"], enc["mem"], enc["pos"])
-        out["probs"] = F.interpolate(out["probs"][:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        # Upsample the stride-4 logits, then squash (as MaskFormer does): upsampled probabilities blur an edge
+        # over a whole cell, while logits keep it sharp where the model places it between cells.
+        logits = F.interpolate(out["query_masks"], size=size, mode="bilinear", align_corners=False)
+        out["probs"] = torch.einsum("nq,nqhw->nhw", out["weights"], logits.sigmoid())
         return out
 
     def caption_memory(self, enc: dict[str, torch.Tensor], images: torch.Tensor | None,

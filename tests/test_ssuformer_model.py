@@ -194,3 +194,24 @@ def test_vggish_and_pvt_weights_load_from_paths(tmp_path):
     assert torch.equal(vis.body.patch_embed.proj.weight, full.patch_embed.proj.weight)
     feats = vis(torch.rand(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == [8, 16, 32, 64] and [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+
+
+def test_each_frame_hears_its_own_second():
+    """A frame's audio example is centred on it: at 9.5 s it holds second 9, not the end of second 8
+    (back-to-back 0.96 s VGGish examples would give it 0.36 s of second 8)."""
+    import numpy as np
+
+    from ssuformer.data import frame_example, log_mel
+
+    sr = 16000
+    wav = np.zeros(10 * sr, np.float32)
+    t = np.arange(sr) / sr
+    wav[8 * sr:9 * sr] = 0.5 * np.sin(2 * np.pi * 1000 * t)  # a 1 kHz tone in second 8 only
+    mel = log_mel(wav, sr)
+    assert mel.shape == (998, 64)
+    loud = lambda f: float(frame_example(mel, f)[0].max())  # noqa: E731
+    quiet = float(mel.min()) + 1.0
+    assert loud(255) > quiet + 5  # 8.5 s: the tone
+    assert loud(285) < quiet and loud(225) < quiet  # 9.5 s and 7.5 s: silence
+    assert frame_example(mel, 0).shape == (1, 96, 64) and frame_example(mel, 299).shape == (1, 96, 64)
+    assert np.array_equal(frame_example(mel, 299)[0], mel[-96:])
