@@ -68,7 +68,8 @@ class SSUFormer(nn.Module):
         # Upsample the stride-4 logits, then squash (as MaskFormer does): upsampled probabilities blur an edge
         # over a whole cell, while logits keep it sharp where the model places it between cells.
         logits = F.interpolate(out["query_masks"], size=size, mode="bilinear", align_corners=False)
-        out["probs"] = torch.einsum("nq,nqhw->nhw", out["weights"], logits.sigmoid())
+        # clamp: softmax weights sum to 1 only up to rounding, and the metrics refuse 1.0000001
+        out["probs"] = torch.einsum("nq,nqhw->nhw", out["weights"], logits.sigmoid()).clamp(0, 1)
         return out
 
     def caption_memory(self, enc: dict[str, torch.Tensor], images: torch.Tensor | None,
