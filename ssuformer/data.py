@@ -42,14 +42,14 @@ def frames_key(frames: list[int]) -> str:
 
 
 def frame_example(mel: np.ndarray, frame: int) -> np.ndarray:
-    """The VGGish example (1, 96, 64) centred on `frame`'s timestamp (frame / FPS), from a clip's log-mel.
+    """The VGGish example (1, 96, 64) of `frame`'s second: hops [100 s, 100 s + 96) of the clip's log-mel.
 
-    Centred rather than VGGish's back-to-back 0.96 s examples: those drift by 40 ms a second, so the
-    example of a frame at 9.5 s would hold 0.36 s of second 8's sound. A centred window is the frame's own
-    sound up to its second's edges.
+    One example per second, aligned to the second as AVSBench does, and the same for all 30 frames of it:
+    VGGish's own back-to-back 0.96 s examples drift 40 ms a second (at 9.5 s they hold 0.36 s of second 8),
+    and a window centred on each frame mixes two seconds for the frames near a boundary.
     """
-    centre = round(frame / FPS / MEL_HOP_S)
-    start = min(max(0, centre - EXAMPLE_HOPS // 2), max(0, len(mel) - EXAMPLE_HOPS))
+    hops_per_s = round(1 / MEL_HOP_S)
+    start = min(int(frame // FPS) * hops_per_s, max(0, len(mel) - EXAMPLE_HOPS))
     ex = mel[start:start + EXAMPLE_HOPS]
     if len(ex) < EXAMPLE_HOPS:  # a clip shorter than 0.96 s: repeat its last hop
         ex = np.concatenate([ex, np.repeat(ex[-1:], EXAMPLE_HOPS - len(ex), 0)])
