@@ -65,7 +65,7 @@ def _machine() -> dict[str, Any]:
 def learning(
     out: Path = typer.Option(..., "--out", help="output folder: root/, runs/, baselines/, report.md, *.png"),
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(120, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)"),
+    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)"),
     seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -81,7 +81,7 @@ def learning(
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
 
-    Example: ssu-bench learning --out runs/bench --clips 120 --epochs 12
+    Example: ssu-bench learning --out runs/bench --clips 120 --epochs 12  (quick look; default 360 clips, 26 epochs)
     """
     from ssuformer import bench_report as rep
     from ssuformer.bench_steps import (
@@ -168,7 +168,7 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 def ladder(
     out: Path = typer.Option(..., "--out", help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(120, "--clips", help="clips of the synthetic root"),
+    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root"),
     seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
