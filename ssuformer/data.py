@@ -63,16 +63,14 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def log_mel(wav: np.ndarray, sr: int) -> np.ndarray:
-    """VGGish's log-mel spectrogram (hops, 64) float32 of a waveform (made mono, resampled to 16 kHz)."""
+    """VGGish's log-mel spectrogram (hops, 64) float32 of a 16 kHz waveform (made mono)."""
     from torchvggish import mel_features
     from torchvggish import vggish_params as vp
 
+    if sr != vp.SAMPLE_RATE:
+        raise ValueError(f"log_mel needs {vp.SAMPLE_RATE} Hz audio, got {sr} Hz")
     if wav.ndim > 1:
         wav = wav.mean(1)
-    if sr != vp.SAMPLE_RATE:
-        import resampy
-
-        wav = resampy.resample(wav, sr, vp.SAMPLE_RATE)
     mel = mel_features.log_mel_spectrogram(
         wav, audio_sample_rate=vp.SAMPLE_RATE, log_offset=vp.LOG_OFFSET,
         window_length_secs=vp.STFT_WINDOW_LENGTH_SECONDS, hop_length_secs=vp.STFT_HOP_LENGTH_SECONDS,
