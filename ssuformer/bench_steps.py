@@ -21,6 +21,7 @@ import numpy as np
 from schemas import atomic
 from schemas.constants import NUM_FRAMES, SAMPLE_RATE
 from schemas.errors import UserError
+from schemas.models import Split
 from schemas.root import DatasetRoot
 
 
@@ -29,24 +30,24 @@ class AudioControl(StrEnum):
     shuffle = "shuffle"  # every clip gets another clip's wav (same split): sound present but unrelated
 
 
-def _ssu_synth() -> str:
-    """The ssu-synth of this environment (a process boundary: ssuformer does not import collection)."""
+def _run_ssu_synth(args: list[str], progress: bool) -> None:
+    """Run this environment's ssu-synth (a process boundary: ssuformer does not import collection)."""
     exe = Path(sys.executable).with_name("ssu-synth")
-    return str(exe) if exe.is_file() else "ssu-synth"
+    cmd = [str(exe) if exe.is_file() else "ssu-synth", *args] + ([] if progress else ["--no-progress"])
+    res = subprocess.run(cmd, check=False)
+    if res.returncode != 0:
+        raise UserError(f"ssu-synth {' '.join(args)}: failed with exit code {res.returncode}; see its message above")
 
 
 def ensure_root(path: Path, clips: int, seed: int, progress: bool) -> Path:
     """A synthetic root at `path` (made, or resumed, by `ssu-synth`)."""
-    if (path / "splits" / "test.txt").is_file() and len(DatasetRoot.open(path).read_split("train")) > 0:
-        ids = sum(len(v) for v in DatasetRoot.open(path).splits().values())
-        if ids >= clips:
+    if (path / "splits" / "test.txt").is_file():
+        root = DatasetRoot.open(path)
+        splits = root.splits()
+        root.close()
+        if splits.get(Split.train) and sum(len(v) for v in splits.values()) >= clips:
             return path
-    cmd = [_ssu_synth(), str(path), "--clips", str(clips), "--seed", str(seed)]
-    if not progress:
-        cmd.append("--no-progress")
-    res = subprocess.run(cmd, check=False)
-    if res.returncode != 0:
-        raise UserError(f"ssu-synth {path}: failed with exit code {res.returncode}; see its message above")
+    _run_ssu_synth([str(path), "--clips", str(clips), "--seed", str(seed)], progress)
     return path
 
 
@@ -131,12 +132,7 @@ def trivial_predictions(root_path: Path, out: Path, split: str, progress: bool) 
     `ssu-synth --union-baseline` renders the baseline and we read its files, as with any predictions.
     """
     caption = most_frequent_caption(DatasetRoot.open(root_path))
-    cmd = [_ssu_synth(), str(root_path), "--union-baseline", str(out), "--split", split, "--caption", caption]
-    if not progress:
-        cmd.append("--no-progress")
-    res = subprocess.run(cmd, check=False)
-    if res.returncode != 0:
-        raise UserError(f"ssu-synth --union-baseline {out}: failed with exit code {res.returncode}; see above")
+    _run_ssu_synth([str(root_path), "--union-baseline", str(out), "--split", split, "--caption", caption], progress)
     return out, caption
 
 
@@ -207,6 +203,7 @@ def audio_probe(checkpoint: Path, root_path: Path, split: str, clips: int = 6) -
     from ssuformer.checkpoint import load_model
     from ssuformer.data import ClipDataset, collate
     from ssuformer.mohe import expert_cache_for
+    from ssuformer.validate import threshold_miou
 
     model, cfg, tok, _ = load_model(checkpoint)
     if not cfg.model.segmentation:
@@ -217,10 +214,7 @@ def audio_probe(checkpoint: Path, root_path: Path, split: str, clips: int = 6) -
     swapped = dict(batch, audio=batch["audio"].roll(1, 1))
 
     def iou(p: torch.Tensor, g: torch.Tensor) -> float:
-        pb, gb = p >= 0.5, g >= 0.5
-        inter = (pb & gb).flatten(2).sum(-1).float()
-        union = (pb | gb).flatten(2).sum(-1).float()
-        return float(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean())
+        return threshold_miou(p.flatten(0, 1).numpy(), g.flatten(0, 1).numpy())["miou"]
 
     with torch.no_grad():
         real = model.predict(batch)["probs"]

@@ -16,8 +16,9 @@ from ssuformer.config import SSUConfig
 from ssuformer.data import ClipDataset, collate
 
 
-def _simple_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
-    """Fallback when ssuformer.metrics is unavailable: per-frame IoU at 0.5, empty/empty = 1."""
+def threshold_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
+    """Mean per-frame IoU at 0.5 of (N, H, W) arrays, empty/empty = 1: the fallback when ssuformer.metrics
+    is unavailable, and the audio probe's IoU."""
     p, g = probs >= 0.5, gts >= 0.5
     inter = (p & g).reshape(len(p), -1).sum(1)
     union = (p | g).reshape(len(p), -1).sum(1)
@@ -28,7 +29,7 @@ def seg_scores(probs: np.ndarray, gts: np.ndarray) -> dict[str, Any]:
     try:
         from ssuformer.metrics import segmentation_scores
     except ImportError:
-        return _simple_miou(probs, gts)
+        return threshold_miou(probs, gts)
     s = segmentation_scores(probs, gts)
     return {"miou": float(s["miou"]), "fscore": float(s["fscore"])}
 
