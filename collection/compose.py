@@ -8,13 +8,14 @@ Layouts (x, y, w, h) on the 512x512 frame:
 Each tile is fitted with the run's --fit; its Transform (source pixel -> clip pixel, tile offset
 included) is kept in the row's meta and its rectangle in the row's regions.
 
-Loudness: each source's 10 s window is decoded to 16 kHz mono and its RMS measured; a gain brings it
-to TARGET_DB (capped at MAX_GAIN_DB of boost), so a quiet violin is not buried under a loud drum.
+Loudness: each source's 10 s window is decoded and its own level measured (RMS over all channels at its
+own rate, the measure normalize uses); a gain brings it to TARGET_DB (capped at MAX_GAIN_DB of boost), so a
+quiet violin is not buried under a loud drum. Each tile's picture and sound follow the timeline rule of
+collection.timeline (a short tile loops or pads in sync).
 """
 
 from __future__ import annotations
 
-import math
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +24,17 @@ from typing import Any
 import numpy as np
 
 from collection.normalize import (
-    MP4_AUDIO_RATE,
+    LEVEL_OF,
     NormalizeOptions,
     check_outputs,
+    check_silence,
+    clip_streams,
     encode,
-    fit_video,
+    f32_level_db,
     geometry,
     inspect_source,
     run_ffmpeg,
-    source_streams,
+    window_of,
 )
 from collection.reasons import CollectError, FailReason
 from schemas.constants import SAMPLE_RATE, SECONDS, SIZE
@@ -60,7 +63,7 @@ class TileSource:
 
 
 def window_audio(path: Path, start: float, timeout: float = 60) -> np.ndarray:
-    """The window's audio as 16 kHz mono float32 (empty when the file has no audio)."""
+    """The window's audio as 16 kHz mono float32 (empty when the file has no audio): the wav's format."""
     argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start:.3f}", "-t",
             str(SECONDS), "-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -69,18 +72,20 @@ def window_audio(path: Path, start: float, timeout: float = 60) -> np.ndarray:
     return np.frombuffer(p.stdout, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def rms_db(x: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return 20 * math.log10(rms) if rms > 0 else -200.0
+def source_level_db(path: Path, start: float, timeout: float = 60) -> float:
+    """The window's own level (dBFS): RMS over all its channels at its own rate, no downmix, no resampling."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start:.3f}", "-t",
+            str(SECONDS), "-i", str(path), "-map", "0:a:0", "-acodec", "pcm_f32le", "-f", "f32le", "-"]
+    p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return f32_level_db(p.stdout) if p.returncode == 0 else -200.0
 
 
 def prepare_tile(t: TileSource, opts: NormalizeOptions) -> TileSource:
     """Probe and level one tile's source; raises CollectError for the same reasons as a single clip."""
     t.info, t.allowed = inspect_source(t.path, t.start, opts)
     if t.info.has_audio:
-        t.rms_db = rms_db(window_audio(t.path, t.start))
-        if t.rms_db < opts.silence_db and not opts.allow_silent:
-            raise CollectError(FailReason.silent, f"{t.path.name}: audio RMS {t.rms_db:.0f} dBFS")
+        t.rms_db = source_level_db(t.path, t.start)
+        check_silence(t.path.name, t.rms_db, opts, t.allowed)
     return t
 
 
@@ -102,14 +107,13 @@ def compose_clip(tiles: list[TileSource], mp4: Path, wav: Path, opts: NormalizeO
     for t, (x, y, w, h) in zip(tiles, layout, strict=True):
         assert t.info is not None and t.allowed is not None, "prepare_tile first"
         geo = geometry(t.info.width, t.info.height, opts.fit, w, h)
-        v, a = source_streams(t.path, t.start, t.info, opts, t.allowed)
-        videos.append(fit_video(v, geo, w, h))
+        v, a, _ = clip_streams(t.path, t.start, t.info, window_of(t.info, t.start, opts, t.allowed), geo, w, h)
+        videos.append(v)
         g = gain_db(t.rms_db) if t.info.has_audio else 0.0
-        audios.append(a.filter("aformat", sample_rates=MP4_AUDIO_RATE, channel_layouts="stereo")
-                      .filter("volume", f"{g:.2f}dB"))
+        audios.append(a.filter("volume", f"{g:.2f}dB"))
         regions.append(Region(x=x, y=y, w=w, h=h, keyword=t.label, source_clip=t.source_clip))
         meta_tiles.append({"source_clip": t.source_clip, "label": t.label, "source_path": str(t.path),
-                           "start": t.start, "rms_db": round(t.rms_db, 1), "gain_db": round(g, 2),
+                           "start": t.start, "rms_db": round(t.rms_db, 1), "rms_of": LEVEL_OF, "gain_db": round(g, 2),
                            "transform": geo.transform(t.start, x, y).model_dump(mode="json"), **t.allowed})
     video = ffmpeg.filter(videos, "xstack", inputs=len(videos), layout="|".join(f"{x}_{y}" for x, y, *_ in layout))
     audio = ffmpeg.filter(audios, "amix", inputs=len(audios), duration="longest", normalize=0)

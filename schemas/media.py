@@ -27,6 +27,10 @@ class VideoInfo:
     audio_channels: int | None
     video_codec: str
     audio_codec: str | None
+    # where the video stream ends on ffmpeg's timeline (the file's start time = 0): the container's duration is
+    # the longest stream's, and an audio track often outlasts the video by its codec padding
+    video_end: float | None = None
+    audio_seconds: float | None = None  # the first audio stream's duration from its header (None: not stated)
 
 
 def ffmpeg_exe() -> str:
@@ -52,13 +56,19 @@ def probe_video(path: str | Path, decode: bool = False) -> VideoInfo:
             rate = vs.average_rate or vs.guessed_rate or Fraction(0)
             dur = float(c.duration / 1_000_000) if c.duration else float((vs.duration or 0) * (vs.time_base or 0))
             frames = vs.frames
+            video_end = None
+            if vs.duration and vs.time_base:
+                first = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+                video_end = first - (c.start_time or 0) / 1_000_000 + float(vs.duration * vs.time_base)
+            audio_seconds = float(a.duration * a.time_base) if a is not None and a.duration and a.time_base else None
             if decode:
                 frames = sum(1 for _ in c.decode(video=0))
             return VideoInfo(width=vs.codec_context.width, height=vs.codec_context.height, fps=float(rate),
                              frames=int(frames), duration=dur, has_audio=a is not None,
                              audio_rate=a.codec_context.sample_rate if a else None,
                              audio_channels=a.codec_context.channels if a else None,
-                             video_codec=vs.codec_context.name, audio_codec=a.codec_context.name if a else None)
+                             video_codec=vs.codec_context.name, audio_codec=a.codec_context.name if a else None,
+                             video_end=video_end, audio_seconds=audio_seconds)
     except UserError:
         raise
     except Exception as e:  # av raises InvalidDataError & co on corrupt files
