@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -56,7 +57,8 @@ def collect(
     rate_limit: str = typer.Option(None, "--rate-limit", help="download bytes/s per worker, e.g. 2M"),
     min_interval: float = typer.Option(0.0, "--min-interval", min=0, help="seconds between downloads per worker"),
     name: str = typer.Option(None, "--name", help="dataset name for a new root (default: folder name)"),
-    strict: bool = typer.Option(False, "--strict", help="exit 1 when any clip failed"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 when any clip failed (a run in which every clip "
+                                "failed exits 1 anyway)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     from collection import job as jobs
@@ -79,7 +81,14 @@ def collect(
     except KeyboardInterrupt:
         print("interrupted: what finished is kept; run the same command again to resume", flush=True)
         raise typer.Exit(130) from None
-    raise typer.Exit(1 if strict and stats.failed else 0)
+    # a run that collected nothing (every planned clip failed) is an error even without --strict: scripts notice
+    all_failed = stats.failed > 0 and stats.done + stats.skipped == 0
+    if all_failed:
+        if quiet:  # the summary was not printed: the reasons must still reach the user
+            print(stats.summary(), file=sys.stderr)
+        print(f"error: all {stats.failed} clip(s) failed; the reasons are in the summary and in the catalog",
+              file=sys.stderr)
+    raise typer.Exit(1 if all_failed or (strict and stats.failed) else 0)
 
 
 def main() -> None:

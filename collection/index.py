@@ -104,6 +104,9 @@ def window_start(video_key: str, seed: int, video_seconds: float = AVQA_VIDEO_SE
 
 
 def _open_text(path: Path) -> str:
+    if path.is_dir():
+        raise UserError(f"--index {path}: is a folder; pass the index file of the chosen --source (a folder "
+                        "with index.csv is read only with --source local)")
     if not path.is_file():
         raise UserError(f"--index {path}: no such file; pass the index file of the chosen --source")
     try:
@@ -209,6 +212,9 @@ def read_music21(path: Path, seed: int, video_seconds: float = AVQA_VIDEO_SECOND
 def read_local(path: Path) -> Index:
     """A folder with index.csv (or the CSV itself); `file` is relative to the CSV's folder."""
     csv_path = path / "index.csv" if path.is_dir() else path
+    if path.is_dir() and not csv_path.is_file():
+        raise UserError(f"--index {path}: is a folder without index.csv; add one (file,label[,start,split]) or "
+                        "pass the CSV itself")
     text = _open_text(csv_path)
     reader = csv.DictReader(text.splitlines())
     missing = {"file", "label"} - set(reader.fieldnames or [])

@@ -105,9 +105,10 @@ def closed_port() -> int:
     return port
 
 
-def run(*args: object) -> None:
+def run(*args: object, code: int = 0) -> str:
     r = CliRunner().invoke(app, [*map(str, args), "--quiet"])
-    assert r.exit_code == 0, (r.output, r.exception)
+    assert r.exit_code == code, (r.output, r.exception)
+    return r.output
 
 
 def test_ytdlp_sections_network_failure_and_rerun(served: tuple[str, Path], tmp_path: Path) -> None:
@@ -122,7 +123,9 @@ def test_ytdlp_sections_network_failure_and_rerun(served: tuple[str, Path], tmp_
     common = [root, "--source", "vggsound", "--index", index, "--keywords", "playing piano,orchestra",
               "--retries", "1", "--backoff", "0.05"]
     # 1) the network is down: every clip fails with its reason, after a retry, and the run finishes
-    run(*common, "--url-template", f"http://127.0.0.1:{closed_port()}/{{youtube_id}}.mp4")
+    # (nothing collected: exit 1, and the summary is printed even with --quiet)
+    out = run(*common, "--url-template", f"http://127.0.0.1:{closed_port()}/{{youtube_id}}.mp4", code=1)
+    assert "failed 3 (network 3)" in out and "error: all 3 clip(s) failed" in out
     r = DatasetRoot.open(root)
     rows = r.catalog.rows()
     assert len(rows) == 3 and all(x.status == ClipStatus.failed for x in rows)

@@ -173,3 +173,15 @@ def test_avqa_index_json_error(tmp_path: Path) -> None:
     p.write_text("{not json")
     with pytest.raises(UserError, match="invalid JSON"):
         read_music_avqa(p, seed=0)
+
+
+@pytest.mark.parametrize("source", ["vggsound", "music_avqa", "music21", "local"])
+def test_folder_as_index_says_so(tmp_path: Path, source: str) -> None:
+    """A folder where an index file is expected says 'is a folder', not 'no such file'."""
+    from collection.cli import app
+
+    folder = tmp_path / "indexes"
+    folder.mkdir()
+    r = CliRunner().invoke(app, ["/tmp/unused", "--source", source, "--index", str(folder), "--list-keywords"])
+    assert isinstance(r.exception, UserError), r.output
+    assert f"--index {folder}: is a folder" in str(r.exception)
