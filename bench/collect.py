@@ -5,8 +5,10 @@ runner with 1 vs 2 worker processes. All figures come from this run, on the real
     .venv/bin/python bench/collect.py [--rounds 2] [--media-dir DIR]
 
 "tool" = collection.normalize.normalize_clip: probe the source (PyAV), build the graph, run ffmpeg,
-check the outputs (frame count, wav length, silence). "bare" = the identical ffmpeg argv run directly.
-Bare and tool runs alternate clip by clip, so a change in machine load hits both alike.
+check the outputs (frame count, 10 s AAC track, wav length) and the source's level (measured by the same
+ffmpeg run). "bare" = the identical ffmpeg argv run directly; "naive" = the ffmpeg command a user would write for the
+same outputs (same scale/pad and codec settings, no timeline/channel/level handling).
+The three run in rotating order clip by clip, so a change in machine load hits both alike.
 """
 
 from __future__ import annotations
@@ -25,42 +27,53 @@ sys.path.insert(0, str(ROOT))
 
 from collection.normalize import (  # noqa: E402
     NormalizeOptions,
+    build,
     check_outputs,
-    encode,
-    fit_video,
     geometry,
     inspect_source,
     normalize_clip,
-    source_streams,
-    wav_level_db,
 )
+from schemas.media import ffmpeg_exe  # noqa: E402
 
 
 def bare_argv(src: Path, out: Path, opts: NormalizeOptions) -> list[str]:
-    info, allowed = inspect_source(src, 0.0, opts)
-    v, a = source_streams(src, 0.0, info, opts, allowed)
-    return encode(fit_video(v, geometry(info.width, info.height, opts.fit)), a, out / "bare.mp4", out / "bare.wav",
-                  opts)
+    return build(src, 0.0, out / "bare.mp4", out / "bare.wav", opts)[0]
 
 
-def bench_normalize(clips: list[Path], rounds: int, tmp: Path) -> tuple[float, float]:
+def naive_argv(src: Path, out: Path, opts: NormalizeOptions) -> list[str]:
+    """The same outputs as a user would ask ffmpeg for them by hand (same scale/pad, codecs and settings), without
+    the tool's timeline, channel handling and level branch: what the exact graph costs over a plain command."""
+    info, _ = inspect_source(src, 0.0, opts)
+    g = geometry(info.width, info.height, opts.fit)
+    vf = (f"[0:v]fps=30,scale={g.scaled_w}:{g.scaled_h}:flags=bicubic,pad=512:512:{g.offset_x}:{g.offset_y},"
+          "setsar=1[v]")
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-t", "10", "-i", str(src),
+            "-filter_complex", vf, "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", opts.preset, "-crf",
+            str(opts.crf), "-pix_fmt", "yuv420p", "-r", "30", "-frames:v", "300", "-c:a", "aac", "-b:a", "128k",
+            "-ar", "44100", "-ac", "2", "-movflags", "+faststart", str(out / "naive.mp4"), "-map", "0:a", "-ac", "1",
+            "-ar", "16000", "-c:a", "pcm_s16le", str(out / "naive.wav"), "-y"]
+
+
+def bench_normalize(clips: list[Path], rounds: int, tmp: Path) -> dict[str, float]:
+    """clips/s of the tool, its bare argv and the naive command, run in rotating order clip by clip."""
     opts = NormalizeOptions()
-    argvs = {c: bare_argv(c, tmp, opts) for c in clips}  # built outside the timed part: bare is just ffmpeg
-    t_bare = t_tool = 0.0
+    # argvs built outside the timed part: bare and naive are just ffmpeg
+    argvs = {"bare": {c: bare_argv(c, tmp, opts) for c in clips}, "naive": {c: naive_argv(c, tmp, opts) for c in clips}}
+    kinds = ["bare", "tool", "naive"]
+    spent = dict.fromkeys(kinds, 0.0)
     n = 0
     for r in range(rounds):
         for i, c in enumerate(clips):
-            order = ("bare", "tool") if (i + r) % 2 == 0 else ("tool", "bare")
-            for what in order:
+            k = (i + r) % len(kinds)
+            for what in kinds[k:] + kinds[:k]:
                 t0 = time.perf_counter()
-                if what == "bare":
-                    subprocess.run(argvs[c], check=True, capture_output=True, stdin=subprocess.DEVNULL)
-                    t_bare += time.perf_counter() - t0
-                else:
+                if what == "tool":
                     normalize_clip(c, 0.0, tmp / "tool.mp4", tmp / "tool.wav", opts)
-                    t_tool += time.perf_counter() - t0
+                else:
+                    subprocess.run(argvs[what][c], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+                spent[what] += time.perf_counter() - t0
             n += 1
-    return n / t_bare, n / t_tool
+    return {k: n / v for k, v in spent.items()}
 
 
 def tool_overhead(clips: list[Path], tmp: Path) -> float:
@@ -70,7 +83,6 @@ def tool_overhead(clips: list[Path], tmp: Path) -> float:
     for c in clips:
         inspect_source(c, 0.0, opts)
         check_outputs(tmp / "tool.mp4", tmp / "tool.wav", c.name)
-        wav_level_db(tmp / "tool.wav")
     return (time.perf_counter() - t0) / len(clips)
 
 
@@ -119,9 +131,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-collect-"))
     try:
         print(f"{len(clips)} real clips from {a.media_dir} -> 512x512, 30 fps, 300 frames + 16 kHz wav")
-        bare, tool = bench_normalize(clips, a.rounds, tmp)
+        rate = bench_normalize(clips, a.rounds, tmp)
+        bare, tool, naive = rate["bare"], rate["tool"], rate["naive"]
         print(f"normalize, 1 process   bare ffmpeg {bare:6.3f} clips/s   tool {tool:6.3f} clips/s   "
               f"tool/bare {tool / bare:5.1%}")
+        print(f"                       naive ffmpeg command {naive:6.3f} clips/s   tool/naive {tool / naive:5.1%}")
         over = tool_overhead(clips, tmp)
         print(f"tool work outside ffmpeg (probe + output checks): {over * 1000:.0f} ms/clip = "
               f"{over * bare:.1%} of a bare transcode")

@@ -138,7 +138,8 @@ def inspect_source(path: Path, start: float, opts: NormalizeOptions) -> tuple[Vi
     if info.width < 2 or info.height < 2:
         raise CollectError(FailReason.corrupt_video, f"{path.name}: video size {info.width}x{info.height}")
     allowed: dict[str, Any] = {}
-    avail = info.duration - start
+    # the picture's own end: an audio track that outlasts the video does not make a short source long
+    avail = min(info.duration, info.video_end if info.video_end is not None else info.duration) - start
     if avail < SECONDS - opts.tolerance:
         if opts.short == ShortPolicy.reject or avail <= 0:
             raise CollectError(FailReason.too_short, f"{path.name}: {max(avail, 0):.2f} s from {start:g} s, "
@@ -153,11 +154,10 @@ def inspect_source(path: Path, start: float, opts: NormalizeOptions) -> tuple[Vi
 
 def window_of(info: VideoInfo, start: float, opts: NormalizeOptions, allowed: dict[str, Any]) -> Window:
     """The clip's timeline (collection.timeline): a short source's cycle is its whole frames at 30 fps."""
-    policy = allowed.get("short", {}).get("policy")
-    if policy is None:
+    short = allowed.get("short")
+    if short is None:
         return Window(hold=math.ceil(opts.tolerance * FPS) + 1)
-    end = info.video_end if info.video_end is not None else info.duration
-    return Window(frames=cycle_frames(min(end, info.duration) - start), policy=ShortPolicy(policy))
+    return Window(frames=cycle_frames(short["source_seconds"]), policy=ShortPolicy(short["policy"]))
 
 
 def clip_streams(path: Path, start: float, info: VideoInfo, win: Window, geo: Geometry, tw: int = SIZE,

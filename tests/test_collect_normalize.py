@@ -70,7 +70,7 @@ def test_rejects_with_reasons(shared_data: Path) -> None:
     assert e.value.reason == FailReason.no_audio and "--no-audio silence" in e.value.detail
     with pytest.raises(CollectError) as e:
         inspect_source(shared_data / "media/vggsound/M1pPtg6a_g8_000230.mp4", 5.0, opts)
-    assert e.value.reason == FailReason.too_short and "5.01 s from 5 s" in e.value.detail
+    assert e.value.reason == FailReason.too_short and "5.00 s from 5 s" in e.value.detail  # video to 10.0 s
     info, allowed = inspect_source(shared_data / "media/vggsound/M1pPtg6a_g8_000230.mp4", 0.0, opts)
     assert info.has_audio and allowed == {}
 
