@@ -1,9 +1,11 @@
 """Normalize one source video into a clip: 512x512 (--fit pad|crop|stretch), constant 30 fps, exactly 300
 frames, AAC audio in the mp4, and a 16 kHz mono wav of exactly 160 000 samples.
 
-One ffmpeg run (imageio-ffmpeg's binary; the graph is built with ffmpeg-python) writes both files. The
-source is checked first (a video? long enough? audio? silent?) so that a rejection says why, and the
-outputs are checked after, so a truncated source cannot slip through as padded frames.
+One ffmpeg run (imageio-ffmpeg's binary; the graph is built with ffmpeg-python) writes both files and pipes
+back the window's raw audio, whose level is the silence check's measure. The source is checked first (a
+video? long enough? audio?) so that a rejection says why, and the outputs are checked after, so a truncated
+source cannot slip through as padded frames. Placement is computed here in integers (geometry); the timeline
+(loops and pads in sync) and the channel rules are collection.timeline's.
 """
 
 from __future__ import annotations
