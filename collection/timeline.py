@@ -12,8 +12,8 @@ The rule (docs/collect.md, "Timeline"):
 - the loop is made in the filter graph (`loop`/`aloop`), not with `-stream_loop`: the demuxer restarts each
   stream after its own duration (an AAC track outlasts its video by its padding), which drifts more every loop;
 - channels: a mono source is copied to both channels (ffmpeg's own upmix puts it at -3 dB), stereo is kept,
-  more channels are downmixed to stereo by ffmpeg (normalized: no clipping); the wav is (L + R) / 2, which
-  keeps a mono source's level and cannot clip.
+  more channels are downmixed to stereo by ffmpeg's matrix scaled to rule out clipping; the wav is
+  (L + R) / 2, which keeps a mono source's level and cannot clip.
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def to_stereo(stream: Any, channels: int | None) -> Any:
         return stream.filter("pan", "stereo|c0<c0|c1<c0")
     if channels == 2:
         return stream.filter("pan", "stereo|c0<c0|c1<c1")  # also names an unlabelled 2-channel layout
-    return stream.filter("aformat", channel_layouts="stereo")
+    # ffmpeg's standard downmix matrix, scaled so that no output can exceed full scale (in float, which the
+    # graph works in, swresample does not scale it by itself: a 5.1 source came out 7.7 dB louder)
+    return stream.filter("aresample", ochl="stereo", rematrix_maxval=1.0)
 
 
 def timed_audio(stream: Any, channels: int | None, win: Window) -> Any:

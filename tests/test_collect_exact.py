@@ -181,17 +181,19 @@ def db(x: np.ndarray) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
 
 
-LEVELS = {
+LEVELS = {  # the source's channels; its wav is their average here (all 5.1 channels alike, see below)
     "mono -20 dBFS": [sine(440, 0.1 * np.sqrt(2))],
-    "stereo, near full scale, L = R": [sine(440, 0.9), sine(440, 0.9)],  # (AAC itself dims a 0.99 sine)
+    "stereo, near full scale, L = R": [sine(440, 0.9)] * 2,  # (AAC itself dims a 0.99 sine)
     "stereo, different": [sine(440, 0.5), sine(660, 0.25)],
+    "5.1, near full scale, all alike": [sine(440, 0.9)] * 6,
 }
 
 
 @pytest.mark.parametrize("name", list(LEVELS))
 def test_levels_kept(tmp_path: Path, name: str) -> None:
     """Mono keeps its level in the wav and in both mp4 channels; stereo goes to the wav as (L + R) / 2, which
-    keeps a near full-scale L = R source at its level without clipping; audio_rms_db is the source's own level."""
+    keeps a near full-scale L = R source at its level without clipping; a 5.1 downmix cannot clip either (six
+    alike channels keep their level); audio_rms_db is the source's own level."""
     chans = LEVELS[name]
     src = make_source(tmp_path / "s.mkv", seconds=float(SECONDS), audio="|".join(e for e, _ in chans),
                       acodec="pcm_s16le")
@@ -203,7 +205,7 @@ def test_levels_kept(tmp_path: Path, name: str) -> None:
     assert db(wav) == pytest.approx(db(sum(sig) / len(sig)), abs=0.1)
     assert np.abs(wav).max() < 0.999  # no clipping
     audio = assert_full_tracks(tmp_path / "o.mp4")
-    for ch, x in zip(audio, sig * 2 if len(sig) == 1 else sig, strict=True):
+    for ch, x in zip(audio, sig if len(sig) == 2 else sig[:1] * 2, strict=True):
         assert db(ch[AAC_FRAME:-AAC_FRAME]) == pytest.approx(db(x), abs=0.25)
 
 
