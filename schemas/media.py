@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,26 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _tag_seconds(tag: str | None) -> float | None:
+    """Matroska/WebM's per-track DURATION tag, 'HH:MM:SS.nnnnnnnnn', in seconds."""
+    try:
+        h, m, sec = (tag or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
+
+
+def _stream_end(c: Any, vs: Any) -> float | None:
+    """Where a stream ends on ffmpeg's timeline (the file's start = 0): its header duration (mp4/mov), else
+    the DURATION tag Matroska/WebM writers put on each track; None when neither is there."""
+    first = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+    first -= (c.start_time or 0) / 1_000_000
+    if vs.duration and vs.time_base:
+        return first + float(vs.duration * vs.time_base)
+    tagged = _tag_seconds(vs.metadata.get("DURATION"))
+    return None if tagged is None else first + tagged
+
+
 def probe_video(path: str | Path, decode: bool = False) -> VideoInfo:
     """Metadata of a video file. decode=True counts frames by decoding (catches truncated files)."""
     import av
@@ -56,10 +77,7 @@ def probe_video(path: str | Path, decode: bool = False) -> VideoInfo:
             rate = vs.average_rate or vs.guessed_rate or Fraction(0)
             dur = float(c.duration / 1_000_000) if c.duration else float((vs.duration or 0) * (vs.time_base or 0))
             frames = vs.frames
-            video_end = None
-            if vs.duration and vs.time_base:
-                first = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
-                video_end = first - (c.start_time or 0) / 1_000_000 + float(vs.duration * vs.time_base)
+            video_end = _stream_end(c, vs)
             audio_seconds = float(a.duration * a.time_base) if a is not None and a.duration and a.time_base else None
             if decode:
                 frames = sum(1 for _ in c.decode(video=0))
