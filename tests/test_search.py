@@ -126,7 +126,7 @@ def test_preview_outlines_the_region(synth_root, tmp_path: Path) -> None:
     mask = rle_mod.decode(rle.model_dump()).astype(bool)
     # the ring's white tone lies just inside the mask border: check the thumbnail there (320 px of 512)
     ys, xs = np.nonzero(mask)
-    cy, cx = int(ys.mean()), int(xs.mean())
+    cx = int(xs.mean())
     top = ys[xs == cx].min() if (xs == cx).any() else ys.min()
     ty, tx = int((top + 1) * 320 / 512), int(cx * 320 / 512)
     assert (sheet[ty:ty + 3, tx] > 200).all(axis=-1).any(), "no white ring at the top of the region"

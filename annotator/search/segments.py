@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from schemas import atomic
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus
-from schemas.root import DatasetRoot, format_validation_error
+from schemas.root import format_validation_error
 
 CACHE_VERSION = 1
 
@@ -91,12 +91,9 @@ class Corpus:
         sub = predictions / "annotations"
         return cls(root, sub if sub.is_dir() else predictions, True)
 
-    def files(self, clip_ids: Iterable[str] | None) -> dict[str, Path]:
-        """clip id -> annotation file, for the clips asked for (all when None) that have one."""
-        found = {p.stem: p for p in self.annotations.glob("*.json") if not p.name.startswith(".")}
-        if clip_ids is None:
-            return dict(sorted(found.items()))
-        return {c: found[c] for c in clip_ids if c in found}
+    def files(self) -> dict[str, Path]:
+        """clip id -> annotation file (hidden files are a writer's leftovers, see schemas.atomic)."""
+        return dict(sorted((p.stem, p) for p in self.annotations.glob("*.json") if not p.name.startswith(".")))
 
     def cache_file(self) -> Path:
         base = os.environ.get("SSU_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") \
@@ -133,7 +130,7 @@ def load_segments(corpus: Corpus, clip_ids: Iterable[str] | None = None,
     except (OSError, ValueError):
         cache = {}
     clips: dict[str, dict] = cache.get("clips", {})
-    files = corpus.files(None)
+    files = corpus.files()
     read = 0
     for cid, path in files.items():
         stamp = _stamp(path)
@@ -157,8 +154,3 @@ def load_segments(corpus: Corpus, clip_ids: Iterable[str] | None = None,
     skip = {s.value for s in skip_status}
     segs = [Segment.from_json(d) for c in wanted if clips[c]["status"] not in skip for d in clips[c]["segments"]]
     return segs, read
-
-
-def split_clips(root: DatasetRoot, split: str | None) -> list[str] | None:
-    """The clip ids of a split (None: every clip)."""
-    return None if split is None else root.read_split(split)
