@@ -8,7 +8,8 @@ caption "a red triangle in the top left is whistling", also reordered: "red tria
 left"), searched over the whole root (all splits). For each query the truth is one (clip, source) and the frames
 where that source carries that caption. Printed: recall@1/5/10 of the right clip (clips ranked by their best
 hit) and the mean frame IoU between the truth's frames and the frames of the best hit of the right clip and
-source (0 when it is not in the top 10). The embedding ranker runs on a tiny random model, which proves the
+source (0 when it is not in the top 10), and the R@1 that a perfect ranker would get where several clips carry
+the very same caption (it must guess among them). The embedding ranker runs on a tiny random model, which proves the
 plumbing only: its figures say nothing about a real sentence embedder.
 """
 
@@ -52,6 +53,15 @@ def make_queries(segments: list[Segment], n: int, seed: int) -> list[Query]:
             raise ValueError(f"not a synthetic caption: {segments[i].text!r}")
         out.append(Query(TEMPLATES[k % len(TEMPLATES)].format(**m.groupdict()), segments[i]))
     return out
+
+
+def tie_bound(searcher: Searcher, queries: list[Query]) -> float:
+    """R@1 of a perfect ranker that breaks ties at random: the synthetic grammar gives the same caption to
+    objects of several clips (same colour, shape, place and sound), and no ranker can tell those apart."""
+    clips_of: dict[str, set[str]] = {}
+    for s in searcher.segments:
+        clips_of.setdefault(s.text, set()).add(s.clip_id)
+    return float(np.mean([1 / len(clips_of[q.truth.text]) for q in queries]))
 
 
 def score(searcher: Searcher, queries: list[Query], depth: int = 10) -> dict[str, float]:
@@ -119,6 +129,8 @@ def main() -> None:
     if not a.no_embedder:
         texts = [s.text for s in load_segments(corpus)[0]]
         rankers.append(("tiny random embedder (plumbing only)", str(build_tiny_embedder(texts, work / "emb"))))
+    print(f"a perfect ranker that breaks ties at random: R@1 {tie_bound(Searcher(root), queries):.3f} "
+          "(identical captions in several clips)")
     print(f"{'ranker':38} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'frame IoU':>10} {'ms/query':>9}")
     for name, emb in rankers:
         searcher = Searcher(root, embedder=emb)
