@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from annotator.export.hub import hf_split
 from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.media import read_wav
@@ -38,19 +39,20 @@ def test_hf_round_trip_with_load_dataset(synth_root, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert len(list((out / "data").glob("train-*-of-00002.parquet"))) == 2
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
-    splits = {s.value: ids for s, ids in synth_root.splits().items()}
+    splits = {hf_split(s.value): ids for s, ids in synth_root.splits().items()}
+    assert list(ds) == ["train", "validation", "test"]
     assert {k: sorted(ds[k]["clip_id"]) for k in ds} == {k: sorted(v) for k, v in splits.items()}
     for row in ds["train"]:
         cid = row["clip_id"]
         _check_clip(synth_root, cid, row["captions"], row["semantic_masks"], row["sources"])
-        assert row["video"] == synth_root.clip_path(cid).read_bytes()
+        assert row["video"] == {"bytes": synth_root.clip_path(cid).read_bytes(), "path": f"{cid}.mp4"}
         import soundfile as sf
 
-        wav, sr = sf.read(io.BytesIO(row["audio"]), dtype="float32")
+        wav, sr = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
         ref, _ = read_wav(synth_root.audio_path(cid))
         assert sr == 16000 and np.array_equal(wav, ref)
     # resumable: unchanged shards are not rewritten
-    shard = next((out / "data").glob("val-*.parquet"))
+    shard = next((out / "data").glob("validation-*.parquet"))
     before = shard.stat().st_mtime_ns
     assert CliRunner().invoke(app, ["hf", str(synth_root.path), "--out", str(out), "--status", "auto",
                                     "--shard-size", "3"]).exit_code == 0
