@@ -34,9 +34,10 @@ def _same(src: Path, dest: Path, mode: MediaMode) -> bool:
     if dest.is_symlink() or not dest.is_file():
         return False
     a, b = src.stat(), dest.stat()
-    if mode == MediaMode.hardlink and a.st_ino == b.st_ino and a.st_dev == b.st_dev:
-        return True
-    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns  # a copy (copy2 keeps the mtime)
+    linked = (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+    if mode == MediaMode.hardlink and (linked or a.st_dev == b.st_dev):
+        return linked  # on one filesystem a hardlink is wanted, not an earlier run's copy
+    return not linked and a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns  # a copy (copy2 keeps mtime)
 
 
 def _place(src: Path, dest: Path, mode: MediaMode) -> None:
