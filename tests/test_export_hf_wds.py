@@ -13,6 +13,7 @@ from annotator.export.hub import hf_split
 from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.media import read_wav
+from schemas.models import ClipStatus
 
 
 def _check_clip(root, clip_id: str, captions: list, semantic: list, sources: list) -> None:
@@ -30,9 +31,12 @@ def _check_clip(root, clip_id: str, captions: list, semantic: list, sources: lis
                 assert np.array_equal(rle_mod.decode(got["masks"][f]), rle_mod.decode(m.model_dump()))
 
 
-def test_hf_round_trip_with_load_dataset(synth_root, tmp_path: Path) -> None:
+def test_hf_round_trip_with_load_dataset(synth_root, tmp_path: Path, monkeypatch) -> None:
     import datasets
 
+    import annotator.export.hf as hf_mod
+
+    monkeypatch.setattr(hf_mod, "media_decoder", lambda: None)  # bytes columns, whatever is installed here
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hf", str(synth_root.path), "--out", str(out), "--status", "auto",
                                    "--shard-size", "3"])
@@ -81,3 +85,34 @@ def test_wds_round_trip_with_webdataset(synth_root, tmp_path: Path) -> None:
     assert seen == {c: s.value for s, ids in synth_root.splits().items() for c in ids}
     index = json.loads((tmp_path / "wds" / "index.json").read_text())
     assert sum(len(v["clips"]) for v in index["shards"].values()) == 6
+
+
+def test_hf_media_features_follow_the_decoder(synth_root_copy, tmp_path: Path, monkeypatch) -> None:
+    """Video()/Audio() in the card's dataset_info where torchcodec imports, {bytes, path} structs elsewhere;
+    either way the same Parquet bytes, readable without torchcodec through decode=False."""
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    import annotator.export.hf as hf_mod
+
+    root = synth_root_copy
+    for c in root.splits()[next(iter(root.splits()))][1:]:
+        root.catalog.set_status(c, ClipStatus.rejected, "test")  # fewer clips: this test is about the schema
+    out = tmp_path / "out"
+    got = {}
+    for decoder in (None, "torchcodec (test)"):
+        monkeypatch.setattr(hf_mod, "media_decoder", lambda d=decoder: d)
+        res = CliRunner().invoke(app, ["hf", str(root.path), "--out", str(out), "--status", "auto"])
+        assert res.exit_code == 0, res.output
+        feats = {f["name"]: f for f in DatasetCard.load(out / "README.md").data.dataset_info["features"]}
+        got[decoder] = (feats["video"], feats["audio"])
+    assert got[None][0] == {"name": "video", "struct": [{"name": "bytes", "dtype": "binary"},
+                                                        {"name": "path", "dtype": "string"}]}
+    assert got["torchcodec (test)"] == ({"name": "video", "dtype": "video"},
+                                        {"name": "audio", "dtype": {"audio": {"sampling_rate": 16000}}})
+    ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(ds.features["video"], datasets.Video)
+    ds = ds.cast_column("video", datasets.Video(decode=False)).cast_column("audio", datasets.Audio(decode=False))
+    cid = ds[0]["clip_id"]
+    assert ds[0]["video"]["bytes"] == root.clip_path(cid).read_bytes()
+    assert ds[0]["audio"]["bytes"] == root.audio_path(cid).read_bytes()

@@ -185,8 +185,8 @@ def _how(st: DatasetStats) -> str:
     if "model" in kinds:
         said.append(f"models ({_names(st, 'model')}) drafted masks and captions automatically (`ssu-annotate`)")
     if "person" in kinds:
-        said.append(f"{len([a for a in st.agents if a['kind'] == 'person'])} people refined them in the "
-                    "`ssu-refine` web app")
+        n = len({a["name"] for a in st.agents if a["kind"] == "person"})
+        said.append(f"{n} {'person' if n == 1 else 'people'} refined them in the `ssu-refine` web app")
     text = "; ".join(said)
     return text[0].upper() + text[1:] + "."
 

@@ -89,12 +89,16 @@ def dataset_info(out: Path) -> dict[str, Any] | None:
     if not files:
         return None
     feats = ds.Features.from_arrow_schema(pq.read_schema(files[0]))
-    rows: dict[str, int] = {}
+    rows: dict[str, list[int]] = {}  # split -> [examples, uncompressed bytes]
     for p in files:
-        split = p.name.split("-")[0]
-        rows[split] = rows.get(split, 0) + pq.ParquetFile(p).metadata.num_rows
+        meta = pq.ParquetFile(p).metadata
+        got = rows.setdefault(p.name.split("-")[0], [0, 0])
+        got[0] += meta.num_rows
+        got[1] += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     return {"features": feats._to_yaml_list(),
-            "splits": [{"name": s, "num_examples": rows[s]} for s in hf_splits(out)]}
+            "splits": [{"name": s, "num_bytes": rows[s][1], "num_examples": rows[s][0]} for s in hf_splits(out)],
+            "download_size": sum(p.stat().st_size for p in files),
+            "dataset_size": sum(b for _, b in rows.values())}
 
 
 def front_matter(out: Path) -> dict[str, Any]:
