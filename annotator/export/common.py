@@ -69,7 +69,7 @@ def clip_problem(root: DatasetRoot, clip_id: str) -> str | None:
     apath = root.annotation_path(clip_id)
     if not apath.is_file():
         return "no annotation (deleted, or never annotated)"
-    problems = annotation_problems(apath, clip_id)
+    problems = annotation_problems(apath, clip_id, decode=False)  # ssu-validate decodes every mask
     if problems:
         return f"annotation {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
     if root.catalog.get(clip_id) is None:
