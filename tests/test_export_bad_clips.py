@@ -100,3 +100,16 @@ def test_empty_splits_load_and_failed_runs_leave_no_folders(synth_root_copy, tmp
     assert isinstance(res.exception, RuntimeError)
     empty = [d for d in fresh.rglob("*") if d.is_dir() and not any(d.iterdir())] if fresh.exists() else []
     assert empty == []
+
+
+def test_synthetic_source_writes_null_for_a_hidden_sounding_object() -> None:
+    """A sounding object fully covered by a later one is absent (null), not an empty mask."""
+    from collection.synth import ClipSpec, ObjectSpec, Shape, iter_seconds
+
+    still = (0.0, 0.0, 0.0, 0.0)  # no motion: both centred
+    hidden = ObjectSpec(id=0, shape=Shape.circle, colour="red", radius=40, path=still, spin=(0, 0),
+                        sounding=(True,) * 10)
+    cover = ObjectSpec(id=1, shape=Shape.circle, colour="blue", radius=70, path=still, spin=(0, 0),
+                       sounding=(False,) * 10)
+    _, rles = next(iter_seconds(ClipSpec(seed=0, index=0, objects=(hidden, cover), texture_seed=1)))
+    assert rles[0] == [None] * 30 and rles[1] == [None] * 30
