@@ -20,6 +20,7 @@ from typing import Any
 from annotator.export.common import Selection, rel
 from annotator.export.media import release_paths
 from schemas import atomic
+from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
 from schemas.errors import UserError
 
@@ -46,8 +47,6 @@ def _csv(rows: list[list[Any]], header: list[str]) -> bytes:
 
 
 def table_rows(sel: Selection, out: Path) -> dict[str, list[list[Any]]]:
-    from schemas import rle as rle_mod
-
     root = sel.root
     split_of = sel.split_of()
     rows: dict[str, list[list[Any]]] = {k: [] for k in TABLES}
