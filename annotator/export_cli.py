@@ -24,12 +24,6 @@ MEDIA_HELP = ("how clips/*.mp4 and audio/*.wav get into OUT: hardlink (default; 
               "or symlink (absolute links into the root: local use only, not a release)")
 
 
-def _out(root, out: Path | None) -> Path:  # root: DatasetRoot
-    from annotator.export.common import check_out
-
-    return check_out(root, out if out is not None else root.path / "export")
-
-
 def _open(root: Path):  # -> DatasetRoot
     from schemas.root import DatasetRoot
 
@@ -41,16 +35,19 @@ def _report(paths: list[Path]) -> None:
         typer.echo(f"wrote {p}")
 
 
-def _select(root: Path, status: list[str] | None, skip_bad: bool = False):  # -> Selection
-    from annotator.export.common import parse_statuses, select
+def _prepare(root: Path, out: Path | None, status: list[str] | None, skip_bad: bool = False):
+    """(Selection, output folder): --out checked first (cheap, one line), then every selected clip."""
+    from annotator.export.common import check_out, parse_statuses, select
 
-    sel = select(_open(root), parse_statuses(status), skip_bad=skip_bad)
+    droot = _open(root)
+    dest = check_out(droot, out if out is not None else droot.path / "export")
+    sel = select(droot, parse_statuses(status), skip_bad=skip_bad)
     if sel.unsplit:
         typer.echo(f"note: {sel.unsplit} clip(s) of the chosen status are in no split and are left out; "
                    f"re-run `ssu-export splits {root}` to place them", err=True)
     for k in sel.skipped:
         typer.echo(f"skipped {k}", err=True)
-    return sel
+    return sel, dest
 
 
 def _summary(sel) -> None:  # sel: Selection
@@ -98,12 +95,14 @@ def yvis(
 
     Example: ssu-export yvis /data/f-music --status accepted
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.media import place_media
     from annotator.export.yvis import export_yvis
 
-    sel = _select(root, status, skip_bad)
-    dest = _out(sel.root, out)
-    _report([*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest, frames=frames)])
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report([*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest, frames=frames)])
+    _summary(sel)
 
 
 @app.command()
@@ -119,9 +118,12 @@ def coco(
     Example: ssu-export coco /data/f-music --fps 1
     """
     from annotator.export.coco import export_coco
+    from annotator.export.common import no_empty_dirs_on_failure
 
-    sel = _select(root, status, skip_bad)
-    _report(export_coco(sel, _out(sel.root, out) / "coco", fps=fps))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_coco(sel, dest / "coco", fps=fps))
+    _summary(sel)
 
 
 @app.command()
@@ -136,10 +138,13 @@ def hf(
 
     Example: ssu-export hf /data/f-music && python -c "import datasets; datasets.load_dataset('/data/f-music/export')"
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.hf import export_hf
 
-    sel = _select(root, status, skip_bad)
-    _report(export_hf(sel, _out(sel.root, out), shard_size=shard_size))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_hf(sel, dest, shard_size=shard_size))
+    _summary(sel)
 
 
 @app.command()
@@ -154,10 +159,13 @@ def wds(
 
     Example: ssu-export wds /data/f-music --shard-size 100
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.wds import export_wds
 
-    sel = _select(root, status, skip_bad)
-    _report(export_wds(sel, _out(sel.root, out) / "wds", shard_size=shard_size))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_wds(sel, dest / "wds", shard_size=shard_size))
+    _summary(sel)
 
 
 @app.command()
@@ -175,12 +183,14 @@ def croissant(
 
     Example: ssu-export croissant /data/f-music
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
     from annotator.export.media import place_media
 
-    sel = _select(root, status, skip_bad)
-    dest = _out(sel.root, out)
-    _report([*place_media(sel, dest, media), export_croissant(sel, dest, validate=validate, url=url)])
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report([*place_media(sel, dest, media), export_croissant(sel, dest, validate=validate, url=url)])
+    _summary(sel)
 
 
 @app.command()
@@ -195,9 +205,12 @@ def card(
     Example: ssu-export card /data/f-music
     """
     from annotator.export.card import write_card
+    from annotator.export.common import no_empty_dirs_on_failure
 
-    sel = _select(root, status, skip_bad)
-    _report(write_card(sel, _out(sel.root, out)))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(write_card(sel, dest))
+    _summary(sel)
 
 
 @app.command(name="all")
@@ -216,22 +229,18 @@ def all_(
     """
     from annotator.export.card import write_card
     from annotator.export.coco import export_coco
-    from annotator.export.common import prune_empty_dirs
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
     from annotator.export.hf import export_hf
     from annotator.export.media import place_media
     from annotator.export.wds import export_wds
     from annotator.export.yvis import export_yvis
 
-    sel = _select(root, status, skip_bad)
-    dest = _out(sel.root, out)
-    try:
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
         written = [*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest),
                    *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest), *export_wds(sel, dest / "wds"),
                    *write_card(sel, dest), export_croissant(sel, dest)]
-    except BaseException:
-        prune_empty_dirs(dest)  # a failed run leaves no empty folders (complete files stay: reruns resume)
-        raise
     _report(written)
     _summary(sel)
 

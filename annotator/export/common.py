@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,16 @@ def check_out(root: DatasetRoot, out: Path, flag: str = "--out") -> Path:
         raise UserError(f"{flag} {out}: would write into the dataset root's own files; use ROOT/export or "
                         "a folder outside the root")
     return out
+
+
+@contextmanager
+def no_empty_dirs_on_failure(top: Path) -> Iterator[None]:
+    """A run that fails leaves no empty folders under `top` (its complete files stay: a rerun resumes)."""
+    try:
+        yield
+    except BaseException:
+        prune_empty_dirs(top)
+        raise
 
 
 def prune_empty_dirs(top: Path) -> None:
