@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from annotator.export.options import MediaMode
 from schemas.cli_util import new_app, run_cli
 
 app = new_app("Export a dataset root: make splits, write standard formats, and a dataset card.\n\n"
@@ -16,10 +17,11 @@ app = new_app("Export a dataset root: make splits, write standard formats, and a
 
 ROOT = typer.Argument(..., help="dataset root (folder with ssu.json)")
 STATUS_HELP = "clip status to export (repeat or comma-separate); default: accepted"
-
-
-def _out(root: Path, out: Path | None) -> Path:
-    return out if out is not None else root / "export"
+OUT_HELP = "output folder; default ROOT/export"
+SKIP_HELP = ("leave out clips that fail the checks (annotation against the contract, media present) and list "
+             "them with their reasons; default: stop at the first, before writing anything")
+MEDIA_HELP = ("how clips/*.mp4 and audio/*.wav get into OUT: hardlink (default; a copy across filesystems), copy, "
+              "or symlink (absolute links into the root: local use only, not a release)")
 
 
 def _open(root: Path):  # -> DatasetRoot
@@ -33,14 +35,25 @@ def _report(paths: list[Path]) -> None:
         typer.echo(f"wrote {p}")
 
 
-def _select(root: Path, status: list[str] | None):  # -> Selection
-    from annotator.export.common import parse_statuses, select
+def _prepare(root: Path, out: Path | None, status: list[str] | None, skip_bad: bool = False):
+    """(Selection, output folder): --out checked first (cheap, one line), then every selected clip."""
+    from annotator.export.common import check_out, parse_statuses, select
 
-    sel = select(_open(root), parse_statuses(status))
+    droot = _open(root)
+    dest = check_out(droot, out if out is not None else droot.path / "export")
+    sel = select(droot, parse_statuses(status), skip_bad=skip_bad)
     if sel.unsplit:
         typer.echo(f"note: {sel.unsplit} clip(s) of the chosen status are in no split and are left out; "
                    f"re-run `ssu-export splits {root}` to place them", err=True)
-    return sel
+    for k in sel.skipped:
+        typer.echo(f"skipped {k}", err=True)
+    return sel, dest
+
+
+def _summary(sel) -> None:  # sel: Selection
+    sizes = ", ".join(f"{s} {len(ids)}" for s, ids in sel.splits.items())
+    typer.echo(f"exported {len(sel.clip_ids)} clip(s) ({sizes}); skipped {len(sel.skipped)}"
+               + (": " + ", ".join(k.clip_id for k in sel.skipped) if sel.skipped else ""))
 
 
 @app.command()
@@ -70,24 +83,34 @@ def splits(
 @app.command()
 def yvis(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    frames: bool = typer.Option(False, "--frames", help="also write every frame as JPEG (300 per clip)"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    frames: bool = typer.Option(True, "--frames/--no-frames",
+                                help="write every frame as JPEG (300 per clip) where file_names point"),
+    media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
 ) -> None:
-    """YouTube-VIS style JSON per split (+ per-frame captions) in OUT/yvis/.
+    """YouTube-VIS style JSON per split (+ per-frame captions) in OUT/yvis/, frames in OUT/yvis/JPEGImages/,
+    the media it refers to in OUT/clips/ and OUT/audio/.
 
     Example: ssu-export yvis /data/f-music --status accepted
     """
+    from annotator.export.common import no_empty_dirs_on_failure
+    from annotator.export.media import place_media
     from annotator.export.yvis import export_yvis
 
-    _report(export_yvis(_select(root, status), _out(root, out) / "yvis", frames=frames))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report([*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest, frames=frames)])
+    _summary(sel)
 
 
 @app.command()
 def coco(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="frames sampled per second"),
 ) -> None:
     """COCO instances JSON per split of frames sampled at --fps, with the frame images, in OUT/coco/.
@@ -95,97 +118,131 @@ def coco(
     Example: ssu-export coco /data/f-music --fps 1
     """
     from annotator.export.coco import export_coco
+    from annotator.export.common import no_empty_dirs_on_failure
 
-    _report(export_coco(_select(root, status), _out(root, out) / "coco", fps=fps))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_coco(sel, dest / "coco", fps=fps))
+    _summary(sel)
 
 
 @app.command()
 def hf(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     shard_size: int = typer.Option(200, "--shard-size", min=1, help="clips per Parquet shard"),
 ) -> None:
     """Hugging Face `datasets` layout: OUT/data/<split>-*.parquet and OUT/README.md with `configs:`.
 
     Example: ssu-export hf /data/f-music && python -c "import datasets; datasets.load_dataset('/data/f-music/export')"
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.hf import export_hf
 
-    _report(export_hf(_select(root, status), _out(root, out), shard_size=shard_size))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_hf(sel, dest, shard_size=shard_size))
+    _summary(sel)
 
 
 @app.command()
 def wds(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     shard_size: int = typer.Option(100, "--shard-size", min=1, help="clips per tar shard"),
 ) -> None:
     """WebDataset tar shards (mp4 + wav + json per clip) in OUT/wds/.
 
     Example: ssu-export wds /data/f-music --shard-size 100
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.wds import export_wds
 
-    _report(export_wds(_select(root, status), _out(root, out) / "wds", shard_size=shard_size))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(export_wds(sel, dest / "wds", shard_size=shard_size))
+    _summary(sel)
 
 
 @app.command()
 def croissant(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="check the result with mlcroissant"),
-    url: str = typer.Option(None, "--url", help="where the dataset will be published; default: OUT as a file URL"),
+    url: str = typer.Option(None, "--url", help="where the dataset will be published; default: none"),
+    media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
 ) -> None:
-    """Croissant JSON-LD (OUT/croissant.json) with clip and frame tables, validated with mlcroissant.
+    """Croissant JSON-LD (OUT/croissant.json) with clip and frame tables, validated with mlcroissant; the media
+    its clips table lists go to OUT/clips/ and OUT/audio/.
 
     Example: ssu-export croissant /data/f-music
     """
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
+    from annotator.export.media import place_media
 
-    _report([export_croissant(_select(root, status), _out(root, out), validate=validate, url=url)])
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report([*place_media(sel, dest, media), export_croissant(sel, dest, validate=validate, url=url)])
+    _summary(sel)
 
 
 @app.command()
 def card(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
 ) -> None:
     """Dataset card OUT/README.md (Hugging Face style) with statistics, provenance and plots (OUT/figures/).
 
     Example: ssu-export card /data/f-music
     """
     from annotator.export.card import write_card
+    from annotator.export.common import no_empty_dirs_on_failure
 
-    _report(write_card(_select(root, status), _out(root, out)))
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        _report(write_card(sel, dest))
+    _summary(sel)
 
 
 @app.command(name="all")
 def all_(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="COCO frames sampled per second"),
+    media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
 ) -> None:
-    """Every format and the card into OUT (splits must exist: run `ssu-export splits` first).
+    """A self-contained release in OUT: every format, the card, the frames and media they refer to (splits must
+    exist: run `ssu-export splits` first). Every path inside is relative; OUT can be moved or uploaded.
 
-    Example: ssu-export all /data/f-music --out /data/f-music-release
+    Example: ssu-export all /data/f-music --out /data/f-music-release --skip-bad
     """
     from annotator.export.card import write_card
     from annotator.export.coco import export_coco
+    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
     from annotator.export.hf import export_hf
+    from annotator.export.media import place_media
     from annotator.export.wds import export_wds
     from annotator.export.yvis import export_yvis
 
-    sel = _select(root, status)
-    dest = _out(root, out)
-    written = [*export_yvis(sel, dest / "yvis"), *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest),
-               *export_wds(sel, dest / "wds"), *write_card(sel, dest), export_croissant(sel, dest)]
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        written = [*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest),
+                   *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest), *export_wds(sel, dest / "wds"),
+                   *write_card(sel, dest), export_croissant(sel, dest)]
     _report(written)
+    _summary(sel)
 
 
 def main() -> None:

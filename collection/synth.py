@@ -4,7 +4,7 @@ Each clip shows 2-3 moving shapes (distinct shape and colour) on a smooth textur
 kind has its own sound (`SHAPES`); in every second at least one object sounds and at least one is silent,
 so which object is the sound source can only be told from the audio. Ground truth per object and frame:
 the mask of its *visible* pixels (objects drawn later cover earlier ones) while it sounds, null while
-silent; a caption per sounding second ("a red circle on the left is beeping").
+silent or fully hidden; a caption per sounding second ("a red circle on the left is beeping").
 
 Second s covers frames [30 s, 30 s + 30) and samples [16000 s, 16000 s + 16000) exactly.
 Everything is a pure function of (seed, index): same seed, same files (timestamps included).
@@ -352,7 +352,12 @@ def iter_seconds(spec: ClipSpec) -> Iterator[tuple[np.ndarray, list[list[rle_mod
         frames, owner = render_second(spec, s, tex, speed, centres)
         rles: list[list[rle_mod.RLEDict | None]] = []
         for i, o in enumerate(spec.objects):
-            rles.append(list(rle_mod.encode_many(owner == i)) if o.sounding[s] else [None] * FPS)
+            if not o.sounding[s]:
+                rles.append([None] * FPS)
+                continue
+            mine = owner == i
+            seen = mine.any(axis=(1, 2))  # fully covered by another object: absent (null), never an empty mask
+            rles.append([r if v else None for r, v in zip(rle_mod.encode_many(mine), seen, strict=True)])
         yield frames, rles
 
 

@@ -1,9 +1,10 @@
 """Check a whole dataset root against the contract; collect every problem instead of stopping at the first.
 
-Checks: the manifest; every catalog row; every annotation against its schema (512x512 RLEs that decode,
-300 frames per track, spans within 0..300, known agents); clips decodable at 512x512, 30 fps, 300 frames,
-with audio; wavs 16 kHz mono with 160 000 samples; annotations and media only for catalogued clips;
-splits disjoint, made of known clips, and together covering every annotated clip.
+Checks: the manifest; every catalog row; every annotation against its schema (512x512 RLEs that decode and
+are not empty -- null marks an absent source --, 300 frames per track, spans within 0..300, known agents);
+clips decodable at 512x512, 30 fps, 300 frames, with audio; wavs 16 kHz mono with 160 000 samples;
+annotations and media only for catalogued clips; splits disjoint, made of known clips, and together covering
+every annotated clip.
 """
 
 from __future__ import annotations
@@ -48,29 +49,70 @@ class Report:
         self.problems.append(Problem(str(path), message))
 
 
-def _check_annotation(root: DatasetRoot, clip_id: str, report: Report) -> None:
-    path = root.annotation_path(clip_id)
+def annotation_problems(path: Path, clip_id: str, decode: bool = True) -> list[str]:
+    """What is wrong with one annotation file (empty list: nothing). Shared by ssu-validate and ssu-export.
+
+    `decode=False` (export's pre-flight check) skips decoding every mask to pixels (2-3 ms each): the counts
+    are still parsed for the area, which finds empty masks and counts longer than the frame."""
     try:
         raw = json.loads(path.read_bytes())
+    except OSError as e:
+        return [f"cannot read ({e.strerror or e})"]
     except json.JSONDecodeError as e:
-        report.add(path, f"invalid JSON ({e})")
-        return
+        return [f"invalid JSON ({e})"]
+    out: list[str] = []
     # RLE problems first, with frame numbers, since pydantic would only say "size mismatch".
     for s in raw.get("sources", []) if isinstance(raw, dict) else []:
         masks = s.get("masks", []) if isinstance(s, dict) else []
         if len(masks) != NUM_FRAMES:
-            report.add(path, f"source {s.get('id')}: {len(masks)} mask frames, expected {NUM_FRAMES}")
-        for f, m in enumerate(masks):
-            if m is not None and (why := rle_mod.is_valid(m, (SIZE, SIZE))):
-                report.add(path, f"source {s.get('id')} frame {f}: {why}")
-                break
+            out.append(f"source {s.get('id')}: {len(masks)} mask frames, expected {NUM_FRAMES}")
+        present = [(f, m) for f, m in enumerate(masks) if m is not None]
+        bad = next(((f, why) for f, m in present if (why := _rle_problem(m, decode))), None)
+        if bad:
+            out.append(f"source {s.get('id')} frame {bad[0]}: {bad[1]}")
+            continue
+        areas = rle_mod.area([m for _, m in present]) if present else []
+        empty = [f for (f, _), a in zip(present, areas, strict=True) if a == 0]
+        if empty:
+            # The contract: null means absent (silent or hidden); a present mask has at least one pixel.
+            out.append(f"source {s.get('id')}: empty mask in {len(empty)} frame(s) ({_frames(empty)}); "
+                       "write null for frames where the source is absent")
     try:
         ann = Annotation.model_validate(raw)
     except ValidationError as e:
-        report.add(path, format_validation_error(path, e).split(": ", 1)[1])
-        return
+        return [*out, format_validation_error(path, e).split(": ", 1)[1]]
     if ann.clip_id != clip_id:
-        report.add(path, f"clip_id {ann.clip_id!r} does not match the file name")
+        out.append(f"clip_id {ann.clip_id!r} does not match the file name")
+    return out
+
+
+def _rle_problem(m: object, decode: bool) -> str | None:
+    if decode:
+        return rle_mod.is_valid(m, (SIZE, SIZE))
+    if not isinstance(m, dict) or list(m.get("size", [])) != [SIZE, SIZE] or not isinstance(m.get("counts"), str):
+        return rle_mod.is_valid(m, (SIZE, SIZE))  # the light checks failed: let is_valid say why
+    try:
+        return None if rle_mod.area(m) <= SIZE * SIZE else "RLE counts do not match its size"  # type: ignore[arg-type]
+    except Exception as e:  # pycocotools raises various types on garbage
+        return f"RLE counts do not decode ({e})"
+
+
+def _frames(frames: list[int]) -> str:
+    """[120, 121, 122, 140] -> '120-122, 140' (at most a few runs, then '...')."""
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    text = [f"{a}-{b}" if b > a else str(a) for a, b in runs[:4]]
+    return ", ".join(text) + (", ..." if len(runs) > 4 else "")
+
+
+def _check_annotation(root: DatasetRoot, clip_id: str, report: Report) -> None:
+    path = root.annotation_path(clip_id)
+    for message in annotation_problems(path, clip_id):
+        report.add(path, message)
 
 
 def _check_clip(root: DatasetRoot, clip_id: str, report: Report) -> None:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from annotator.export.stats import compute
 from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.cli import app as validate_app
@@ -79,7 +80,9 @@ def test_croissant_round_trip(synth_root, tmp_path: Path) -> None:
     assert {c: s(r["clips/split"]) for c, r in clips.items()} == {
         c: k.value for k, ids in synth_root.splits().items() for c in ids}
     for c, r in clips.items():
-        assert (tmp_path / s(r["clips/video"])).resolve() == synth_root.clip_path(c).resolve()
+        # the clips table points into the release (OUT/clips), where `croissant` put the same bytes
+        assert (tmp_path / s(r["clips/video"])).read_bytes() == synth_root.clip_path(c).read_bytes()
+        assert (tmp_path / s(r["clips/audio"])).read_bytes() == synth_root.audio_path(c).read_bytes()
     frames = list(ds.records("frames"))
     assert len(frames) == 6 * 300
     anns = {c: synth_root.read_annotation(c) for c in clips}
@@ -120,3 +123,24 @@ def test_stats_count_what_people_changed(synth_root_copy) -> None:
     assert st.people["caption_spans_by_people"] == len(src.captions)
     assert st.people["edits"] == 1 and st.people["editors"] == 1
     assert {"kind": "person", "name": "ann", "version": None, "clips": 1} in st.agents
+
+
+def test_card_text_follows_the_recorded_agents(synth_root) -> None:
+    """A program's exact ground truth is not 'drafted by models'; models and people are named when recorded."""
+    from annotator.export.card import bias_text, provenance_sections
+    from annotator.export.common import select
+    from schemas.models import ClipStatus
+
+    st = compute(select(synth_root, {ClipStatus.auto}))
+    assert {a["kind"] for a in st.agents} == {"program"}
+    text = bias_text(st) + " ".join(provenance_sections(st).values())
+    assert "drafted by models" not in text and "exact by construction" in text
+    assert "procedurally generated" in text and "`ra-ssu synth 1.0`" in text
+    st.agents = [{"kind": "model", "name": "facebook/sam2.1-hiera-tiny", "version": "main", "clips": 6},
+                 {"kind": "person", "name": "ann", "version": None, "clips": 2}]
+    text = bias_text(st)
+    assert "drafted by models (`facebook/sam2.1-hiera-tiny main`)" in text and "exact by construction" not in text
+    sections = provenance_sections(st)
+    assert sections["annotation_process_section"].startswith(
+        "Models (`facebook/sam2.1-hiera-tiny main`) drafted masks and captions automatically")
+    assert "1 person refined them" in sections["annotation_process_section"]

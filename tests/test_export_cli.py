@@ -34,10 +34,16 @@ def test_all_writes_every_format(synth_root_copy, tmp_path: Path) -> None:
 def test_user_errors_exit_2(synth_root, tmp_path: Path, monkeypatch, capsys) -> None:
     from annotator.export_cli import main
 
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
     for args, needle in [(["yvis", str(synth_root.path), "--status", "bogus"], "--status"),
                          (["splits", str(synth_root.path), "--ratios", "1,2"], "--ratios"),
                          (["card", str(tmp_path)], "not a dataset root"),
-                         (["coco", str(synth_root.path), "--out", str(tmp_path)], "--status")]:
+                         (["coco", str(synth_root.path), "--out", str(tmp_path)], "--status"),
+                         (["splits", str(synth_root.path), "--ratios", "80,10,15", "--dry-run"], "sum to 105"),
+                         (["all", str(synth_root.path), "--out", str(afile), "--status", "auto"], "is a file"),
+                         (["hf", str(synth_root.path), "--out", str(synth_root.path / "clips"), "--status", "auto"],
+                          "--out")]:
         monkeypatch.setattr(sys, "argv", ["ssu-export", *args])
         with pytest.raises(SystemExit) as e:
             main()

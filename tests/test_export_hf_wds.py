@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from annotator.export.hub import hf_split
 from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.media import read_wav
+from schemas.models import ClipStatus
 
 
 def _check_clip(root, clip_id: str, captions: list, semantic: list, sources: list) -> None:
@@ -29,28 +31,32 @@ def _check_clip(root, clip_id: str, captions: list, semantic: list, sources: lis
                 assert np.array_equal(rle_mod.decode(got["masks"][f]), rle_mod.decode(m.model_dump()))
 
 
-def test_hf_round_trip_with_load_dataset(synth_root, tmp_path: Path) -> None:
+def test_hf_round_trip_with_load_dataset(synth_root, tmp_path: Path, monkeypatch) -> None:
     import datasets
 
+    import annotator.export.hf as hf_mod
+
+    monkeypatch.setattr(hf_mod, "media_decoder", lambda: None)  # bytes columns, whatever is installed here
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hf", str(synth_root.path), "--out", str(out), "--status", "auto",
                                    "--shard-size", "3"])
     assert res.exit_code == 0, res.output
     assert len(list((out / "data").glob("train-*-of-00002.parquet"))) == 2
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
-    splits = {s.value: ids for s, ids in synth_root.splits().items()}
+    splits = {hf_split(s.value): ids for s, ids in synth_root.splits().items()}
+    assert list(ds) == ["train", "validation", "test"]
     assert {k: sorted(ds[k]["clip_id"]) for k in ds} == {k: sorted(v) for k, v in splits.items()}
     for row in ds["train"]:
         cid = row["clip_id"]
         _check_clip(synth_root, cid, row["captions"], row["semantic_masks"], row["sources"])
-        assert row["video"] == synth_root.clip_path(cid).read_bytes()
+        assert row["video"] == {"bytes": synth_root.clip_path(cid).read_bytes(), "path": f"{cid}.mp4"}
         import soundfile as sf
 
-        wav, sr = sf.read(io.BytesIO(row["audio"]), dtype="float32")
+        wav, sr = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
         ref, _ = read_wav(synth_root.audio_path(cid))
         assert sr == 16000 and np.array_equal(wav, ref)
     # resumable: unchanged shards are not rewritten
-    shard = next((out / "data").glob("val-*.parquet"))
+    shard = next((out / "data").glob("validation-*.parquet"))
     before = shard.stat().st_mtime_ns
     assert CliRunner().invoke(app, ["hf", str(synth_root.path), "--out", str(out), "--status", "auto",
                                     "--shard-size", "3"]).exit_code == 0
@@ -79,3 +85,34 @@ def test_wds_round_trip_with_webdataset(synth_root, tmp_path: Path) -> None:
     assert seen == {c: s.value for s, ids in synth_root.splits().items() for c in ids}
     index = json.loads((tmp_path / "wds" / "index.json").read_text())
     assert sum(len(v["clips"]) for v in index["shards"].values()) == 6
+
+
+def test_hf_media_features_follow_the_decoder(synth_root_copy, tmp_path: Path, monkeypatch) -> None:
+    """Video()/Audio() in the card's dataset_info where torchcodec imports, {bytes, path} structs elsewhere;
+    either way the same Parquet bytes, readable without torchcodec through decode=False."""
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    import annotator.export.hf as hf_mod
+
+    root = synth_root_copy
+    for c in root.splits()[next(iter(root.splits()))][1:]:
+        root.catalog.set_status(c, ClipStatus.rejected, "test")  # fewer clips: this test is about the schema
+    out = tmp_path / "out"
+    got = {}
+    for decoder in (None, "torchcodec (test)"):
+        monkeypatch.setattr(hf_mod, "media_decoder", lambda d=decoder: d)
+        res = CliRunner().invoke(app, ["hf", str(root.path), "--out", str(out), "--status", "auto"])
+        assert res.exit_code == 0, res.output
+        feats = {f["name"]: f for f in DatasetCard.load(out / "README.md").data.dataset_info["features"]}
+        got[decoder] = (feats["video"], feats["audio"])
+    assert got[None][0] == {"name": "video", "struct": [{"name": "bytes", "dtype": "binary"},
+                                                        {"name": "path", "dtype": "string"}]}
+    assert got["torchcodec (test)"] == ({"name": "video", "dtype": "video"},
+                                        {"name": "audio", "dtype": {"audio": {"sampling_rate": 16000}}})
+    ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(ds.features["video"], datasets.Video)
+    ds = ds.cast_column("video", datasets.Video(decode=False)).cast_column("audio", datasets.Audio(decode=False))
+    cid = ds[0]["clip_id"]
+    assert ds[0]["video"]["bytes"] == root.clip_path(cid).read_bytes()
+    assert ds[0]["audio"]["bytes"] == root.audio_path(cid).read_bytes()

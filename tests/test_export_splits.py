@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from annotator.export.splits import make_splits, parse_ratios, source_groups, split_root, targets
+from annotator.export.splits import make_splits, parse_ratios, source_groups, split_root, split_totals, targets
 from schemas.errors import UserError
 from schemas.models import CatalogRow, ClipStatus, Manifest, Origin, Region, Split
 from schemas.root import DatasetRoot
@@ -93,9 +93,55 @@ def test_unbalanced_mode_is_proportional() -> None:
 
 def test_parse_ratios_errors() -> None:
     assert parse_ratios("0.7,0.15,0.15") == pytest.approx((0.7, 0.15, 0.15))
-    for bad in ["75,10", "a,b,c", "0,50,50", "-1,1,1"]:
+    assert parse_ratios("75,10,15") == pytest.approx((0.75, 0.1, 0.15))
+    for bad in ["75,10", "a,b,c", "0,50,50", "-1,1,1", "80,10,15", "0.5,0.2,0.2", "7,1.5,1.5"]:
         with pytest.raises(UserError, match="--ratios"):
             parse_ratios(bad)
+    with pytest.raises(UserError, match="sum to 105; they must sum to 100"):
+        parse_ratios("80,10,15")
+
+
+def _synth_like(n: int) -> list[CatalogRow]:
+    """n clips with the categories `ssu-synth` would give them (no media rendered: splits need rows only)."""
+    from collection.synth import clip_spec
+
+    return [CatalogRow(clip_id=f"synth_0_{i:05d}", origin=Origin.synthetic, category=clip_spec(0, i).main_category,
+                       status=ClipStatus.accepted) for i in range(n)]
+
+
+def test_small_root_honours_ratios_globally(tmp_path: Path) -> None:
+    """The acceptance: 14 clips at 70,15,15 split 10/2/2 (not 12/2/0), through the command."""
+    from typer.testing import CliRunner
+
+    from annotator.export_cli import app
+
+    root = DatasetRoot.create(tmp_path / "r", Manifest(name="t"))
+    rows = _synth_like(14)
+    for r in rows:
+        root.catalog.upsert(r)
+    res = CliRunner().invoke(app, ["splits", str(root.path), "--ratios", "70,15,15"])
+    assert res.exit_code == 0, res.output
+    assert "wrote splits: train 10, val 2, test 2" in res.output
+    assert {s: len(ids) for s, ids in root.splits().items()} == {Split.train: 10, Split.val: 2, Split.test: 2}
+    cat = {r.clip_id: r.category for r in rows}
+    tests = Counter(cat[c] for c in root.read_split("test"))
+    assert max(tests.values()) == 1  # 2 test clips over several categories: balanced, one each
+    res = CliRunner().invoke(app, ["splits", str(root.path), "--ratios", "80,10,15"])
+    assert isinstance(res.exception, UserError) and "--ratios" in str(res.exception)  # exit 2 via run_cli
+
+
+@pytest.mark.parametrize(("n", "ratios", "want"), [
+    (3, (0.7, 0.15, 0.15), (1, 1, 1)),      # tiny: every non-empty ratio gets a clip
+    (4, (0.8, 0.2, 0.0), (3, 1, 0)),        # a zero ratio stays empty
+    (2, (0.7, 0.15, 0.15), (2, 0, 0)),      # not enough clips for three splits
+    (20, (0.75, 0.1, 0.15), (15, 2, 3)),
+    (178, (0.75, 0.1, 0.15), (133, 18, 27)),  # 133.5, 17.8, 26.7: the largest remainders win
+])
+def test_totals_are_global_largest_remainder(n: int, ratios: tuple[float, float, float],
+                                             want: tuple[int, int, int]) -> None:
+    assert tuple(split_totals(n, ratios)) == want
+    plan = make_splits(_synth_like(n), ratios, seed=0)
+    assert tuple(len(plan.splits[s]) for s in (Split.train, Split.val, Split.test)) == want
 
 
 def test_split_root_writes_splits_of_chosen_status(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 Rendered offline with huggingface_hub's packaged template (DatasetCard.from_template); the YAML front matter
 carries license, task_categories, size_categories and, when OUT/data holds Parquet shards, `configs:` so
-the same README makes `datasets.load_dataset(OUT)` work. card.validate() is not called: it needs the network.
+the same README makes `datasets.load_dataset(OUT)` work, plus `dataset_info:` (the features and examples per
+split). The annotation, bias and annotator sections are written from the agents the annotations record
+(programs, models, people), and list the clips an export skipped. card.validate() is not called: it needs the
+network.
 """
 
 from __future__ import annotations
@@ -11,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from annotator.export.common import Selection, rel
+from annotator.export.hub import TAGS, TASK_CATEGORIES, front_matter, hf_license
 from annotator.export.stats import DatasetStats, compute
 from schemas import atomic
 
-TASK_CATEGORIES = ["image-segmentation", "video-text-to-text"]
-TAGS = ["audio-visual", "sound-source-localization", "audio-visual-segmentation", "dense-video-captioning",
-        "ra-ssu"]
 FIGURES = {"categories": "categories.png", "mask_area": "mask_area.png", "caption_length": "caption_length.png",
            "sources_per_clip": "sources_per_clip.png"}
 # What each origin's clips are, for the licence section (the clip's own licence is its uploader's).
@@ -36,11 +37,6 @@ def size_category(n: int) -> str:
         if n < lim:
             return name
     return "1M<n<10M"
-
-
-def hf_license(lic: str | None) -> str:
-    """The Hub wants lower-case SPDX-like ids (cc-by-4.0, cc0-1.0, apache-2.0); unknown -> 'other'."""
-    return lic.strip().lower() if lic and lic.strip() else "other"
 
 
 # -- figures --------------------------------------------------------------------------------------------------
@@ -156,32 +152,76 @@ def structure_section(st: DatasetStats, figs: dict[str, Path], out: Path) -> str
               "caption_length": "Caption length", "sources_per_clip": "Sources per clip"}
     parts += [f"![{titles[k]}]({rel(p, out)})" for k, p in figs.items()]
     parts.append("### Files\n"
-                 "- `data/<split>-*.parquet`: one row per clip (video and audio as bytes, per-frame captions, "
-                 "per-frame RLE masks per source); `datasets.load_dataset(<this folder>)`.\n"
-                 "- `yvis/<split>.json`: YouTube-VIS layout with per-frame captions.\n"
+                 "- `data/<split>-*.parquet` (splits `train`, `validation`, `test`): one row per clip (video and "
+                 "audio embedded, per-frame captions, per-frame RLE masks per source); "
+                 "`datasets.load_dataset(<this folder>)`.\n"
+                 "- `yvis/<split>.json` + `yvis/JPEGImages/`: YouTube-VIS layout with per-frame captions.\n"
                  "- `coco/<split>.json` + `coco/images/`: COCO instances on frames sampled per second.\n"
                  "- `wds/<split>-*.tar`: WebDataset shards (mp4 + wav + json per clip).\n"
-                 "- `croissant.json`: Croissant metadata; `stats.json`: the numbers above.\n"
-                 "Splits keep every source video on one side; the test split has the same number of clips per "
-                 "category (as in the RA-SSU paper).")
+                 "- `clips/*.mp4`, `audio/*.wav`: the media the YouTube-VIS and Croissant files refer to.\n"
+                 "- `croissant.json` + `metadata/*.csv`: Croissant metadata; `stats.json`: the numbers above.\n"
+                 "Every path in these files is relative to the file that holds it. Splits keep every source video "
+                 "on one side; the test split has the same number of clips per category (as in the RA-SSU "
+                 "paper).")
+    if st.skipped:
+        parts.append("### Clips left out of this release\n\n"
+                     + _table([(s["clip_id"], s["reason"]) for s in st.skipped], ("clip", "reason")))
     return "\n\n".join(parts)
+
+
+def _names(st: DatasetStats, kind: str) -> str:
+    names = [a["name"] + (f" {a['version']}" if a["version"] else "") for a in st.agents if a["kind"] == kind]
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _how(st: DatasetStats) -> str:
+    """Who produced masks and captions, in words, from the recorded agents' kinds."""
+    kinds = {a["kind"] for a in st.agents}
+    if not kinds:
+        return "No annotation records which agent produced it."
+    said = []
+    if "program" in kinds:
+        said.append(f"programs ({_names(st, 'program')}) produced exact ground truth of the clips they generated")
+    if "model" in kinds:
+        said.append(f"models ({_names(st, 'model')}) drafted masks and captions automatically (`ssu-annotate`)")
+    if "person" in kinds:
+        n = len({a["name"] for a in st.agents if a["kind"] == "person"})
+        said.append(f"{n} {'person' if n == 1 else 'people'} refined them in the `ssu-refine` web app")
+    text = "; ".join(said)
+    return text[0].upper() + text[1:] + "."
+
+
+def bias_text(st: DatasetStats) -> str:
+    """Bias, risks and limitations from what the statistics and the recorded agents show."""
+    kinds = {a["kind"] for a in st.agents}
+    p = st.people
+    parts = ["Category counts are unequal (see the histogram)."
+             if len(set(st.categories.values())) > 1 else "Every category has the same number of clips."]
+    if set(st.origins) <= {"synthetic"}:
+        parts.append("All clips are procedurally generated (moving shapes with tones): a benchmark of the task, "
+                     "not a sample of real scenes; models trained only on it will not transfer as they are.")
+    if "model" in kinds:
+        share = _pct(p["mask_frames_by_people"], p["mask_frames"])
+        parts.append(f"Masks and captions were drafted by models ({_names(st, 'model')}) and carry their errors "
+                     f"and biases; people drew {share} of the mask frames and changed "
+                     f"{p['clips_changed_by_people']} of {st.clips} clips (see the annotation process).")
+    elif kinds == {"program"}:
+        parts.append("Masks and captions are exact by construction (written by the program that drew the clips), "
+                     "so they carry none of a model's or annotator's errors; captions follow fixed templates and "
+                     f"have a small vocabulary ({st.vocabulary} words).")
+    if "person" in kinds and "model" not in kinds:
+        parts.append("Masks and captions were written by people; their judgement of what sounds shapes them.")
+    if st.skipped:
+        parts.append(f"{len(st.skipped)} clip(s) failed the export's checks and are left out (listed above).")
+    return " ".join(parts)
 
 
 def provenance_sections(st: DatasetStats) -> dict[str, str]:
     p = st.people
     agents = _table([(a["kind"], a["name"], a["version"] or "-", a["clips"]) for a in st.agents],
                     ("kind", "name", "version", "clips")) if st.agents else "No provenance recorded."
-    kinds = {a["kind"] for a in st.agents}
-    if "model" in kinds:
-        how = ("Masks and captions were drafted automatically (SAM prompts, SAM2 tracking, a vision-language "
-               "captioner: `ssu-annotate`) and refined by people in the `ssu-refine` web app, following the "
-               "RA-SSU labelling strategy.")
-    elif kinds == {"program"}:
-        how = "Masks and captions were produced by programs (exact ground truth of generated clips)."
-    else:
-        how = "Masks and captions were produced by the agents below."
     annotation = (
-        how + " The agents recorded in the annotations' provenance:\n\n" + agents + "\n\n"
+        _how(st) + " The agents recorded in the annotations' provenance:\n\n" + agents + "\n\n"
         "How much people changed: "
         f"{p['clips_changed_by_people']} of {st.clips} clips; mask frames drawn by people "
         f"{p['mask_frames_by_people']} of {p['mask_frames']} ({_pct(p['mask_frames_by_people'], p['mask_frames'])}); "
@@ -197,20 +237,24 @@ def provenance_sections(st: DatasetStats) -> dict[str, str]:
                       "video stitching. Origins:\n\n")
     collection += origins
     licences = "\n".join(f"- {lic}: {n} clips" for lic, n in st.licenses.items())
+    kinds = {a["kind"] for a in st.agents}
+    who = [f"{p['editors']} refiner(s) recorded in the audit log" if p["editors"] or "person" in kinds
+           else "no person (no refinement recorded)"]
+    if kinds - {"person"}:
+        who.append("automatic agents: " + ", ".join(
+            f"{k}s {_names(st, k)}" for k in ("program", "model") if k in kinds))
     return {"annotation_process_section": annotation, "data_collection_and_processing_section": collection,
             "source_data_producers_section": "Licences of the sources:\n\n" + licences,
-            "who_are_annotators_section": f"{p['editors']} refiner(s) recorded in the audit log; automatic "
-                                          "agents as listed above."}
+            "who_are_annotators_section": "; ".join(who) + "."}
 
 
-def render(sel: Selection, st: DatasetStats, figs: dict[str, Path], out: Path,
-           configs: list[dict[str, Any]] | None) -> str:
+def render(sel: Selection, st: DatasetStats, figs: dict[str, Path], out: Path) -> str:
     from huggingface_hub import DatasetCard, DatasetCardData
 
     m = sel.root.manifest
     data = DatasetCardData(
         pretty_name=m.name, license=hf_license(m.license), language=["en"], task_categories=TASK_CATEGORIES,
-        size_categories=[size_category(st.clips)], tags=TAGS, **({"configs": configs} if configs else {}))
+        size_categories=[size_category(st.clips)], tags=TAGS, **front_matter(out))
     card = DatasetCard.from_template(
         data, pretty_name=m.name,
         dataset_summary=(m.description or "A Region-Aware Sound Source Understanding (RA-SSU) dataset") +
@@ -226,31 +270,16 @@ def render(sel: Selection, st: DatasetStats, figs: dict[str, Path], out: Path,
         dataset_structure=structure_section(st, figs, out),
         curation_rationale_section="Frame-level masks and descriptions of sound sources in 10 s clips, for the "
                                    "RA-SSU task (f-Music / f-Lifescene style).",
-        bias_risks_limitations="Category counts are unequal (see the histogram); masks and captions were drafted "
-                               "by models and only partly changed by people (see the annotation process).",
+        bias_risks_limitations=bias_text(st),
         **provenance_sections(st))
     return str(card)
 
 
-def minimal_card(sel: Selection, configs: list[dict[str, Any]]) -> str:
-    """A short README with `configs:` for the Parquet export when no full card was written yet."""
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    m = sel.root.manifest
-    data = DatasetCardData(pretty_name=m.name, license=hf_license(m.license), configs=configs,
-                           task_categories=TASK_CATEGORIES, tags=TAGS)
-    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n# {m.name}\n\nRun `ssu-export card` for the full "
-                           "dataset card.\n"))
-
-
 def write_card(sel: Selection, out: Path) -> list[Path]:
     """OUT/README.md, OUT/stats.json and OUT/figures/*.png."""
-    from annotator.export.hf import configs, hf_splits
-
     st = compute(sel)
     figs = plot_figures(st, out / "figures")
-    splits = hf_splits(out)
-    text = render(sel, st, figs, out, configs(splits) if splits else None)
+    text = render(sel, st, figs, out)
     readme, stats_path = out / "README.md", out / "stats.json"
     atomic.write_json(stats_path, st.to_dict(), indent=2)
     atomic.write_text(readme, text)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from annotator.export.common import Selection, bbox_area, categories, write_frame_dir
+from annotator.export.common import Selection, bbox_area, categories, remove_stale, write_frame_dir
 from schemas import atomic
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.errors import UserError
@@ -82,6 +82,7 @@ def _write_images(sel: Selection, out: Path, frames: list[int]) -> int:
         if dest.is_dir() and {p.name for p in dest.iterdir()} != want:
             shutil.rmtree(dest)  # left by a run with another --fps
         n += write_frame_dir(dest, sel.root.clip_path(clip_id), frames, lambda f: f"{f:05d}.jpg")
+    remove_stale(out / "images", set(sel.clip_ids))  # frames of clips an earlier run exported
     return n
 
 
@@ -96,4 +97,5 @@ def export_coco(sel: Selection, out: Path, fps: float = 1.0) -> list[Path]:
         path = out / f"{split}.json"
         atomic.write_json(path, build_split(sel, ids, cat_names, frames, split))
         written.append(path)
+    remove_stale(out, {p.name for p in written}, "*.json")  # splits an earlier run had
     return [*written, out / "images"]

@@ -1,10 +1,12 @@
 """Croissant JSON-LD metadata (OUT/croissant.json) over CSV tables, validated with mlcroissant.
 
 mlcroissant cannot read video/mp4 contents, so the videos and wavs are listed by path in a CSV record set:
-    metadata/clips.csv    clip_id, split, category, origin, status, video, audio (paths relative to OUT)
+    metadata/clips.csv    clip_id, split, category, origin, status, video, audio (OUT/clips/*.mp4 and
+                          OUT/audio/*.wav, placed by annotator.export.media; paths relative to OUT)
     metadata/sources.csv  clip_id, source_id, category, name
     metadata/frames.csv   clip_id, frame, caption, mask (COCO RLE counts of the 512x512 semantic mask), area
-Every FileObject carries @id, contentUrl, encodingFormat and sha256; every Field a dataType.
+Every FileObject carries @id, contentUrl, encodingFormat and sha256; every Field a dataType. The dataset's
+`url` is --url when given, else absent: never a path of the machine that exported it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
-from annotator.export.common import Selection
+from annotator.export.common import Selection, rel
+from annotator.export.media import release_paths
 from schemas import atomic
+from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
 from schemas.errors import UserError
 
@@ -44,17 +47,15 @@ def _csv(rows: list[list[Any]], header: list[str]) -> bytes:
 
 
 def table_rows(sel: Selection, out: Path) -> dict[str, list[list[Any]]]:
-    from schemas import rle as rle_mod
-
     root = sel.root
     split_of = sel.split_of()
     rows: dict[str, list[list[Any]]] = {k: [] for k in TABLES}
     for clip_id in sel.clip_ids:
         ann = root.read_annotation(clip_id)
         row = root.catalog.get(clip_id)
+        video, audio = release_paths(out, clip_id)
         rows["clips"].append([clip_id, split_of[clip_id], row.category if row else "", row.origin.value if row else "",
-                              ann.status.value, Path(os.path.relpath(root.clip_path(clip_id), out)).as_posix(),
-                              Path(os.path.relpath(root.audio_path(clip_id), out)).as_posix()])
+                              ann.status.value, rel(video, out), rel(audio, out)])
         for s in ann.sources:
             rows["sources"].append([clip_id, s.id, s.category, s.name or ""])
         caps = ann.frame_captions()
@@ -80,7 +81,7 @@ def build(sel: Selection, out: Path, files: dict[str, tuple[str, str]], url: str
     meta = mlc.Metadata(
         name=m.name, description=m.description or "A Region-Aware Sound Source Understanding (RA-SSU) dataset: "
         "10 s clips with per-frame sound-source masks and captions.",
-        license=[m.license] if m.license else None, version=m.version, url=url or out.resolve().as_uri(),
+        license=[m.license] if m.license else None, version=m.version, url=url,
         date_published=m.created_at, cite_as="RA-SSU: Region-Aware Sound Source Understanding (ra-ssu toolkit)",
         distribution=dist, record_sets=record_sets)
     return meta.to_json()

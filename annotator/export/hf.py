@@ -1,16 +1,18 @@
 """Hugging Face `datasets` layout: OUT/data/<split>-NNNNN-of-MMMMM.parquet + OUT/README.md with `configs:`.
 
-`datasets.load_dataset(OUT)` opens it offline, no loading script. One row per clip:
+`datasets.load_dataset(OUT)` opens it offline, no loading script. Splits are train, validation, test (the
+root's `val` is named as `datasets` users expect). One row per clip:
     clip_id, category, origin, keywords, youtube_id, start_seconds, status
-    video (binary: the mp4 file's bytes), video_path (relative to the dataset root)
-    audio (binary: the wav file's bytes), audio_path
+    video           {bytes: the mp4 file, path: "<clip_id>.mp4"}
+    audio           {bytes: the wav file (16 kHz mono), path: "<clip_id>.wav"}
     captions        list[300] of str: the clip's caption per frame ("" where nothing sounds)
     semantic_masks  list[300] of {size, counts}: COCO RLE of the union of the sounding sources
     sources         list of {id, category, name, masks: list[300] of RLE or null, captions: list[300] of str or null}
     annotation      the full annotation JSON (provenance: agents, mask_by, caption spans)
-Why binary and not datasets' Video()/Audio() features: those decode only through torchcodec, which needs FFmpeg
-shared libraries that many machines lack; plain bytes decode anywhere (PyAV, decord, soundfile: see
-docs/export.md). Shards are rewritten only when their clips changed (fingerprint in the Parquet metadata).
+The media are embedded: nothing refers to a file outside the shard; `path` is only the file's name. The
+features (hub.features) are `Video()`/`Audio()` where torchcodec is importable at export time, plain
+`{bytes, path}` structs otherwise (decode with PyAV/decord and soundfile: docs/export.md). Shards are
+rewritten only when their clips or the features changed (fingerprint in the Parquet metadata).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from annotator.export.common import Selection, rel
+from annotator.export.common import Selection, remove_stale
+from annotator.export.hub import DATA, features, front_matter, hf_split, media_decoder, minimal_card
 from schemas import atomic
 from schemas.constants import NUM_FRAMES
 
@@ -43,36 +46,21 @@ def fingerprint(sel: Selection, clip_ids: list[str], fmt: str) -> str:
 
 
 def shards(ids: list[str], size: int) -> list[list[str]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)] or [[]]
-
-
-def schema() -> Any:
-    import pyarrow as pa
-
-    rle = pa.struct([("size", pa.list_(pa.int64())), ("counts", pa.string())])
-    source = pa.struct([("id", pa.int64()), ("category", pa.string()), ("name", pa.string()),
-                        ("masks", pa.list_(rle)), ("captions", pa.list_(pa.string()))])
-    return pa.schema([
-        ("clip_id", pa.string()), ("category", pa.string()), ("origin", pa.string()),
-        ("keywords", pa.list_(pa.string())), ("youtube_id", pa.string()), ("start_seconds", pa.float64()),
-        ("status", pa.string()), ("video", pa.binary()), ("video_path", pa.string()), ("audio", pa.binary()),
-        ("audio_path", pa.string()), ("captions", pa.list_(pa.string())), ("semantic_masks", pa.list_(rle)),
-        ("sources", pa.list_(source)), ("annotation", pa.string()),
-    ])
+    """Non-empty runs of at most `size` clips (no clips: no shard; an empty file would not load)."""
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def clip_record(sel: Selection, clip_id: str) -> dict[str, Any]:
-    """One clip as a row of the Parquet table (also used by the WebDataset json)."""
+    """One clip as a row of the Parquet table (also used by the WebDataset json, without the media)."""
     root = sel.root
     ann = root.read_annotation(clip_id)
     row = root.catalog.get(clip_id)
-    vpath, apath = root.clip_path(clip_id), root.audio_path(clip_id)
     return {
         "clip_id": clip_id, "category": row.category if row else None, "origin": row.origin.value if row else None,
         "keywords": row.keywords if row else [], "youtube_id": row.youtube_id if row else None,
         "start_seconds": row.start_seconds if row else None, "status": ann.status.value,
-        "video": vpath.read_bytes() if vpath.is_file() else None, "video_path": rel(vpath, root.path),
-        "audio": apath.read_bytes() if apath.is_file() else None, "audio_path": rel(apath, root.path),
+        "video": {"bytes": root.clip_path(clip_id).read_bytes(), "path": f"{clip_id}.mp4"},
+        "audio": {"bytes": root.audio_path(clip_id).read_bytes(), "path": f"{clip_id}.wav"},
         "captions": ann.frame_captions(),
         "semantic_masks": [dict(ann.semantic_rle(f)) for f in range(NUM_FRAMES)],
         "sources": [{"id": s.id, "category": s.category, "name": s.name,
@@ -93,69 +81,56 @@ def _existing_fingerprint(path: Path) -> str | None:
     return v.decode() if v else None
 
 
-def _write_shard(sel: Selection, ids: list[str], path: Path, fp: str, rows_per_group: int = 8) -> None:
+def _write_shard(sel: Selection, ids: list[str], path: Path, fp: str, feats: Any, rows_per_group: int = 8) -> None:
     """Stream clips into one Parquet file (row groups of a few clips keep memory small), atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    sch = schema().with_metadata({FINGERPRINT_KEY: fp.encode()})
+    base = feats.arrow_schema  # carries datasets' `huggingface` metadata (the features)
+    sch = base.with_metadata({**(base.metadata or {}), FINGERPRINT_KEY: fp.encode()})
     with atomic.atomic_path(path) as tmp, pq.ParquetWriter(tmp, sch, compression="zstd") as w:
-        for i in range(0, max(1, len(ids)), rows_per_group):
+        for i in range(0, len(ids), rows_per_group):
             batch = [clip_record(sel, c) for c in ids[i:i + rows_per_group]]
             w.write_table(pa.Table.from_pylist(batch, schema=sch))
 
 
-def configs(splits: list[str]) -> list[dict[str, Any]]:
-    """The README `configs:` entry that tells `datasets` where each split's shards are."""
-    return [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}]
-
-
-def hf_splits(out: Path) -> list[str]:
-    """Splits that have Parquet shards under OUT/data (in train/val/test order)."""
-    names = {p.name.split("-")[0] for p in (out / "data").glob("*-*-of-*.parquet") if not p.name.startswith(".")}
-    order = ["train", "val", "test"]
-    return sorted(names, key=lambda s: (order.index(s) if s in order else len(order), s))
-
-
 def ensure_readme(out: Path, sel: Selection) -> Path:
-    """Put `configs:` into OUT/README.md: update an existing card, or write a minimal one."""
+    """Put `configs:` and `dataset_info:` into OUT/README.md: update an existing card, or write a minimal one."""
     from huggingface_hub import DatasetCard
 
     path = out / "README.md"
     if path.is_file():
         card = DatasetCard.load(path)
-        card.data.configs = configs(hf_splits(out))
+        for key, value in front_matter(out).items():
+            setattr(card.data, key, value)
         atomic.write_text(path, str(card))
-        return path
-    from annotator.export.card import minimal_card
-
-    atomic.write_text(path, minimal_card(sel, configs(hf_splits(out))))
+    else:
+        atomic.write_text(path, minimal_card(sel, out))
     return path
 
 
 def _plan(sel: Selection, shard_size: int) -> Iterator[tuple[str, list[str], Path]]:
     for split, ids in sel.splits.items():
         parts = shards(sorted(ids), shard_size)
+        name = hf_split(split)
         for i, part in enumerate(parts):
-            yield split, part, Path("data") / f"{split}-{i:05d}-of-{len(parts):05d}.parquet"
+            yield name, part, Path(DATA) / f"{name}-{i:05d}-of-{len(parts):05d}.parquet"
 
 
 def export_hf(sel: Selection, out: Path, shard_size: int = 200) -> list[Path]:
-    """Write (or bring up to date) the Parquet shards and the README configs; returns shard paths + README."""
+    """Write (or bring up to date) the Parquet shards and the README front matter; returns shards + README."""
     from tqdm import tqdm
 
+    decoder = media_decoder()
+    feats = features(decoder is not None)
     plan = list(_plan(sel, shard_size))
-    keep = {out / p for _, _, p in plan}
-    for split in sel.splits:  # shards of an earlier run with another shard count or clip set
-        for old in (out / "data").glob(f"{split}-*-of-*.parquet"):
-            if old not in keep:
-                old.unlink()
+    # shards of an earlier run with another shard count, clip set or split set
+    remove_stale(out / DATA, {p.name for _, _, p in plan}, "*.parquet")
     written = []
     for _split, ids, relpath in tqdm(plan, desc="hf shards", unit="shard"):
         path = out / relpath
-        fp = fingerprint(sel, ids, "hf-v1")
+        fp = fingerprint(sel, ids, f"hf-v2:{decoder is not None}")
         if not (path.is_file() and _existing_fingerprint(path) == fp):
-            _write_shard(sel, ids, path, fp)
+            _write_shard(sel, ids, path, fp, feats)
         written.append(path)
     return [*written, ensure_readme(out, sel)]
-

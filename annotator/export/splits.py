@@ -6,11 +6,15 @@ dataset into training, validation, and testing sets. All the categories in the t
 How:
 1. Group clips that must stay together: same YouTube id, same source file, or a stitched clip and the clips
    its tiles came from (CatalogRow.regions[].source_clip). Union-find over those keys.
-2. Targets per category c with n_c clips: test gets the same k for every category (balanced), where
-   k = round(test_ratio * N / C), but never more than half of a category (small categories keep training
-   data); val gets round(val_ratio * n_c); train the rest. With `balance_test=False` test gets
-   round(test_ratio * n_c) instead.
-3. Groups, largest first (ties in a seeded random order), go to the split that still needs most clips of
+2. Totals per split over the whole root: the ratios times N clips, rounded by largest remainder (14 clips at
+   70/15/15: 9.8, 2.1, 2.1 -> 10/2/2). On a tiny root, a split with a non-zero ratio that rounds to 0 takes a
+   clip from the largest split, as long as there are enough clips.
+3. Targets per category: the test total is dealt out one clip at a time to the category with the fewest test
+   clips so far (balanced: equal counts, +-1), at most half of a category while others have room (small
+   categories keep training data); val is dealt in proportion to the category sizes (largest remainder),
+   keeping a clip for train where possible; train gets the rest. `balance_test=False` deals test in proportion
+   to the category sizes too.
+4. Groups, largest first (ties in a seeded random order), go to the split that still needs most clips of
    their categories; overshooting a target is penalised. Deterministic for a seed.
 """
 
@@ -30,14 +34,17 @@ SPLITS: tuple[Split, Split, Split] = (Split.train, Split.val, Split.test)
 
 
 def parse_ratios(text: str, flag: str = "--ratios") -> tuple[float, float, float]:
-    """'75,10,15' or '0.7,0.15,0.15' -> fractions summing to 1."""
+    """'75,10,15' or '0.7,0.15,0.15' (must sum to 100, or to 1) -> fractions summing to 1."""
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
         raise UserError(f"{flag} {text!r}: use three numbers, e.g. 75,10,15") from None
-    if len(vals) != 3 or min(vals) < 0 or sum(vals) <= 0 or vals[0] <= 0:
+    if len(vals) != 3 or min(vals) < 0 or vals[0] <= 0:
         raise UserError(f"{flag} {text!r}: need three numbers >= 0 (train > 0), e.g. 75,10,15")
     total = sum(vals)
+    if not (abs(total - 100) < 1e-6 or abs(total - 1) < 1e-9):
+        raise UserError(f"{flag} {text!r}: the shares sum to {total:g}; they must sum to 100 (or 1), "
+                        "e.g. 75,10,15")
     return (vals[0] / total, vals[1] / total, vals[2] / total)
 
 
@@ -87,17 +94,49 @@ class SplitPlan:
     groups: int
 
 
+def _deal(total: int, quota: Sequence[float], sizes: Sequence[int], caps: Sequence[Sequence[int]]) -> list[int]:
+    """Hand out `total` clips one at a time to the category furthest below its quota (ties: the larger
+    category, then the first), within `caps[0]`, then the looser `caps[1]`, ... Without caps binding this is
+    the largest-remainder method."""
+    got = [0] * len(quota)
+    for cap in caps:
+        while sum(got) < total:
+            room = [i for i in range(len(got)) if got[i] < cap[i]]
+            if not room:
+                break
+            got[max(room, key=lambda i: (quota[i] - got[i], sizes[i], -i))] += 1
+    return got
+
+
+def split_totals(n: int, ratios: tuple[float, float, float]) -> list[int]:
+    """Clips per split (train, val, test) over the whole root: largest remainder, then one clip for every split
+    with a non-zero ratio when there are enough clips."""
+    quota = [round(n * r, 9) for r in ratios]  # round: 14 * 0.7 is 9.799999..., not 9.8
+    out = _deal(n, quota, [0, 0, 0], [[n] * 3])
+    wanted = [i for i, r in enumerate(ratios) if r > 0]
+    if n >= len(wanted):
+        for i in wanted:
+            if out[i] == 0:
+                donor = max(range(3), key=lambda j: (out[j], -j))
+                out[donor] -= 1
+                out[i] += 1
+    return out
+
+
 def targets(per_cat: dict[str, int], ratios: tuple[float, float, float],
             balance_test: bool = True) -> dict[str, dict[Split, int]]:
     """Clips wanted per category and split (see the module doc)."""
-    n_total, n_cat = sum(per_cat.values()), max(1, len(per_cat))
-    k = int(round(ratios[2] * n_total / n_cat))
-    out: dict[str, dict[Split, int]] = {}
-    for c, n in sorted(per_cat.items()):
-        test = min(k, n // 2) if balance_test else int(round(ratios[2] * n))
-        val = min(int(round(ratios[1] * n)), max(0, n - test - 1))
-        out[c] = {Split.train: n - test - val, Split.val: val, Split.test: test}
-    return out
+    cats = sorted(per_cat)
+    n = [per_cat[c] for c in cats]
+    n_all = sum(n)
+    _, n_val, n_test = split_totals(n_all, ratios)
+    # equal quota (balanced) or proportional; caps: half a category, then all but one clip, then all of it
+    t_quota = [n_test / len(n)] * len(n) if balance_test else [n_test * k / n_all for k in n]
+    test = _deal(n_test, t_quota, n, [[k // 2 for k in n], [k - 1 for k in n], n])
+    rest = [k - t for k, t in zip(n, test, strict=True)]
+    val = _deal(n_val, [n_val * k / n_all for k in n], n, [[r - 1 for r in rest], rest])
+    return {c: {Split.train: r - v, Split.val: v, Split.test: t}
+            for c, r, v, t in zip(cats, rest, val, test, strict=True)}
 
 
 def make_splits(rows: Sequence[CatalogRow], ratios: tuple[float, float, float], seed: int = 0,

@@ -46,6 +46,7 @@ class DatasetStats:
     origins: dict[str, int] = field(default_factory=dict)
     licenses: dict[str, int] = field(default_factory=dict)
     manifest_license: str | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)  # clip_id, reason: bad clips left out
 
     def summary(self, values: list[float] | list[int]) -> dict[str, float]:
         a = np.asarray(values, dtype=float)
@@ -135,4 +136,5 @@ def compute(sel: Selection) -> DatasetStats:
         agents=[{"kind": k, "name": n, "version": v, "clips": len(c)}
                 for (k, n, v), c in sorted(agents.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))],
         people=people, origins=dict(origins.most_common()), licenses=dict(licenses.most_common()),
-        manifest_license=root.manifest.license)
+        manifest_license=root.manifest.license,
+        skipped=[{"clip_id": k.clip_id, "reason": k.reason} for k in sel.skipped])

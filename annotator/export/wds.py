@@ -2,8 +2,9 @@
 
 A sample is three tar members sharing a key: `<key>.mp4` (the clip), `<key>.wav` (16 kHz mono) and
 `<key>.json` (catalog fields, per-frame captions, per-frame semantic RLE masks, sources with per-frame RLE
-masks and captions, and the full annotation). The key is the clip id with '.' replaced by '_' (WebDataset
-splits a member name at its first dot); the json keeps the real `clip_id`. Read with
+masks and captions, and the full annotation; no file paths: the sample's own members are its media). The
+key is the clip id with '.' replaced by '_' (WebDataset splits a member name at its first dot); the json
+keeps the real `clip_id`. Read with
 `webdataset.WebDataset(urls, shardshuffle=False)` and decode mp4/wav yourself (PyAV/decord, soundfile):
 webdataset's built-in torch video/audio decoders need torchvision.io.read_video / torchaudio.
 
@@ -19,7 +20,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from annotator.export.common import Selection
+from annotator.export.common import Selection, remove_stale
 from annotator.export.hf import clip_record, fingerprint, shards
 from schemas import atomic
 from schemas.errors import UserError
@@ -31,9 +32,10 @@ def sample_key(clip_id: str) -> str:
     return clip_id.replace(".", "_")
 
 
-def sample_json(sel: Selection, clip_id: str, split: str) -> tuple[dict[str, Any], bytes | None, bytes | None]:
+def sample_json(sel: Selection, clip_id: str, split: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """The sample's json (the Parquet row without the media) and its mp4 and wav bytes."""
     rec = clip_record(sel, clip_id)
-    video, audio = rec.pop("video"), rec.pop("audio")
+    video, audio = rec.pop("video")["bytes"], rec.pop("audio")["bytes"]
     rec["annotation"] = json.loads(rec["annotation"])
     rec["split"] = split
     return rec, video, audio
@@ -50,8 +52,6 @@ def write_shard(sel: Selection, split: str, ids: list[str], path: Path) -> None:
         for clip_id in ids:
             rec, video, audio = sample_json(sel, clip_id, split)
             key = sample_key(clip_id)
-            if video is None or audio is None:
-                raise UserError(f"{sel.root.path}: clip {clip_id} has no mp4 or wav; run ssu-validate")
             _add(tar, f"{key}.mp4", video)
             _add(tar, f"{key}.wav", audio)
             _add(tar, f"{key}.json", json.dumps(rec, ensure_ascii=False).encode())
@@ -71,13 +71,11 @@ def export_wds(sel: Selection, out: Path, shard_size: int = 100) -> list[Path]:
     plan = [(split, part, f"{split}-{i:06d}.tar")
             for split, ids in sel.splits.items() for i, part in enumerate(shards(sorted(ids), shard_size)) if part]
     keep = {name for _, _, name in plan}
-    for p in out.glob("*.tar") if out.is_dir() else []:
-        if p.name not in keep:
-            p.unlink()  # shards of an earlier run with another shard size or clip set
+    remove_stale(out, keep, "*.tar")  # shards of an earlier run with another shard size or clip set
     written = []
     for split, ids, name in tqdm(plan, desc="wds shards", unit="shard"):
         path = out / name
-        fp = fingerprint(sel, ids, "wds-v1")
+        fp = fingerprint(sel, ids, "wds-v2")
         if not (path.is_file() and old.get("shards", {}).get(name, {}).get("fingerprint") == fp):
             write_shard(sel, split, ids, path)
         index["shards"][name] = {"split": split, "clips": ids, "fingerprint": fp}

@@ -7,8 +7,11 @@ youtubevos cocoapi fork) reads:
                  with one compressed RLE (or null) per frame (+ source_id, name, captions[frame])
     categories:  {id, name, supercategory}
 One annotation is one sound source (a track); a frame where it is silent or hidden has null mask, bbox and
-area, exactly as YouTube-VIS marks frames where an instance is absent. `video_file` is the clip's mp4,
-relative to the dataset root (info.root); `--frames` also writes JPEGs named as `file_names`.
+area, exactly as YouTube-VIS marks frames where an instance is absent.
+
+Every path is relative to the folder of the json that holds it, so the release can move: `file_names` are
+`JPEGImages/<clip_id>/<frame>.jpg` (frames written unless `frames=False`), `video_file`/`audio_file` point to
+the release's `clips/` and `audio/` (annotator.export.media), e.g. `../clips/<clip_id>.mp4`.
 """
 
 from __future__ import annotations
@@ -17,18 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from annotator.export.common import Selection, bbox_area, categories, rel, write_frame_dir
+from annotator.export.common import Selection, bbox_area, categories, rel, remove_stale, write_frame_dir
+from annotator.export.media import release_paths
 from schemas import atomic
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.models import Annotation
 
+FRAMES = "JPEGImages"
+
 
 def frame_name(clip_id: str, frame: int) -> str:
-    return f"{clip_id}/{frame:05d}.jpg"
+    return f"{FRAMES}/{clip_id}/{frame:05d}.jpg"
 
 
-def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split: str) -> dict[str, Any]:
-    """The YouTube-VIS dict of one split."""
+def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split: str, out: Path,
+                release: Path) -> dict[str, Any]:
+    """The YouTube-VIS dict of one split, written to OUT, whose media lie in the release folder."""
     root = sel.root
     cat_id = {c: i + 1 for i, c in enumerate(cat_names)}
     sup = {c.name: c.supercategory for c in root.manifest.categories}
@@ -39,8 +46,8 @@ def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split
         videos.append({
             "id": vid, "clip_id": clip_id, "width": SIZE, "height": SIZE, "length": NUM_FRAMES, "fps": FPS,
             "file_names": [frame_name(clip_id, f) for f in range(NUM_FRAMES)],
-            "video_file": rel(root.clip_path(clip_id), root.path),
-            "audio_file": rel(root.audio_path(clip_id), root.path),
+            "video_file": rel(release_paths(release, clip_id)[0], out),
+            "audio_file": rel(release_paths(release, clip_id)[1], out),
             "captions": ann.frame_captions(), "status": ann.status.value,
         })
         for src in ann.sources:
@@ -67,7 +74,7 @@ def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split
         "info": {"description": f"{root.manifest.name} ({split}): sound-source masks and captions, "
                                 "YouTube-VIS layout", "version": root.manifest.version,
                  "year": datetime.now(UTC).year, "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "root": str(root.path.resolve()), "split": split,
+                 "split": split,
                  "statuses": sorted(s.value for s in sel.statuses)},
         "licenses": [{"id": 1, "name": root.manifest.license or "see dataset card", "url": ""}],
         "videos": videos,
@@ -76,21 +83,25 @@ def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split
     }
 
 
-def export_yvis(sel: Selection, out: Path, frames: bool = False) -> list[Path]:
-    """Write OUT/<split>.json for every split (and OUT/JPEGImages/<clip>/<frame>.jpg with `frames`)."""
+def export_yvis(sel: Selection, out: Path, release: Path, frames: bool = True) -> list[Path]:
+    """Write OUT/<split>.json for every split and OUT/JPEGImages/<clip>/<frame>.jpg (unless not `frames`).
+
+    `release` is the folder whose clips/ and audio/ hold the media (annotator.export.media.place_media);
+    files of splits and clips this run does not export are removed."""
     from tqdm import tqdm
 
     root = sel.root
     cat_names = categories(root, (root.read_annotation(c) for c in sel.clip_ids))
     written: list[Path] = []
     for split, ids in sel.splits.items():
-        data = build_split(sel, ids, cat_names, split)
+        data = build_split(sel, ids, cat_names, split, out, release)
         path = out / f"{split}.json"
         atomic.write_json(path, data)
         written.append(path)
+    remove_stale(out, {p.name for p in written}, "*.json")
     if frames:
         for clip_id in tqdm(sel.clip_ids, desc="yvis frames", unit="clip"):
-            write_frame_dir(out / "JPEGImages" / clip_id, root.clip_path(clip_id), None,
-                            lambda f: f"{f:05d}.jpg")
-        written.append(out / "JPEGImages")
+            write_frame_dir(out / FRAMES / clip_id, root.clip_path(clip_id), None, lambda f: f"{f:05d}.jpg")
+        remove_stale(out / FRAMES, set(sel.clip_ids))
+        written.append(out / FRAMES)
     return written
