@@ -316,6 +316,7 @@
   const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
 
   function drawMasks(f) {
+    if (!S) return;
     f = f === undefined ? frame : f;
     const cv = $("ssu-masks"), ctx = cv.getContext("2d"), n = S.size;
     const img = ctx.createImageData(n, n), d = img.data;
@@ -341,6 +342,7 @@
   }
 
   function drawPrompts() {
+    if (!S) return;
     const cv = $("ssu-draw"), ctx = cv.getContext("2d");
     ctx.clearRect(0, 0, cv.width, cv.height);
     const src = srcOf(source), col = src ? src.colour : "#ffffff";
