@@ -29,6 +29,7 @@
   const queue = [];
   let busy = false, loggedOut = false;
   const rleCache = new Map();
+  const timings = {frame: [], edit: {}};  // ms per shown frame and per edit round trip (bench/refine.py reads them)
 
   // ---------------------------------------------------------------- server calls
   async function api(path, body) {
@@ -99,11 +100,13 @@
     const e = queue[0];
     seq += 1;
     sessionStorage.setItem("ssu-seq:" + TAB, String(seq));
+    const t0 = performance.now();
     const r = await api("/ssu/api/edit", {...e.body, kind: e.kind, rev: S.revision, seq});
     if (r.status === 401) { busy = false; seq -= 1; pending(); return; }  // kept: sent again after login
     queue.shift();
     if (r.status === 200) {
       applyState(r.data, false);
+      (timings.edit[e.kind] = timings.edit[e.kind] || []).push(performance.now() - t0);
       message(r.data.message, "ok");
       if (e.after) e.after();
     } else if (r.status === 409) {
@@ -389,6 +392,7 @@
   }
 
   function showFrame(f, opts) {
+    const t0 = performance.now();  // from the key (or click) to the picture on screen, masks included
     $("ssu-frame-no").value = String(f);
     document.body.dataset.frame = String(f);
     drawMasks(f);
@@ -402,6 +406,7 @@
     im.onload = () => {
       if (token !== want) return;  // a newer frame was asked for meanwhile: this one is stale
       $("ssu-picture").getContext("2d").drawImage(im, 0, 0);
+      timings.frame.push(performance.now() - t0);
       shown = f;
       document.body.dataset.shown = String(f);
       for (let k = 1; k <= 3 && f + k < S.num_frames; k++) new Image().src = frameUrl(f + k);  // warm the cache
@@ -611,7 +616,7 @@
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const k = ev.key;
     let done = true;
-    const step = (d) => { if (!(ev.repeat && shown !== frame)) setFrame(frame + d); };  // held: as fast as shown
+    const step = (d) => setFrame(frame + d);  // every press and every repeat of a held key counts
     if (k === "d" || k === "ArrowRight") step(1);
     else if (k === "a" || k === "ArrowLeft") step(-1);
     else if (k === "D") step(10);
@@ -697,7 +702,8 @@
     setTool("brush");
   }
 
-  window.ssuEditor = {setFrame, state: () => S, frame: () => frame, queue: () => queue.length + (busy ? 1 : 0)};
+  window.ssuEditor = {setFrame, state: () => S, frame: () => frame, queue: () => queue.length + (busy ? 1 : 0),
+                      timings};
   wire();
   openClip();
 })();

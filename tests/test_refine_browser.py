@@ -159,6 +159,14 @@ def test_fast_keys_typed_frame_and_timeline(env):
         page.keyboard.press("d")
     wait_shown(page, 5)
     assert page.locator("#ssu-frame-no").input_value() == "5"
+    for _ in range(20):  # a held key: the first keydown and 19 auto-repeats
+        page.keyboard.down("d")
+        page.wait_for_timeout(30)
+    page.keyboard.up("d")
+    wait_shown(page, 25)
+    for _ in range(20):
+        page.keyboard.press("a")
+    wait_shown(page, 5)
     # (b) a typed frame number moves the view
     page.locator("#ssu-frame-no").fill("120")
     page.keyboard.press("Enter")
@@ -191,6 +199,14 @@ def test_one_dragged_stroke_is_one_region(env):
     added = rle_mod.decode(after.model_dump()) & ~old
     assert ndimage.label(added)[1] == 1 and added[400, 40] and added[460, 220]
     assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+    # a SAM positive click on the square replaces this frame's mask with SAM's answer
+    ref = rle_mod.decode(ctl.root.read_annotation(CLIP).source(0).masks[0].model_dump())
+    page.keyboard.press("p")
+    ys, xs = np.nonzero(old if old.any() else ref)
+    page.mouse.click(*at(page, float(xs.mean()), float(ys.mean())))
+    assert "saved: SAM 1 point" in wait_saved(page)
+    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 2
+    edits += 1
     # zoom with the wheel, outline only: the view changes, nothing is saved
     page.mouse.move(*at(page, 256, 256))
     page.mouse.wheel(0, -300)
@@ -276,5 +292,6 @@ def test_upload_real_clip(env, shared_data):
     row = ctl.root.catalog.get(cid)
     assert row is not None and row.status == ClipStatus.auto
     assert ctl.root.clip_path(cid).is_file()
+    assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").sid)}
     rita.locator("button[role=tab]:has-text('Queue')").first.click()
-    rita.get_by_text(cid).first.wait_for(timeout=T)
+    rita.get_by_text(cid).first.wait_for(state="attached", timeout=T)
