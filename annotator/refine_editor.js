@@ -58,6 +58,9 @@
     $("ssu-login").hidden = false;
     $("ssu-login-user").value = $("ssu-login-user").value || (S && S.user.name) || "";
     message("session ended: log in to continue (nothing typed is lost)", "error");
+    $("ssu-status").textContent = `${CLIP} · ⛔ session ended: not saving until you log in again`;
+    $("ssu-pending").textContent = "not connected";
+    $("ssu-pending").dataset.n = "-1";
   }
 
   async function login(ev) {

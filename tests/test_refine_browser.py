@@ -199,6 +199,7 @@ def test_one_dragged_stroke_is_one_region(env):
     added = rle_mod.decode(after.model_dump()) & ~old
     assert ndimage.label(added)[1] == 1 and added[400, 40] and added[460, 220]
     assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+    shot(env, page, "stroke")
     # a SAM positive click on the square replaces this frame's mask with SAM's answer
     ref = rle_mod.decode(ctl.root.read_annotation(CLIP).source(0).masks[0].model_dump())
     page.keyboard.press("p")
@@ -212,7 +213,7 @@ def test_one_dragged_stroke_is_one_region(env):
     page.mouse.wheel(0, -300)
     page.keyboard.press("o")
     assert page.locator("#ssu-zoom").inner_text() != "100%"
-    shot(env, page, "stroke")
+    shot(env, page, "zoom-outline")
     page.keyboard.press("0")
     page.keyboard.press("o")
     assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
@@ -271,6 +272,10 @@ def test_note_history_and_review(env):
     for n in ("star mask checked", "the circle drifts after frame 200", "fixed the drift"):
         assert n in history
     shot(env, rita, "notes", full=True)
+    rita.goto(env["server"].url)
+    rita.locator("button[role=tab]:has-text('Dashboard')").first.click()
+    rita.get_by_text("clips touched").first.wait_for(timeout=T)
+    shot(env, rita, "dashboard", full=True)
 
 
 def test_upload_real_clip(env, shared_data):
@@ -286,7 +291,7 @@ def test_upload_real_clip(env, shared_data):
     rita.locator("#ssu-upload").click()
     rita.get_by_text("in the queue").first.wait_for(timeout=120_000)
     log = rita.locator("#ssu-upload-log").inner_text()
-    assert "refused" in log  # the file without audio, with collection's reason
+    assert "REFUSED" in log and "too_short" in log  # the 6.7 s file, with collection's reason
     shot(env, rita, "upload", full=True)
     cid = f"{video.stem.replace('-', '-')}_000000"
     row = ctl.root.catalog.get(cid)

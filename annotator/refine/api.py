@@ -54,7 +54,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
         if not 8 <= len(tab) <= 64 or not tab.replace("-", "").isalnum():
             raise UserError("tab: missing or malformed tab id; reload the page")
         sid = f"tab:{tab}"
-        ctl.open_session(sid, user_of(request))
+        ctl.open_session(sid, user_of(request)).render_image = False
         return sid
 
     def answer(fn: Callable[[], Any]) -> Response:

@@ -69,10 +69,11 @@ def build_app(ctl: Controller) -> Any:
             except UserError as e:
                 return {msg: f"⚠️ {e}"}
             return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows],
+                    up_btn: gr.update(interactive=s.user.can_review),  # uploads are a reviewer's job
                     header: f"**ssu-refine** · {ctl.root_path.name} · logged in as **{s.user.name}** "
                             f"({s.user.role.value})"}
 
-        q_in, q_out = [f_status, f_cat], [table, header, msg]
+        q_in, q_out = [f_status, f_cat], [table, header, msg, up_btn]
         demo.load(load_queue, q_in, q_out)
         for ev in (refresh_q.click, f_status.input, f_cat.input):
             ev(load_queue, q_in, q_out)
@@ -108,8 +109,10 @@ def build_app(ctl: Controller) -> Any:
             except UserError as e:
                 return {up_log: f"⚠️ {e}"}
             ctl.reload_categories()
-            rows = "\n".join(f"| {r.file} | {r.clip_id or ''} | {'✅ in the queue' if r.ok else '❌ refused'} | "
-                             f"{r.reason} |" for r in results)
+            def cell(t: str) -> str:
+                return t.replace("|", "\\|").replace("\n", " ")
+            rows = "\n".join(f"| {cell(r.file)} | {r.clip_id or ''} | {'in the queue' if r.ok else 'REFUSED'} | "
+                             f"{cell(r.reason)} |" for r in results)
             return {up_log: "| file | clip | result | why |\n|---|---|---|---|\n" + rows, files: None}
 
         up_btn.click(do_upload, [files, label], [up_log, files]).then(load_queue, q_in, q_out)

@@ -255,7 +255,8 @@ class Controller:
         lease = self.catalog.lease_of(clip_id)
         done, undone = self.stacks(clip_id)
         box = s.box or ([*s.corner, *s.corner] if s.corner else None)
-        img = render.overlay(self.frame_image(clip_id, s.frame), ann, s.frame, s.source_id, s.points, box)
+        img = render.overlay(self.frame_image(clip_id, s.frame), ann, s.frame, s.source_id, s.points, box) \
+            if s.render_image else np.zeros((0, 0, 3), np.uint8)
         src = next((x for x in ann.sources if x.id == s.source_id), None)
         return ClipView(
             clip_id=clip_id, status=ann.status, read_only=s.read_only, lease_owner=lease.owner if lease else None,

@@ -37,6 +37,7 @@ class Session:
     last_seen: float = field(default_factory=time.monotonic)
     last_seq: int = 0          # the editor page's last edit sequence number (edits apply once, in order)
     notice: str | None = None  # told to this tab at its next request (e.g. the clip was opened in another tab)
+    render_image: bool = True  # False for the editor page, which draws masks itself (no server-side overlay)
 
 
 @dataclass
