@@ -58,7 +58,7 @@
     $("ssu-login").hidden = false;
     $("ssu-login-user").value = $("ssu-login-user").value || (S && S.user.name) || "";
     message("session ended: log in to continue (nothing typed is lost)", "error");
-    $("ssu-status").textContent = `${CLIP} · ⛔ session ended: not saving until you log in again`;
+    $("ssu-status").textContent = `${CLIP} · session ended: not saving until you log in again`;
     $("ssu-pending").textContent = "not connected";
     $("ssu-pending").dataset.n = "-1";
   }
@@ -423,18 +423,28 @@
 
   function togglePlay() {
     const v = $("ssu-video");
-    if (v.paused) { v.currentTime = (frame + 0.5) / S.fps; v.play(); requestAnimationFrame(playLoop); }
+    if (v.paused) { v.currentTime = (frame + 0.5) / S.fps; v.play(); }
     else v.pause();
   }
 
-  function playLoop() {
+  // Each decoded video frame is drawn with the masks of exactly that frame (requestVideoFrameCallback gives
+  // the frame's media time; without it, the animation frame's currentTime is close enough).
+  const rvfc = "requestVideoFrameCallback" in HTMLVideoElement.prototype;
+  function nextTick() {
+    const v = $("ssu-video");
+    if (rvfc) v.requestVideoFrameCallback((now, meta) => playLoop(meta.mediaTime));
+    else requestAnimationFrame(() => playLoop(v.currentTime));
+  }
+
+  function playLoop(t) {
     const v = $("ssu-video");
     if (v.paused) return;
-    const f = Math.min(S.num_frames - 1, Math.floor(v.currentTime * S.fps));
+    const f = Math.max(0, Math.min(S.num_frames - 1, Math.round(t * S.fps - (rvfc ? 0 : 0.5))));
     $("ssu-picture").getContext("2d").drawImage(v, 0, 0, S.size, S.size);
     shown = f;
+    document.body.dataset.shown = String(f);
     if (f !== frame) { frame = f; showFrame(f, {fromVideo: true}); }
-    requestAnimationFrame(playLoop);
+    nextTick();
   }
 
   // ---------------------------------------------------------------- timeline
@@ -678,9 +688,9 @@
     const v = $("ssu-video");
     v.addEventListener("seeked", () => { if (v.paused) { const f = Math.floor(v.currentTime * S.fps);
       if (Math.abs(f - frame) > 0) { frame = Math.min(S.num_frames - 1, f); showFrame(frame, {fromVideo: true}); } } });
-    v.addEventListener("play", () => requestAnimationFrame(playLoop));
+    v.addEventListener("play", nextTick);
     v.addEventListener("pause", () => { $("ssu-play").textContent = "▶ play with masks"; showFrame(frame, {force: true, fromVideo: true}); });
-    v.addEventListener("playing", () => { $("ssu-play").textContent = "⏸ pause"; });
+    v.addEventListener("playing", () => { $("ssu-play").textContent = "❚❚ pause"; });
     $("ssu-save-spans").onclick = saveSpans;
     $("ssu-add-span").onclick = () => {
       const rows = spanRows(), end = Math.min(S.num_frames, frame + S.fps);

@@ -178,6 +178,16 @@ def test_fast_keys_typed_frame_and_timeline(env):
     page.mouse.click(box["x"] + box["width"] * 0.5 + 1, box["y"] + box["height"] / 2)
     wait_shown(page, 150)
     shot(env, page, "editor", full=True)
+    # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame
+    page.keyboard.press(" ")
+    page.wait_for_function("() => Number(document.body.dataset.frame) > 160", timeout=T)
+    shot(env, page, "playing")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.body.dataset.shown === document.body.dataset.frame && "
+                           "document.querySelector('#ssu-video').paused", timeout=T)
+    page.locator("#ssu-frame-no").fill("150")
+    page.keyboard.press("Enter")
+    wait_shown(page, 150)
 
 
 def test_one_dragged_stroke_is_one_region(env):

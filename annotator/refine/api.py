@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from annotator.refine import assets, payload
 from annotator.refine.controller import Controller, StaleEdit
@@ -111,6 +111,20 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             # clip's mtime in the query, so the browser may keep it
             return Response(buf.getvalue(), media_type="image/jpeg",
                             headers={"Cache-Control": "private, max-age=3600"})
+        return answer(run)
+
+    @r.get("/ssu/api/video/{clip_id}.mp4")
+    def video(request: Request, clip_id: str) -> Response:
+        def run() -> Response:
+            user_of(request)
+            try:
+                cid = check_clip_id(clip_id)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+            path = ctl.root.clip_path(cid)
+            if ctl.catalog.get(cid) is None or not path.is_file():
+                raise UserError(f"unknown clip {cid!r}")
+            return FileResponse(path, media_type="video/mp4")  # answers Range requests: the video can seek
         return answer(run)
 
     @r.post("/ssu/api/open")

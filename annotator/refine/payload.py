@@ -84,5 +84,5 @@ def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]
         "loudness": loudness(ctl.root.audio_path(clip_id)), "size": SIZE, "num_frames": NUM_FRAMES, "fps": FPS,
         "models": ctl.hub.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
         "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
-        "video": f"/gradio_api/file={ctl.root.clip_path(clip_id)}",  # Gradio serves clips/ (allowed_paths)
+        "video": f"/ssu/api/video/{clip_id}.mp4",
     }
