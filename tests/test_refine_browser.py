@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,8 @@ def test_fast_keys_typed_frame_and_timeline(env):
     login(page, url, "alice")
     page.get_by_text("synth_0_00005").wait_for(timeout=T)
     shot(env, page, "queue")
+    gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    pngs = len(list(gradio_tmp.rglob("*.png")))
     open_editor(page, CLIP)
     assert env["server"].ctl.root.catalog.lease_of(CLIP).owner == "alice"
     # (a) five quick presses, no waiting in between: frame 5, its picture on screen
@@ -177,6 +180,7 @@ def test_fast_keys_typed_frame_and_timeline(env):
     box = page.locator("#ssu-cursor").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5 + 1, box["y"] + box["height"] / 2)
     wait_shown(page, 150)
+    assert len(list(gradio_tmp.rglob("*.png"))) == pngs  # frames come from memory, not from temp files
     shot(env, page, "editor", full=True)
     # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame
     page.keyboard.press(" ")

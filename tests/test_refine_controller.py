@@ -279,3 +279,16 @@ def test_frame_store_chunks(synth_root):
     assert np.array_equal(store.frame(path, 31), ref[0]) and np.array_equal(f200, ref[1])
     assert store.frames(path, 25, 65).shape == (40, 512, 512, 3)
     assert store._bytes <= 256 << 20
+
+
+def test_palette_avoids_picture_colours():
+    from annotator.refine.render import distinct_palette
+
+    green = np.zeros((512, 512, 3), np.uint8)
+    green[..., 1] = 200
+    green[:100, :100] = (240, 0, 240)  # a magenta object too
+    colours = distinct_palette([green], 3)
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], float)
+    assert len(set(colours)) == 3
+    for pic in ((0, 200, 0), (240, 0, 240)):
+        assert np.linalg.norm(rgb - np.array(pic, float), axis=1).min() > 100
