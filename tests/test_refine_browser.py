@@ -266,7 +266,10 @@ def test_note_history_and_review(env):
     rita = env["browser"].new_context(viewport=VIEW).new_page()
     env["pages"]["rita"] = rita
     login(rita, env["server"].url, "rita")
-    open_editor(rita, CLIP)
+    rita.locator("#ssu-next-clip").click()  # a reviewer's next clip is the one waiting for review
+    rita.wait_for_url(f"**/ssu/editor?clip={CLIP}", timeout=T)
+    rita.wait_for_function("() => document.body.dataset.shown === '0'", timeout=T)
+    assert "editing" in rita.locator("#ssu-status").inner_text()
     rita.locator("#ssu-note").fill("the circle drifts after frame 200")
     rita.locator("#ssu-send-back").click()
     wait_saved(rita)
