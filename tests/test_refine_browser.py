@@ -254,6 +254,20 @@ def test_restart_keeps_typed_caption(env):
     assert server.ctl.root.read_annotation(CLIP).source(0).captions[0].text == text
 
 
+def test_second_tab_takes_the_clip_and_the_first_is_told(env):
+    page = env["pages"]["alice"]
+    other = page.context.new_page()  # same login, another tab
+    open_editor(other, CLIP, env["server"].url)
+    assert "editing" in other.locator("#ssu-status").inner_text()
+    page.locator("#ssu-notice").wait_for(state="visible", timeout=T)  # told at the next heartbeat
+    assert "another tab" in page.locator("#ssu-notice").inner_text()
+    page.wait_for_function("() => document.body.classList.contains('readonly')", timeout=T)
+    assert page.locator("#ssu-accept").is_disabled()
+    other.close()
+    open_editor(page, CLIP, env["server"].url)  # reopening here takes it back
+    assert "editing" in page.locator("#ssu-status").inner_text()
+
+
 def test_note_history_and_review(env):
     page, ctl = env["pages"]["alice"], env["server"].ctl
     assert page.locator("#ssu-reject").is_disabled() and page.locator("#ssu-send-back").is_disabled()
