@@ -328,6 +328,7 @@ def test_upload_real_clip(env, shared_data):
     row = ctl.root.catalog.get(cid)
     assert row is not None and row.status == ClipStatus.auto
     assert ctl.root.clip_path(cid).is_file()
+    assert Path(row.source_path).is_file() and ".uploads" in row.source_path  # the original is kept
     assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").sid)}
     rita.locator("button[role=tab]:has-text('Queue')").first.click()
     rita.get_by_text(cid).first.wait_for(state="attached", timeout=T)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.errors import UserError
-from schemas.models import Annotation, ClipStatus
+from schemas.models import Annotation, ClipStatus, now_utc
 from schemas.root import DatasetRoot
 
 MAX_FILES = 50
+UPLOADS = ".uploads"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
 
@@ -50,52 +51,59 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
     if len(files) > MAX_FILES:
         raise UserError(f"{len(files)} files: upload at most {MAX_FILES} at a time")
     results: list[UploadResult] = []
-    with tempfile.TemporaryDirectory(prefix="ssu-upload-") as tmp:
-        folder = Path(tmp)
-        rows, names = ["file,label"], {}
-        for f in files:
-            f = Path(f)
-            if f.suffix.lower() not in VIDEO_SUFFIXES:
-                results.append(UploadResult(f.name, None, False, f"not a video file ({f.suffix or 'no suffix'}); "
-                                            f"upload one of {', '.join(sorted(VIDEO_SUFFIXES))}"))
-                continue
-            name = _safe_name(f.name)
-            while name in names:
-                name = f"{Path(name).stem}_{len(names)}{Path(name).suffix}"
-            shutil.copy(f, folder / name)
-            names[name] = f.name
-            rows.append(f'"{name}","{label}"')
-        if not names:
-            return results
-        (folder / "index.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-        progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
-        job, manifest_name = build_job(
-            source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
-            synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
-            short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
-            ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
-            cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
-        run_job(root_path, job, manifest_name, quiet=True,
-                args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
-        root = DatasetRoot.open(root_path)
-        try:
-            for name, original in names.items():
-                cid = _clip_id(root, folder / name)
-                row = root.catalog.get(cid) if cid else None
-                if row is None:
-                    results.append(UploadResult(original, cid, False, "not collected (see the run's stats in runs/)"))
-                elif row.status == ClipStatus.failed:
-                    results.append(UploadResult(original, cid, False, row.reason or "failed"))
-                elif row.status == ClipStatus.collected:
-                    root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
-                    results.append(UploadResult(original, cid, True, "normalized; in the queue with no sources yet "
-                                                "(add sources and draw them)"))
-                else:
-                    results.append(UploadResult(original, cid, True, f"already in the root ({row.status.value})"))
-                progress(f"{original}: {results[-1].reason}")
-        finally:
-            root.close()
+    # the originals are kept under the root (hidden: validators and listings skip it) so that each clip's
+    # source_path names a file that exists, as it does for ssu-collect --source local
+    folder = Path(tempfile.mkdtemp(prefix=now_utc().strftime("%Y%m%dT%H%M%S-"), dir=_uploads(root_path)))
+    rows, names = ["file,label"], {}
+    for f in files:
+        f = Path(f)
+        if f.suffix.lower() not in VIDEO_SUFFIXES:
+            results.append(UploadResult(f.name, None, False, f"not a video file ({f.suffix or 'no suffix'}); "
+                                        f"upload one of {', '.join(sorted(VIDEO_SUFFIXES))}"))
+            continue
+        name = _safe_name(f.name)
+        while name in names:
+            name = f"{Path(name).stem}_{len(names)}{Path(name).suffix}"
+        shutil.copy(f, folder / name)
+        names[name] = f.name
+        rows.append(f'"{name}","{label}"')
+    if not names:
+        return results
+    (folder / "index.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
+    job, manifest_name = build_job(
+        source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
+        synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
+        short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
+        ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
+        cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
+    run_job(root_path, job, manifest_name, quiet=True,
+            args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
+    root = DatasetRoot.open(root_path)
+    try:
+        for name, original in names.items():
+            cid = _clip_id(root, folder / name)
+            row = root.catalog.get(cid) if cid else None
+            if row is None:
+                results.append(UploadResult(original, cid, False, "not collected (see the run's stats in runs/)"))
+            elif row.status == ClipStatus.failed:
+                results.append(UploadResult(original, cid, False, row.reason or "failed"))
+            elif row.status == ClipStatus.collected:
+                root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
+                results.append(UploadResult(original, cid, True, "normalized; in the queue with no sources yet "
+                                            "(add sources and draw them)"))
+            else:
+                results.append(UploadResult(original, cid, True, f"already in the root ({row.status.value})"))
+            progress(f"{original}: {results[-1].reason}")
+    finally:
+        root.close()
     return results
+
+
+def _uploads(root_path: Path) -> Path:
+    path = Path(root_path) / UPLOADS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _clip_id(root: DatasetRoot, path: Path) -> str | None:
