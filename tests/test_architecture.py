@@ -13,7 +13,8 @@ ALLOWED = {
     "schemas": set(),
     "collection": {"schemas"},
     "ssuformer": {"schemas"},
-    "annotator": {"schemas", "ssuformer.metrics"},
+    # collection.job / collection.index: the refine app's upload runs ssu-collect's local ingest (DESIGN.md)
+    "annotator": {"schemas", "ssuformer.metrics", "collection.job", "collection.index"},
 }
 HEAVY = ("torch", "timm", "transformers", "gradio", "ray", "sam2", "pandas", "matplotlib", "datasets")
 

@@ -1,7 +1,7 @@
-"""ssu-refine in a real browser (Playwright + Debian's Chromium): one session walking the whole flow.
+"""ssu-refine in a real browser (Playwright + Debian's Chromium), one server and one browser for the module.
 
-Screenshots go to $RA_SSU_ARTIFACTS (or the test's tmp folder); with RA_SSU_UPDATE_DOCS=1 they are also
-copied to docs/img/refine-*.png for docs/refine.md.
+The tests run in file order (each continues the previous one's session). Screenshots go to
+$RA_SSU_ARTIFACTS/refine (or a temp folder); with RA_SSU_UPDATE_DOCS=1 they are copied to docs/img/.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,12 @@ from schemas.models import ClipStatus
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        "--autoplay-policy=no-user-gesture-required"]
 CLIP = "synth_0_00000"
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
-T = 90_000  # ms: the CI machines are slow and shared
+T = 60_000  # ms: the CI machines are slow and shared
+VIEW = {"width": 1400, "height": 1000}
 
 
 def free_port() -> int:
@@ -33,186 +36,299 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(synth_root_copy, tmp_path):
-    from annotator.refine.app import launch
-    from annotator.refine.auth import UserStore
-    from annotator.refine.controller import Controller
-    from annotator.refine.models_hub import ModelsHub
+class Server:
+    """A running ssu-refine on one port; restart() stops it and starts a new process-like instance."""
 
-    ctl = Controller(synth_root_copy.path, UserStore(make_users(tmp_path / "users.toml")),
-                     ModelsHub(ColourSegmenter(), ColourPropagator(), EchoCaptioner()))
-    port = free_port()
-    demo = launch(ctl, "127.0.0.1", port, block=False)
-    yield ctl, f"http://127.0.0.1:{port}/"
-    demo.close()
+    def __init__(self, root_path: Path, users: Path) -> None:
+        self.root_path, self.users, self.port = root_path, users, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.start()
 
+    def start(self) -> None:
+        from annotator.refine.app import launch
+        from annotator.refine.auth import UserStore
+        from annotator.refine.controller import Controller, RefineConfig
+        from annotator.refine.models_hub import ModelsHub
 
-def login(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
+        self.ctl = Controller(self.root_path, UserStore(self.users),
+                              ModelsHub(ColourSegmenter(), ColourPropagator(), EchoCaptioner()),
+                              RefineConfig(heartbeat_seconds=1.0))
+        self.demo = launch(self.ctl, "127.0.0.1", self.port, block=False)
 
-
-def wait_msg(page, text: str) -> str:
-    page.wait_for_function("t => (document.querySelector('#ssu-msg')?.innerText || '').includes(t)", arg=text,
-                           timeout=T)
-    return page.locator("#ssu-msg").inner_text()
+    def restart(self) -> None:
+        self.demo.close()
+        self.start()
 
 
-def open_clip(page, clip: str) -> str:
-    page.get_by_text("logged in as").first.wait_for(timeout=T)  # the queue has loaded
-    page.locator("#ssu-clip-id textarea, #ssu-clip-id input").first.fill(clip)
-    page.locator("#ssu-open").click()
-    return wait_msg(page, clip)
-
-
-def frame_pixels(page) -> np.ndarray:
-    from io import BytesIO
-
-    from PIL import Image
-
-    return np.asarray(Image.open(BytesIO(page.locator("#ssu-frame img").first.screenshot())).convert("RGB"))
-
-
-def check_http_security(url: str, ctl) -> None:
-    """Without a login nothing is served; with one, only the root's clips/ and audio/ are."""
-    import httpx
-
-    clip = ctl.root.clip_path(CLIP)
-    with httpx.Client(base_url=url, timeout=60) as anon:
-        assert anon.get(f"gradio_api/file={clip}").status_code == 401
-        assert anon.get("config").status_code == 401
-        assert anon.post("gradio_api/call/load_queue", json={"data": ["all", "all"]}).status_code == 401
-    with httpx.Client(base_url=url, timeout=60) as c:
-        assert c.post("login", data={"username": "alice", "password": "wrong"}).status_code >= 400
-        assert c.post("login", data={"username": "alice", "password": PASSWORDS["alice"]}).status_code == 200
-        assert c.get(f"gradio_api/file={clip}").status_code == 200
-        for secret in (ctl.root_path / "catalog.sqlite", ctl.root_path / "annotations" / f"{CLIP}.json",
-                       ctl.users.path, Path("/etc/passwd")):
-            assert c.get(f"gradio_api/file={secret}").status_code == 403, secret
-
-
-def test_refine_in_browser(server, tmp_path):
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, _synth_root_master):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium; see ENVIRONMENT.md)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    ctl, url = server
-    art = Path(os.environ.get("RA_SSU_ARTIFACTS") or tmp_path) / "refine"
+    tmp = tmp_path_factory.mktemp("refine-browser")
+    shutil.copytree(_synth_root_master, tmp / "root")
+    server = Server(tmp / "root", make_users(tmp / "users.toml"))
+    art = Path(os.environ.get("RA_SSU_ARTIFACTS") or tmp) / "refine"
     art.mkdir(parents=True, exist_ok=True)
     shots: list[Path] = []
-
-    def shot(page, name: str, full: bool = False) -> None:
-        shots.append(art / f"refine-{name}.png")
-        page.screenshot(path=str(shots[-1]), full_page=full)
-
-    root = ctl.root
-    check_http_security(url, ctl)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            alice = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            # a wrong password is refused
-            login(alice, url, "alice", "not-her-password")
-            alice.get_by_text("Incorrect Credentials").wait_for(timeout=T)
-            shot(alice, "login")
-            login(alice, url, "alice", PASSWORDS["alice"])
-            alice.get_by_text("synth_0_00005").wait_for(timeout=T)
-            shot(alice, "queue")
-            assert "claimed" in open_clip(alice, CLIP)
-            assert root.catalog.lease_of(CLIP).owner == "alice"
-
-            # a positive click on the square changes its mask (SAM's answer replaces the draft), on screen and
-            # on disk; the click is drawn as a green dot
-            before_px = frame_pixels(alice)
-            before = root.read_annotation(CLIP).source(0).masks[0]
-            ys, xs = np.nonzero(rle_mod.decode(before.model_dump()))
-            box = alice.locator("#ssu-frame img").first.bounding_box()
-            alice.locator("#ssu-frame img").first.click(position={"x": xs.mean() * box["width"] / 512,
-                                                                  "y": ys.mean() * box["height"] / 512})
-            wait_msg(alice, "saved: SAM")
-            assert root.read_annotation(CLIP).source(0).masks[0] != before
-            assert np.abs(frame_pixels(alice).astype(int) - before_px).sum() > 0
-            shot(alice, "editor", full=True)
-
-            # propagate over frames 0..30 both ways (the seed is the corrected frame 0)
-            alice.locator("#ssu-p-end input").first.fill("30")
-            alice.locator("#ssu-propagate").click()
-            wait_msg(alice, "SAM2 propagate")
-            src = root.read_annotation(CLIP).source(0)
-            assert any(sp.by == "refine:sam2:alice" and sp.start == 1 for sp in src.mask_by)
-
-            # keyboard: d steps a frame forward, a back
-            alice.locator("#ssu-status").click()
-            alice.keyboard.press("d")
-            alice.wait_for_function("() => document.querySelector('#ssu-caps').innerText.includes('frame 1')",
-                                    timeout=T)
-            alice.keyboard.press("a")
-            alice.wait_for_function("() => document.querySelector('#ssu-caps').innerText.includes('frame 0')",
-                                    timeout=T)
-
-            # edit the first caption span in the table, then save
-            original = src.captions[0].text
-            cell = alice.locator('#ssu-spans [data-testid="cell-0-2"]')
-            cell.dblclick()
-            cell.locator("textarea, input").first.fill("a green square hums in the corner")
-            alice.keyboard.press("Enter")
-            alice.locator("#ssu-save-spans").click()
-            wait_msg(alice, "saved: edit caption spans")
-            assert root.read_annotation(CLIP).source(0).captions[0].text == "a green square hums in the corner"
-            shot(alice, "captions", full=True)
-
-            # a second refiner is refused the leased clip (opened read-only, edits refused)
-            bob = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            login(bob, url, "bob", PASSWORDS["bob"])
-            msg = open_clip(bob, CLIP)
-            assert "being edited by alice" in msg and "read-only" in msg
-            bob.locator("#ssu-split").click()
-            assert "read-only" in wait_msg(bob, "read-only for you")
-            bob.evaluate("window.scrollTo(0, 0)")
-            shot(bob, "leased")
-            bob.context.close()
-
-            # undo (shortcut z) and redo (button)
-            alice.locator("#ssu-status").click()
-            alice.keyboard.press("z")
-            wait_msg(alice, "undo: edit caption spans")
-            assert root.read_annotation(CLIP).source(0).captions[0].text == original
-            alice.locator("#ssu-redo").click()
-            wait_msg(alice, "redo: edit caption spans")
-            assert root.read_annotation(CLIP).source(0).captions[0].text == "a green square hums in the corner"
-
-            # accept (a refiner's accept sends the clip to review)
-            alice.locator("#ssu-accept").click()
-            wait_msg(alice, "needs_review")
-            assert root.catalog.get(CLIP).status == ClipStatus.needs_review
-
-            # reload: everything is still there
-            alice.reload()
-            alice.get_by_text("synth_0_00005").wait_for(timeout=T)
-            open_clip(alice, CLIP)
-            alice.wait_for_function("() => document.querySelector('#ssu-caps').innerText.includes('hums in the')",
-                                    timeout=T)
-            assert "needs_review" in alice.locator("#ssu-status").inner_text()
-
-            # the dashboard counts the edits
-            alice.locator("#ssu-tab-dash-button, button[role=tab]:has-text('Dashboard')").first.click()
-            alice.get_by_text("clips touched").first.wait_for(timeout=T)
-            shot(alice, "dashboard", full=True)
-
-            # the reviewer takes the next clip under review and accepts it: final
-            rita = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            login(rita, url, "rita", PASSWORDS["rita"])
-            rita.get_by_text("synth_0_00005").first.wait_for(timeout=T)
-            rita.locator("#ssu-next-clip").click()
-            wait_msg(rita, f"claimed {CLIP}")
-            rita.locator("#ssu-accept").click()
-            wait_msg(rita, "is now accepted")
-            assert root.catalog.get(CLIP).status == ClipStatus.accepted
+            yield {"server": server, "browser": browser, "art": art, "shots": shots, "pages": {}}
         finally:
             browser.close()
+            server.demo.close()
     if os.environ.get("RA_SSU_UPDATE_DOCS") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for s in shots:
             shutil.copy(s, DOCS_IMG / s.name)
+
+
+def shot(env, page, name: str, full: bool = False) -> None:
+    env["shots"].append(env["art"] / f"refine-{name}.png")
+    page.screenshot(path=str(env["shots"][-1]), full_page=full)
+
+
+def login(page, url: str, user: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("logged in as").first.wait_for(timeout=T)
+
+
+def open_editor(page, clip: str, url: str | None = None) -> None:
+    """Through the queue's Open button, or straight to the editor's address when url is given."""
+    if url:
+        page.goto(f"{url}ssu/editor?clip={clip}")
+    else:
+        page.locator("#ssu-clip-id textarea, #ssu-clip-id input").first.fill(clip)
+        page.locator("#ssu-open").click()
+        page.wait_for_url("**/ssu/editor?clip=*", timeout=T)
+    page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=T)
+
+
+def wait_shown(page, frame: int) -> None:
+    page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=frame, timeout=T)
+
+
+def wait_saved(page) -> str:
+    page.wait_for_function("() => document.querySelector('#ssu-pending').dataset.n === '0'", timeout=T)
+    return page.locator("#ssu-msg").inner_text()
+
+
+def at(page, x: float, y: float) -> tuple[float, float]:
+    """Page coordinates of image pixel (x, y) at zoom 1."""
+    box = page.locator("#ssu-stage").bounding_box()
+    return box["x"] + x * box["width"] / 512, box["y"] + y * box["height"] / 512
+
+
+def test_http_needs_login(env):
+    import httpx
+
+    server = env["server"]
+    clip = server.ctl.root.clip_path(CLIP)
+    with httpx.Client(base_url=server.url, timeout=60) as anon:
+        assert anon.get(f"gradio_api/file={clip}").status_code == 401
+        assert anon.get(f"ssu/api/frame/{CLIP}/0.jpg").status_code == 401
+        assert anon.post("ssu/api/open", json={"tab": "abcdefgh12", "clip": CLIP}).status_code == 401
+        assert anon.get("ssu/editor", follow_redirects=False).status_code == 303
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        assert c.post("login", data={"username": "alice", "password": PASSWORDS["alice"]}).status_code == 200
+        assert c.get(f"ssu/api/frame/{CLIP}/0.jpg").headers["content-type"] == "image/jpeg"
+        for secret in (server.root_path / "catalog.sqlite", server.users, Path("/etc/passwd")):
+            assert c.get(f"gradio_api/file={secret}").status_code == 403, secret
+
+
+def test_fast_keys_typed_frame_and_timeline(env):
+    page = env["browser"].new_context(viewport=VIEW).new_page()
+    env["pages"]["alice"] = page
+    url = env["server"].url
+    page.goto(url)
+    page.get_by_label("username").fill("alice")
+    page.get_by_label("password").fill("wrong-password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect Credentials").wait_for(timeout=T)
+    shot(env, page, "login")
+    login(page, url, "alice")
+    page.get_by_text("synth_0_00005").wait_for(timeout=T)
+    shot(env, page, "queue")
+    gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    pngs = len(list(gradio_tmp.rglob("*.png")))
+    open_editor(page, CLIP)
+    assert env["server"].ctl.root.catalog.lease_of(CLIP).owner == "alice"
+    # (a) five quick presses, no waiting in between: frame 5, its picture on screen
+    for _ in range(5):
+        page.keyboard.press("d")
+    wait_shown(page, 5)
+    assert page.locator("#ssu-frame-no").input_value() == "5"
+    for _ in range(20):  # a held key: the first keydown and 19 auto-repeats
+        page.keyboard.down("d")
+        page.wait_for_timeout(30)
+    page.keyboard.up("d")
+    wait_shown(page, 25)
+    for _ in range(20):
+        page.keyboard.press("a")
+    wait_shown(page, 5)
+    # (b) a typed frame number moves the view
+    page.locator("#ssu-frame-no").fill("120")
+    page.keyboard.press("Enter")
+    wait_shown(page, 120)
+    page.keyboard.press("d")
+    wait_shown(page, 121)  # the next step continues from the typed frame
+    # (e) a click on the timeline jumps there
+    box = page.locator("#ssu-cursor").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5 + 1, box["y"] + box["height"] / 2)
+    wait_shown(page, 150)
+    assert len(list(gradio_tmp.rglob("*.png"))) == pngs  # frames come from memory, not from temp files
+    shot(env, page, "editor", full=True)
+    # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame
+    page.keyboard.press(" ")
+    page.wait_for_function("() => Number(document.body.dataset.frame) > 160", timeout=T)
+    shot(env, page, "playing")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.body.dataset.shown === document.body.dataset.frame && "
+                           "document.querySelector('#ssu-video').paused", timeout=T)
+    page.locator("#ssu-frame-no").fill("150")
+    page.keyboard.press("Enter")
+    wait_shown(page, 150)
+
+
+def test_one_dragged_stroke_is_one_region(env):
+    from scipy import ndimage
+
+    page, ctl = env["pages"]["alice"], env["server"].ctl
+    f = int(page.locator("#ssu-frame-no").input_value())
+    before = ctl.root.read_annotation(CLIP).source(0).masks[f]
+    edits = len(ctl.catalog.history(CLIP, action="edit"))
+    page.keyboard.press("r")
+    page.mouse.move(*at(page, 40, 400))
+    page.mouse.down()
+    for i in range(1, 21):  # a fast drag: 20 moves, far apart
+        page.mouse.move(*at(page, 40 + i * 9, 400 + i * 3))
+    page.mouse.up()
+    assert "saved: brush stroke" in wait_saved(page)
+    after = ctl.root.read_annotation(CLIP).source(0).masks[f]
+    old = np.zeros((512, 512), bool) if before is None else rle_mod.decode(before.model_dump())
+    added = rle_mod.decode(after.model_dump()) & ~old
+    assert ndimage.label(added)[1] == 1 and added[400, 40] and added[460, 220]
+    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+    shot(env, page, "stroke")
+    # a SAM positive click on the square replaces this frame's mask with SAM's answer
+    ref = rle_mod.decode(ctl.root.read_annotation(CLIP).source(0).masks[0].model_dump())
+    page.keyboard.press("p")
+    ys, xs = np.nonzero(old if old.any() else ref)
+    page.mouse.click(*at(page, float(xs.mean()), float(ys.mean())))
+    assert "saved: SAM 1 point" in wait_saved(page)
+    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 2
+    edits += 1
+    # zoom with the wheel, outline only: the view changes, nothing is saved
+    page.mouse.move(*at(page, 256, 256))
+    page.mouse.wheel(0, -300)
+    page.keyboard.press("o")
+    assert page.locator("#ssu-zoom").inner_text() != "100%"
+    shot(env, page, "zoom-outline")
+    page.keyboard.press("0")
+    page.keyboard.press("o")
+    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+
+
+def test_restart_keeps_typed_caption(env):
+    page, server = env["pages"]["alice"], env["server"]
+    text = "a green square hums, typed but not saved"
+    area = page.locator("#ssu-spans textarea").first
+    area.fill(text)
+    server.restart()  # the new process knows no login token: the page must ask for a login
+    page.locator("#ssu-login").wait_for(state="visible", timeout=T)
+    assert "session ended" in page.locator("#ssu-login").inner_text().lower()
+    assert area.input_value() == text
+    shot(env, page, "session-ended")
+    page.locator("#ssu-login-user").fill("alice")
+    page.locator("#ssu-login-pass").fill(PASSWORDS["alice"])
+    page.locator("#ssu-login-go").click()
+    page.locator("#ssu-login").wait_for(state="hidden", timeout=T)
+    page.wait_for_function("() => document.querySelector('#ssu-status').innerText.includes('editing')", timeout=T)
+    assert page.locator("#ssu-spans textarea").first.input_value() == text  # the browser draft is back
+    page.locator("#ssu-save-spans").click()
+    assert "saved: edit caption spans" in wait_saved(page)
+    assert server.ctl.root.read_annotation(CLIP).source(0).captions[0].text == text
+
+
+def test_second_tab_takes_the_clip_and_the_first_is_told(env):
+    page = env["pages"]["alice"]
+    other = page.context.new_page()  # same login, another tab
+    open_editor(other, CLIP, env["server"].url)
+    assert "editing" in other.locator("#ssu-status").inner_text()
+    page.locator("#ssu-notice").wait_for(state="visible", timeout=T)  # told at the next heartbeat
+    assert "another tab" in page.locator("#ssu-notice").inner_text()
+    page.wait_for_function("() => document.body.classList.contains('readonly')", timeout=T)
+    assert page.locator("#ssu-accept").is_disabled()
+    other.close()
+    open_editor(page, CLIP, env["server"].url)  # reopening here takes it back
+    assert "editing" in page.locator("#ssu-status").inner_text()
+
+
+def test_note_history_and_review(env):
+    page, ctl = env["pages"]["alice"], env["server"].ctl
+    assert page.locator("#ssu-reject").is_disabled() and page.locator("#ssu-send-back").is_disabled()
+    page.locator("#ssu-note").fill("star mask checked")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#ssu-status").click()
+    page.keyboard.press("Shift+A")
+    wait_saved(page)
+    assert ctl.root.catalog.get(CLIP).status == ClipStatus.needs_review
+    rita = env["browser"].new_context(viewport=VIEW).new_page()
+    env["pages"]["rita"] = rita
+    login(rita, env["server"].url, "rita")
+    rita.locator("#ssu-next-clip").click()  # a reviewer's next clip is the one waiting for review
+    rita.wait_for_url(f"**/ssu/editor?clip={CLIP}", timeout=T)
+    rita.wait_for_function("() => document.body.dataset.shown === '0'", timeout=T)
+    assert "editing" in rita.locator("#ssu-status").inner_text()
+    rita.locator("#ssu-note").fill("the circle drifts after frame 200")
+    rita.locator("#ssu-send-back").click()
+    wait_saved(rita)
+    assert ctl.root.read_annotation(CLIP).note == "the circle drifts after frame 200"
+    open_editor(page, CLIP, env["server"].url)  # alice again
+    page.locator("#ssu-note").fill("fixed the drift")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#ssu-accept").click()
+    wait_saved(page)
+    open_editor(rita, CLIP, env["server"].url)
+    rita.once("dialog", lambda d: d.accept())
+    rita.locator("#ssu-accept").click()
+    wait_saved(rita)
+    assert ctl.root.catalog.get(CLIP).status == ClipStatus.accepted
+    assert ctl.root.read_annotation(CLIP).note is None  # cleared on accept, kept in the history:
+    history = rita.locator("#ssu-notes").inner_text()
+    for n in ("star mask checked", "the circle drifts after frame 200", "fixed the drift"):
+        assert n in history
+    shot(env, rita, "notes", full=True)
+    rita.goto(env["server"].url)
+    rita.locator("button[role=tab]:has-text('Dashboard')").first.click()
+    rita.get_by_text("clips touched").first.wait_for(timeout=T)
+    shot(env, rita, "dashboard", full=True)
+
+
+def test_upload_real_clip(env, shared_data):
+    rita, ctl = env["pages"]["rita"], env["server"].ctl
+    video = sorted((shared_data / "media" / "vggsound").glob("*.mp4"))[0]
+    rita.goto(env["server"].url)
+    rita.get_by_text("logged in as").first.wait_for(timeout=T)
+    rita.locator("button[role=tab]:has-text('Upload')").first.click()
+    rita.locator("#ssu-files input[type=file]").set_input_files([str(video), str(shared_data / "media" / "edge" /
+                                                                                 "no_audio_960x540_6.7s.mp4")])
+    rita.locator("#ssu-up-label input").first.fill("circle")
+    rita.keyboard.press("Enter")
+    rita.locator("#ssu-upload").click()
+    rita.get_by_text("in the queue").first.wait_for(timeout=120_000)
+    log = rita.locator("#ssu-upload-log").inner_text()
+    assert "REFUSED" in log and "too_short" in log  # the 6.7 s file, with collection's reason
+    shot(env, rita, "upload", full=True)
+    cid = f"{video.stem.replace('-', '-')}_000000"
+    row = ctl.root.catalog.get(cid)
+    assert row is not None and row.status == ClipStatus.auto
+    assert ctl.root.clip_path(cid).is_file()
+    assert Path(row.source_path).is_file() and ".uploads" in row.source_path  # the original is kept
+    assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").sid)}
+    rita.locator("button[role=tab]:has-text('Queue')").first.click()
+    rita.get_by_text(cid).first.wait_for(state="attached", timeout=T)

@@ -158,18 +158,45 @@ def test_caption_tools_and_undo_redo(ctl):
     assert actions.count("undo") == 2 and actions.count("redo") == 1
 
 
-def test_stale_revision_is_refused(ctl):
+def test_one_lease_per_user_across_tabs_and_stale_revision(ctl):
     v1 = ctl.open_clip("s-alice", CLIP)
-    ctl.open_session("s-alice-2", "alice")  # same user, second browser tab
+    ctl.open_session("s-alice-2", "alice")  # same user, second browser tab: it takes the clip over
     v2 = ctl.open_clip("s-alice-2", CLIP)
     assert not v2.read_only
-    v1 = ctl.edit_span("s-alice", v1.revision, 0, "first tab wins")
-    with pytest.raises(StaleEdit, match="NOT saved"):
-        ctl.edit_span("s-alice-2", v2.revision, 0, "second tab")
-    assert ctl.root.read_annotation(CLIP).source(0).captions[0].text == "first tab wins"
-    v2 = ctl.view("s-alice-2")  # after reloading, the second tab may edit
+    beat = ctl.heartbeat("s-alice")  # the first tab is told at its next heartbeat
+    assert beat["read_only"] and "another tab" in beat["notice"]
+    with pytest.raises(UserError, match="read-only"):
+        ctl.edit_span("s-alice", v1.revision, 0, "first tab")
     ctl.edit_span("s-alice-2", v2.revision, 0, "second tab")
+    with pytest.raises(StaleEdit, match="NOT saved"):  # a view older than the saved annotation
+        ctl.edit_span("s-alice-2", v2.revision, 0, "from an old view")
     assert ctl.root.read_annotation(CLIP).source(0).captions[0].text == "second tab"
+    ctl.close_session("s-alice")  # closing the read-only tab keeps the other tab's lease
+    assert ctl.catalog.lease_of(CLIP).owner == "alice"
+    assert not ctl.heartbeat("s-alice-2")["read_only"]
+
+
+def test_stroke_and_polygon(ctl):
+    from scipy import ndimage
+
+    v = ctl.open_clip("s-alice", CLIP)
+    ctl.set_tool("s-alice", Tool.eraser, 128)
+    before = mask_at(ctl.root_path, CLIP, 1, 40)
+    pts = [[20 + 30 * i, 300 + 5 * i] for i in range(10)]  # far-apart samples of one fast drag
+    v = ctl.stroke("s-alice", v.revision, 40, 1, pts, 6)
+    added = mask_at(ctl.root_path, CLIP, 1, 40) & ~(before if before is not None else False)
+    assert ndimage.label(added)[1] == 1 and added[300, 20] and added[345, 290]
+    v = ctl.stroke("s-alice", v.revision, 40, 1, pts, 6, erase=True)
+    m = mask_at(ctl.root_path, CLIP, 1, 40)
+    assert m is None or not m[300, 20]
+    v = ctl.polygon("s-alice", v.revision, 41, 1, [[100, 100], [200, 100], [150, 200]])
+    m = mask_at(ctl.root_path, CLIP, 1, 41)
+    assert m[130, 150] and not m[90, 150]
+    with pytest.raises(UserError, match="at least 3"):
+        ctl.polygon("s-alice", v.revision, 41, 1, [[1, 1], [2, 2]])
+    with pytest.raises(UserError, match="outside"):
+        ctl.stroke("s-alice", v.revision, 41, 1, [[600, 1]], 4)
+    assert len([e for e in ctl.catalog.history(CLIP, action="edit")]) == 3
 
 
 def test_review_workflow(ctl):
@@ -195,6 +222,12 @@ def test_review_workflow(ctl):
     assert v.status == ClipStatus.accepted
     assert ctl.catalog.get(CLIP).status == ClipStatus.accepted
     assert ctl.root.read_annotation(CLIP).status == ClipStatus.accepted
+    assert ctl.root.read_annotation(CLIP).note is None  # cleared on accept; the history keeps every note
+    assert [n["note"] for n in ctl.notes(CLIP)] == ["done", "fix the star's mask"]
+    # a reviewer's edit of an accepted clip sends it back to review
+    v = ctl.open_clip("s-rita", CLIP)
+    v = ctl.edit_span("s-rita", v.revision, 0, "late fix")
+    assert v.status == ClipStatus.needs_review and "back to review" in v.message
 
 
 def test_queue_filters_and_next(ctl):
@@ -246,3 +279,16 @@ def test_frame_store_chunks(synth_root):
     assert np.array_equal(store.frame(path, 31), ref[0]) and np.array_equal(f200, ref[1])
     assert store.frames(path, 25, 65).shape == (40, 512, 512, 3)
     assert store._bytes <= 256 << 20
+
+
+def test_palette_avoids_picture_colours():
+    from annotator.refine.render import distinct_palette
+
+    green = np.zeros((512, 512, 3), np.uint8)
+    green[..., 1] = 200
+    green[:100, :100] = (240, 0, 240)  # a magenta object too
+    colours = distinct_palette([green], 3)
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], float)
+    assert len(set(colours)) == 3
+    for pic in ((0, 200, 0), (240, 0, 240)):
+        assert np.linalg.norm(rgb - np.array(pic, float), axis=1).min() > 100

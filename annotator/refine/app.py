@@ -1,35 +1,36 @@
-"""The Gradio 6 view of ssu-refine: a thin layer over Controller. No logic lives here.
+"""The Gradio 6 shell of ssu-refine: login, the queue, uploads and the dashboard. The frame editor is a
+page of its own (/ssu/editor, annotator/refine_editor.js over the JSON API in api.py) mounted on the same
+FastAPI app, so every key and stroke is handled in the browser, in order, and frames are served from memory.
 
-Every handler takes the gr.Request (its session hash keys the controller's session, its username is the
-logged-in user), calls one controller method and returns a dict {component: value or gr.update}. A
-UserError becomes the message line; a stale revision also refreshes the view to the saved version.
+Handlers take the gr.Request (its session hash keys the controller's session, its username is the logged-in
+user) and return dicts {component: value}; a UserError becomes the message line.
 """
 
-import inspect
-from collections.abc import Callable
+from __future__ import annotations
+
+from pathlib import Path
 from typing import Any
 
 import gradio as gr  # this module is imported only when the server starts (refine_cli imports it lazily)
 
-from annotator.refine import assets, dashboard
-from annotator.refine.controller import ClipView, Controller, StaleEdit
-from annotator.refine.tools import Tool
-from schemas.constants import NUM_FRAMES
+from annotator.refine import api, assets, dashboard, upload
+from annotator.refine.controller import Controller
 from schemas.errors import UserError
 from schemas.models import ClipStatus
 
 QUEUE_HEADERS = ["clip_id", "category", "status", "leased_by", "updated"]
 ALL = "all"
+GO = "(c) => { if (c) window.location.href = '/ssu/editor?clip=' + encodeURIComponent(c); }"
 
 
 def build_app(ctl: Controller) -> Any:
-    with gr.Blocks(title="ssu-refine", analytics_enabled=False) as demo:
-        rev = gr.State("")
+    # delete_cache: uploads are copied into the root; Gradio's copies are removed within the hour
+    with gr.Blocks(title="ssu-refine", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         with gr.Row(elem_id="ssu-top"):
             header = gr.Markdown("ssu-refine", elem_id="ssu-header")
             gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="ssu-logout")
         msg = gr.Markdown("", elem_id="ssu-msg")
-        with gr.Tabs(elem_id="ssu-tabs") as tabs:
+        with gr.Tabs(elem_id="ssu-tabs"):
             with gr.Tab("Queue", id="queue", elem_id="ssu-tab-queue"):
                 with gr.Row():
                     f_status = gr.Dropdown([ALL] + [s.value for s in ClipStatus.annotated()], value=ALL,
@@ -40,62 +41,16 @@ def build_app(ctl: Controller) -> Any:
                 table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, elem_id="ssu-queue")
                 with gr.Row():
                     clip_box = gr.Textbox(label="Clip id", elem_id="ssu-clip-id", scale=3)
-                    open_btn = gr.Button("Open", elem_id="ssu-open", scale=1)
-            with gr.Tab("Editor", id="editor", elem_id="ssu-tab-editor"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        status_md = gr.Markdown("", elem_id="ssu-status")
-                        image = gr.Image(interactive=False, label="Frame: click to edit the selected source",
-                                         format="png", elem_id="ssu-frame", buttons=[], height=512)
-                        with gr.Row():
-                            prev_btn = gr.Button("◀ prev", elem_id="ssu-prev", scale=0, min_width=80)
-                            slider = gr.Slider(0, NUM_FRAMES - 1, step=1, value=0, label="Frame",
-                                               elem_id="ssu-slider")
-                            next_f = gr.Button("next ▶", elem_id="ssu-next", scale=0, min_width=80)
-                        video = gr.Video(label="Clip with sound", elem_id="ssu-video", interactive=False,
-                                         height=260)
-                        with gr.Accordion("Captions of the selected source", open=True):
-                            spans = gr.Dataframe(headers=["start", "end", "text"], datatype=["number", "number", "str"],
-                                                 interactive=True, elem_id="ssu-spans", wrap=True,
-                                                 column_widths=["60px", "60px", "auto"])
-                            with gr.Row():
-                                save_spans = gr.Button("Save captions", elem_id="ssu-save-spans")
-                                split_btn = gr.Button("Split at this frame", elem_id="ssu-split")
-                            with gr.Row():
-                                span_idx = gr.Number(0, label="Span # (from 0)", precision=0, elem_id="ssu-span-idx")
-                                regen_btn = gr.Button("Regenerate with VLM", elem_id="ssu-regen")
-                    with gr.Column(scale=2):
-                        caps = gr.HTML("", elem_id="ssu-caps")
-                        source = gr.Radio([], label="Source", elem_id="ssu-source")
-                        tool = gr.Radio([t.value for t in Tool], value=Tool.positive.value, label="Tool",
-                                        elem_id="ssu-tool")
-                        with gr.Row():
-                            radius = gr.Slider(1, 128, step=1, value=12, label="Brush radius", elem_id="ssu-radius")
-                            clear_btn = gr.Button("Clear clicks", elem_id="ssu-clear", scale=0)
-                        with gr.Accordion("Propagate with SAM2", open=True):
-                            with gr.Row():
-                                direction = gr.Radio(["forward", "backward", "both"], value="both",
-                                                     label="Direction", elem_id="ssu-direction")
-                                p_start = gr.Number(0, label="From frame", precision=0, elem_id="ssu-p-start")
-                                p_end = gr.Number(NUM_FRAMES, label="To frame (excl.)", precision=0,
-                                                  elem_id="ssu-p-end")
-                            prop_btn = gr.Button("Propagate from this frame", elem_id="ssu-propagate")
-                        with gr.Accordion("Sources", open=False):
-                            with gr.Row():
-                                cat = gr.Dropdown(ctl.categories, label="Category", elem_id="ssu-cat")
-                                name = gr.Textbox(label="Name (optional)", elem_id="ssu-name")
-                            with gr.Row():
-                                add_btn = gr.Button("Add source", elem_id="ssu-add-source")
-                                setcat_btn = gr.Button("Set category/name", elem_id="ssu-set-cat")
-                                rm_btn = gr.Button("Remove source", variant="stop", elem_id="ssu-remove-source")
-                        with gr.Row():
-                            undo_btn = gr.Button("↶ Undo", elem_id="ssu-undo")
-                            redo_btn = gr.Button("↷ Redo", elem_id="ssu-redo")
-                        note = gr.Textbox(label="Note (for reject / send back)", elem_id="ssu-note")
-                        with gr.Row():
-                            accept_btn = gr.Button("Accept", variant="primary", elem_id="ssu-accept")
-                            reject_btn = gr.Button("Reject", variant="stop", elem_id="ssu-reject")
-                            back_btn = gr.Button("Send back", elem_id="ssu-send-back")
+                    open_btn = gr.Button("Open in the editor", elem_id="ssu-open", scale=1)
+                gr.Markdown("The editor opens in this tab; its shortcuts are listed on its right side.")
+            with gr.Tab("Upload", id="upload", elem_id="ssu-tab-upload"):
+                gr.Markdown("Drop videos here: each is normalized exactly as `ssu-collect --source local` does "
+                            "(512×512, 30 fps, 10 s, 16 kHz audio; the same refusal reasons) and enters the queue.")
+                files = gr.File(file_count="multiple", file_types=["video"], label="Videos", elem_id="ssu-files")
+                label = gr.Dropdown(ctl.categories, allow_custom_value=True, label="Category of these videos",
+                                    elem_id="ssu-up-label")
+                up_btn = gr.Button("Upload and add to the queue", variant="primary", elem_id="ssu-upload")
+                up_log = gr.Markdown("", elem_id="ssu-upload-log")
             with gr.Tab("Dashboard", id="dashboard", elem_id="ssu-tab-dash") as dash_tab:
                 dash_refresh = gr.Button("Refresh", elem_id="ssu-dash-refresh")
                 with gr.Row():
@@ -104,37 +59,7 @@ def build_app(ctl: Controller) -> Any:
                 d_people = gr.Dataframe(label="Per person", interactive=False, elem_id="ssu-d-people")
                 d_cats = gr.Dataframe(label="Changes to the automatic draft, per category (1.0 = untouched)",
                                       interactive=False, elem_id="ssu-d-cats")
-
-        view_outputs = [msg, status_md, image, slider, caps, source, spans, rev, video, p_start, p_end, note,
-                        undo_btn, redo_btn, tabs]
-
-        def show(v: ClipView, with_video: bool = False, switch: bool = False) -> dict:
-            lease = f" · leased by **{v.lease_owner}**" if v.lease_owner else ""
-            mode = "🔒 read-only" if v.read_only else "✏️ editing"
-            out: dict = {
-                msg: v.message, rev: v.revision, image: v.image, slider: v.frame, caps: v.captions_html,
-                status_md: f"**{v.clip_id}** · status **{v.status.value}**{lease} · {mode}"
-                           + (f" · note: _{v.note}_" if v.note else ""),
-                source: gr.update(choices=[(s.label, str(s.id)) for s in v.sources],
-                                  value=None if v.source_id is None else str(v.source_id)),
-                spans: gr.update(value=v.spans or [[None, None, None]], interactive=not v.read_only),
-                undo_btn: gr.update(interactive=v.can_undo), redo_btn: gr.update(interactive=v.can_redo),
-            }
-            if with_video:
-                out[video] = str(v.video)
-            if switch:
-                out[tabs] = gr.Tabs(selected="editor")
-            return out
-
-        def run(request: gr.Request, fn: Callable[[str], ClipView], with_video: bool = False,
-                switch: bool = False) -> dict:
-            try:
-                sid = ctl.open_session(request.session_hash, request.username).sid
-                return show(fn(sid), with_video, switch)
-            except StaleEdit as e:
-                return show(ctl.view(request.session_hash, message=f"⚠️ {e}"))
-            except UserError as e:
-                return {msg: f"⚠️ {e}"}
+        go = gr.Textbox(visible="hidden", elem_id="ssu-go")
 
         # -- queue --------------------------------------------------------------------------------
         def load_queue(st: str, c: str, request: gr.Request) -> dict:
@@ -144,81 +69,53 @@ def build_app(ctl: Controller) -> Any:
             except UserError as e:
                 return {msg: f"⚠️ {e}"}
             return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows],
+                    up_btn: gr.update(interactive=s.user.can_review),  # uploads are a reviewer's job
                     header: f"**ssu-refine** · {ctl.root_path.name} · logged in as **{s.user.name}** "
                             f"({s.user.role.value})"}
 
-        def handler(call: Callable[..., ClipView], n: int, video: bool = False, switch: bool = False) -> Callable:
-            """A Gradio handler with n inputs plus the request, calling call(sid, *inputs)."""
-            def h(*args: Any) -> dict:
-                *vals, request = args
-                return run(request, lambda sid: call(sid, *vals), video, switch)
-            P = inspect.Parameter
-            h.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-                [P(f"a{i}", P.POSITIONAL_OR_KEYWORD) for i in range(n)]
-                + [P("request", P.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
-            h.__annotations__ = {"request": gr.Request}
-            return h
-
-        q_in, q_out = [f_status, f_cat], [table, header, msg]
+        q_in, q_out = [f_status, f_cat], [table, header, msg, up_btn]
         demo.load(load_queue, q_in, q_out)
         for ev in (refresh_q.click, f_status.input, f_cat.input):
             ev(load_queue, q_in, q_out)
-        open_btn.click(handler(lambda sid, c: ctl.open_clip(sid, c), 1, True, True), [clip_box], view_outputs)
+        open_btn.click(None, [clip_box], None, js=GO)
 
-        def pick(evt: gr.SelectData, request: gr.Request) -> dict:
+        def pick(evt: gr.SelectData) -> str:
             row = evt.row_value if evt.row_value else []
-            if not row:
-                return {}
-            out = run(request, lambda sid: ctl.open_clip(sid, str(row[0])), True, True)
-            out[clip_box] = str(row[0])
-            return out
+            return str(row[0]) if row else ""
 
-        table.select(pick, None, view_outputs + [clip_box])
-        next_btn.click(handler(lambda sid, c: ctl.claim_next(sid, None if c == ALL else c), 1, True, True),
-                       [f_cat], view_outputs)
+        table.select(pick, None, [go]).then(None, [go], None, js=GO)
 
-        # -- viewer -------------------------------------------------------------------------------
-        slider.release(handler(lambda sid, f: ctl.view(sid, frame=int(f)), 1), [slider], view_outputs)
-        prev_btn.click(handler(lambda sid, f: ctl.view(sid, frame=int(f) - 1), 1), [slider], view_outputs)
-        next_f.click(handler(lambda sid, f: ctl.view(sid, frame=int(f) + 1), 1), [slider], view_outputs)
-        source.input(handler(lambda sid, s: ctl.view(sid, source_id=int(s) if s else None), 1), [source],
-                     view_outputs)
+        def next_clip(c: str, request: gr.Request) -> dict:
+            try:
+                ctl.open_session(request.session_hash, request.username)
+                return {go: ctl.next_clip_id(request.session_hash, None if c == ALL else c), msg: ""}
+            except UserError as e:
+                return {go: "", msg: f"⚠️ {e}"}
 
-        def set_tool(sid: str, t: str, rad: float) -> ClipView:
-            ctl.set_tool(sid, t, int(rad))
-            return ctl.view(sid, message=f"tool: {t}")
+        next_btn.click(next_clip, [f_cat], [go, msg]).then(None, [go], None, js=GO)
 
-        tool.input(handler(set_tool, 2), [tool, radius], view_outputs)
-        radius.release(handler(set_tool, 2), [tool, radius], view_outputs)
-        clear_btn.click(handler(ctl.clear_prompts, 0), None, view_outputs)
+        # -- upload -------------------------------------------------------------------------------
+        def do_upload(paths: list[str] | None, lab: str, request: gr.Request, progress=gr.Progress()) -> Any:
+            try:
+                s = ctl.open_session(request.session_hash, request.username)
+                if not s.user.can_review:
+                    raise UserError("only a reviewer can add videos to the root")
+                lines: list[str] = []
 
-        def click(rv: str, evt: gr.SelectData, request: gr.Request) -> dict:
-            x, y = evt.index
-            return run(request, lambda sid: ctl.click(sid, float(x), float(y), rv))
+                def say(m: str) -> None:
+                    lines.append(m)
+                    progress(len(lines) / (len(paths or []) + 1), desc=m)
+                results = upload.ingest(ctl.root_path, [Path(p) for p in paths or []], lab, s.user.name, say)
+            except UserError as e:
+                return {up_log: f"⚠️ {e}"}
+            ctl.reload_categories()
+            def cell(t: str) -> str:
+                return t.replace("|", "\\|").replace("\n", " ")
+            rows = "\n".join(f"| {cell(r.file)} | {r.clip_id or ''} | {'in the queue' if r.ok else 'REFUSED'} | "
+                             f"{cell(r.reason)} |" for r in results)
+            return {up_log: "| file | clip | result | why |\n|---|---|---|---|\n" + rows, files: None}
 
-        image.select(click, [rev], view_outputs)
-        prop_btn.click(handler(lambda sid, rv, d, a, b: ctl.propagate(sid, rv, d, int(a), int(b)), 4),
-                       [rev, direction, p_start, p_end], view_outputs)
-
-        # -- captions and sources -----------------------------------------------------------------
-        def save(sid: str, rv: str, df: Any) -> ClipView:
-            rows = df.values.tolist() if hasattr(df, "values") else list(df or [])
-            return ctl.set_spans(sid, rv, rows)
-
-        save_spans.click(handler(save, 2), [rev, spans], view_outputs)
-        split_btn.click(handler(ctl.split_span, 1), [rev], view_outputs)
-        regen_btn.click(handler(lambda sid, rv, i: ctl.regenerate_span(sid, rv, int(i or 0)), 2),
-                        [rev, span_idx], view_outputs)
-        add_btn.click(handler(lambda sid, rv, c, n: ctl.add_source(sid, rv, c or "", n), 3),
-                      [rev, cat, name], view_outputs)
-        setcat_btn.click(handler(lambda sid, rv, c, n: ctl.set_category(sid, rv, c or "", n or None), 3),
-                         [rev, cat, name], view_outputs)
-        rm_btn.click(handler(ctl.remove_source, 1), [rev], view_outputs)
-        undo_btn.click(handler(ctl.undo, 1), [rev], view_outputs)
-        redo_btn.click(handler(ctl.redo, 1), [rev], view_outputs)
-        for btn, decision in ((accept_btn, "accept"), (reject_btn, "reject"), (back_btn, "send_back")):
-            btn.click(handler(lambda sid, rv, n, d=decision: ctl.decide(sid, rv, d, n), 2), [rev, note],
-                      view_outputs)
+        up_btn.click(do_upload, [files, label], [up_log, files]).then(load_queue, q_in, q_out)
 
         # -- dashboard ----------------------------------------------------------------------------
         def load_dash(request: gr.Request) -> dict:
@@ -247,14 +144,28 @@ def build_app(ctl: Controller) -> Any:
 
 
 def launch(ctl: Controller, host: str, port: int, *, block: bool = True) -> Any:
-    """Start the server with login required; media served only from the root's clips/ and audio/.
-    block=False returns the running gr.Blocks at once (tests call .close() on it)."""
+    """Start the server with login required; media served only from the root's clips/ and audio/; the
+    editor page and its API mounted on the same app. block=False returns the running gr.Blocks at once
+    (tests call .close() on it)."""
     demo = build_app(ctl)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(
+    app, _, _ = demo.launch(
         server_name=host, server_port=port, auth=lambda u, p: ctl.users.authenticate(u, p) is not None,
         auth_message="ssu-refine: log in with the name and password your project lead gave you",
         allowed_paths=[str(ctl.root_path / "clips"), str(ctl.root_path / "audio")],
-        prevent_thread_lock=not block, quiet=True, footer_links=[], head=assets.JS, css=assets.CSS, show_error=False,
+        prevent_thread_lock=True, quiet=True, footer_links=[], css=assets.CSS, show_error=False,
         ssr_mode=False, enable_monitoring=False, mcp_server=False, pwa=False)
+
+    def current_user(request: Any) -> str | None:
+        # the same lookup as Gradio's own /user route: the login cookie names a token of this process
+        token = (request.cookies.get(f"access-token-{app.cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{app.cookie_id}"))
+        return app.tokens.get(token)
+
+    app.include_router(api.make_router(ctl, current_user))
+    if block:
+        demo.block_thread()
     return demo
+
+
+

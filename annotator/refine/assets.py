@@ -1,50 +1,91 @@
-"""Keyboard shortcuts (JS put into the page head) and the app's CSS, kept as strings so that they ship with
-the Python package (no package-data needed for this subpackage)."""
+"""The editor page's HTML shell, the shortcut list (shown in the page and in docs/refine.md), and the
+Queue page's CSS. The editor's behaviour lives in annotator/refine_editor.js, its looks in refine_editor.css."""
+
+from __future__ import annotations
 
 SHORTCUTS = {
-    "← / a": "previous frame", "→ / d": "next frame", "p": "positive-point tool", "n": "negative-point tool",
-    "b": "box tool", "r": "brush", "e": "eraser", "z": "undo", "y": "redo", "Shift+A": "accept",
-    "space": "play / pause the clip",
+    "d / →": "next frame (hold to play through)", "a / ←": "previous frame", "Shift+D": "10 frames forward",
+    "type a number + Enter": "go to that frame", "space": "play / pause with masks drawn",
+    "r / e": "brush / eraser (drag)", "g": "polygon (click corners; Enter, double-click or first corner closes)",
+    "p / n": "SAM positive / negative point", "b": "SAM box (drag)", "c / Esc": "clear SAM prompts",
+    "v": "pan tool (or middle-drag)", "wheel, + / - / 0": "zoom at the pointer / in / out / fit",
+    "[ / ]": "brush smaller / larger", "o": "outline only", "h": "hide masks", "1..9": "select source",
+    "z / y": "undo / redo", "Ctrl+S (in a caption)": "save captions", "Shift+A": "accept (asks first)",
 }
 
-JS = r"""
-<script>
-(() => {
-  const TOOLS = {p: "positive point", n: "negative point", b: "box", r: "brush", e: "eraser"};
-  const click = (sel) => { const el = document.querySelector(sel); if (el && !el.disabled) el.click(); };
-  document.addEventListener("keydown", (ev) => {
-    const t = ev.target;
-    const typing = t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))
-      && !(t.type === "radio" || t.type === "range");
-    if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const editor = document.querySelector("#ssu-frame");
-    if (!editor || editor.offsetParent === null) return;  // only on the Editor tab
-    const k = ev.key;
-    let done = true;
-    if (k === "ArrowLeft" || k === "a") click("#ssu-prev");
-    else if (k === "ArrowRight" || k === "d") click("#ssu-next");
-    else if (k === "A" && ev.shiftKey) click("#ssu-accept");
-    else if (k === "z") click("#ssu-undo");
-    else if (k === "y") click("#ssu-redo");
-    else if (k === " ") {
-      const v = document.querySelector("#ssu-video video");
-      if (v) v.paused ? v.play() : v.pause();
-    }
-    else if (TOOLS[k]) click(`#ssu-tool input[value="${TOOLS[k]}"]`);
-    else done = false;
-    if (done) ev.preventDefault();
-  });
-})();
-</script>
-"""
+TOOL_BUTTONS = [("brush", "Brush (r)"), ("eraser", "Eraser (e)"), ("polygon", "Polygon (g)"),
+                ("point+", "SAM + (p)"), ("point-", "SAM − (n)"), ("box", "SAM box (b)"), ("pan", "Pan (v)")]
+
+
+def editor_html() -> str:
+    tools = "".join(f'<button data-tool="{t}">{label}</button>' for t, label in TOOL_BUTTONS)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ssu-refine editor</title>
+<link rel="stylesheet" href="/ssu/static/editor.css"></head>
+<body>
+<header><a href="/" id="ssu-back">← Queue</a><span id="ssu-status">loading…</span>
+<span id="ssu-pending" data-n="0">all saved</span><span id="ssu-user"></span></header>
+<div id="ssu-notice" hidden></div>
+<div id="ssu-msg"></div>
+<main>
+<section id="ssu-left">
+  <div id="ssu-stage"><div id="ssu-world">
+    <canvas id="ssu-picture" width="512" height="512"></canvas>
+    <canvas id="ssu-masks" width="512" height="512"></canvas>
+    <canvas id="ssu-draw" width="512" height="512"></canvas>
+  </div></div>
+  <div id="ssu-nav">
+    <button id="ssu-prev" title="a / ←">◀</button>
+    <label>frame <input id="ssu-frame-no" type="number" min="0" max="299" value="0"></label>
+    <button id="ssu-next" title="d / →">▶</button>
+    <button id="ssu-play" title="space">▶ play with masks</button>
+    <span>zoom <b id="ssu-zoom">100%</b></span><button id="ssu-fit" title="0">fit</button>
+  </div>
+  <div id="ssu-tl"><canvas id="ssu-timeline"></canvas><canvas id="ssu-cursor"></canvas></div>
+  <video id="ssu-video" controls preload="auto" muted></video>
+</section>
+<section id="ssu-right">
+  <h3>Sources</h3><div id="ssu-sources"></div>
+  <h3>Tools</h3><div id="ssu-tools">{tools}</div>
+  <div class="row"><label>brush radius <input id="ssu-radius" type="range" min="1" max="128" value="12"></label></div>
+  <div class="row"><label>mask opacity <input id="ssu-opacity" type="range" min="0" max="100" value="50"></label>
+    <label><input id="ssu-outline" type="checkbox"> outline only (o)</label>
+    <label><input id="ssu-hide" type="checkbox"> hide (h)</label></div>
+  <details><summary>Propagate with SAM2</summary><div class="row">
+    <select id="ssu-direction"><option>both</option><option>forward</option><option>backward</option></select>
+    from <input id="ssu-p-start" type="number" value="0" min="0"> to <input id="ssu-p-end" type="number" min="1">
+    <button id="ssu-propagate">Propagate from this frame</button></div></details>
+  <details><summary>Edit sources</summary><div class="row">
+    <select id="ssu-cat"></select><input id="ssu-name" placeholder="name (optional)">
+    <button id="ssu-add-source">Add</button><button id="ssu-set-cat">Set category/name</button>
+    <button id="ssu-remove-source" class="danger">Remove</button></div></details>
+  <h3>Captions of the selected source</h3>
+  <div id="ssu-draft"></div>
+  <div id="ssu-spans"></div>
+  <div class="row"><button id="ssu-save-spans">Save captions</button><button id="ssu-add-span">+ span here</button>
+    <button id="ssu-split">Split at this frame</button>
+    <input id="ssu-span-idx" type="number" min="0" value="0" title="span #">
+    <button id="ssu-regen">Regenerate with VLM</button></div>
+  <div class="row"><button id="ssu-undo">↶ Undo (z)</button><button id="ssu-redo">↷ Redo (y)</button></div>
+  <h3>Review</h3>
+  <textarea id="ssu-note" rows="2" placeholder="note for the next person (required to reject / send back)"></textarea>
+  <div class="row"><button id="ssu-accept" class="primary">Accept (Shift+A)</button>
+    <button id="ssu-reject" class="danger">Reject</button><button id="ssu-send-back">Send back</button></div>
+  <div id="ssu-notes"></div>
+  <details open><summary>Shortcuts</summary><table id="ssu-keys"></table></details>
+</section>
+</main>
+<div id="ssu-login" hidden><form id="ssu-login-form"><h2>Session ended</h2><p id="ssu-login-why"></p>
+<p>Your unsaved caption text and queued edits are kept in this page; log in to continue.</p>
+<input id="ssu-login-user" placeholder="name" autocomplete="username">
+<input id="ssu-login-pass" type="password" placeholder="password" autocomplete="current-password">
+<button type="submit" id="ssu-login-go">Log in</button></form></div>
+<script src="/ssu/static/editor.js"></script>
+</body></html>"""
+
 
 CSS = """
-#ssu-frame img { cursor: crosshair; image-rendering: auto; }
-.ssu-caps { font-size: 0.95rem; line-height: 1.4; }
-.ssu-frame { font-weight: bold; margin-bottom: 4px; }
-.ssu-cap { margin: 3px 0; }
-.ssu-swatch { display: inline-block; width: 12px; height: 12px; margin-right: 6px; border: 1px solid #333;
-              vertical-align: middle; }
 #ssu-msg { min-height: 1.5em; }
 #ssu-msg p { margin: 0; }
+#ssu-upload-log { font-family: monospace; white-space: pre-wrap; }
 """

@@ -32,6 +32,7 @@ from schemas.root import DatasetRoot
 
 REFINER_STATUSES = {ClipStatus.auto, ClipStatus.in_progress}
 REVIEWER_STATUSES = ClipStatus.annotated()
+FINAL_STATUSES = {ClipStatus.accepted, ClipStatus.rejected}
 
 
 class StaleEdit(UserError):
@@ -56,6 +57,10 @@ class Controller:
         self._clip_locks: dict[str, threading.Lock] = {}
         # undo/redo stacks per clip, continued from the last audit id seen: a view then reads only new rows
         self._stacks: dict[str, tuple[int, list[int], list[int]]] = {}
+        self.categories = DatasetRoot.open(self.root_path).manifest.category_names()
+
+    def reload_categories(self) -> None:
+        """ssu.json may have gained categories (an upload of a new label)."""
         self.categories = DatasetRoot.open(self.root_path).manifest.category_names()
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -112,7 +117,8 @@ class Controller:
             self.catalog.release(s.clip_id, s.user.name)
 
     def _user_has_other_tab(self, s: Session) -> bool:
-        return any(o.user.name == s.user.name and o.clip_id == s.clip_id for o in self.sessions.values())
+        return any(o.user.name == s.user.name and o.clip_id == s.clip_id and not o.read_only
+                   for o in self.sessions.values())
 
     def sweep(self) -> None:
         limit = time.monotonic() - self.config.idle_minutes * 60
@@ -156,12 +162,57 @@ class Controller:
             except LeaseHeld as e:
                 message = f"{e} (opened read-only)"
         s.clip_id, s.read_only, s.frame, s.points, s.box, s.corner = clip_id, read_only, 0, [], None, None
+        s.notice = None
+        if not read_only:
+            self._take_over(s)
         ann = self.root.read_annotation(clip_id)
         if not read_only and ann.status == ClipStatus.auto:
             ann.status = ClipStatus.in_progress  # a status change, not an edit: no patch, but logged by the catalog
             self.root.write_annotation(ann, actor=s.user.name)
         s.source_id = ann.sources[0].id if ann.sources else None
         return self.view(sid, message=message or f"claimed {clip_id}: your edits are saved as you make them")
+
+    def _take_over(self, s: Session) -> None:
+        """One lease per user per clip: the user's other tabs on this clip become read-only and are told."""
+        with self._lock:
+            others = [o for o in self.sessions.values()
+                      if o is not s and o.user.name == s.user.name and o.clip_id == s.clip_id and not o.read_only]
+        for o in others:
+            o.read_only = True
+            o.notice = (f"you opened {s.clip_id} in another tab, which now holds the lease: this tab is read-only "
+                        "(reopen the clip here to edit in this tab)")
+
+    def next_clip_id(self, sid: str, category: str | None = None) -> str:
+        """Lease the next clip the queue offers this user, without opening it in this session (the editor
+        page opens it in its own)."""
+        s = self.session(sid)
+        statuses = {ClipStatus.needs_review} if s.user.can_review else REFINER_STATUSES
+        lease = self.catalog.claim_next(s.user.name, statuses, category or None,
+                                        timedelta(minutes=self.config.lease_minutes))
+        if lease is None:
+            raise UserError("no free clip in the queue" + (f" for category {category!r}" if category else ""))
+        return lease.clip_id
+
+    def heartbeat(self, sid: str) -> dict[str, object]:
+        """The open editor page says it is still there: renew the lease, or tell it the lease is gone."""
+        s = self.session(sid)
+        clip_id = self._open(s)
+        self._check_lease(s, clip_id)
+        if not s.read_only:
+            self.catalog.claim(clip_id, s.user.name, timedelta(minutes=self.config.lease_minutes))
+        notice, s.notice = s.notice, None
+        lease = self.catalog.lease_of(clip_id)
+        return {"clip_id": clip_id, "read_only": s.read_only, "notice": notice,
+                "lease_owner": lease.owner if lease else None,
+                "lease_expires": lease.expires.isoformat() if lease else None}
+
+    def _check_lease(self, s: Session, clip_id: str) -> str:
+        lease = self.catalog.lease_of(clip_id)
+        if not s.read_only and (lease is None or lease.owner != s.user.name):
+            s.read_only = True
+            s.notice = s.notice or "your lease on this clip expired or was taken: reopen it from the queue"
+            return s.notice
+        return ""
 
     def claim_next(self, sid: str, category: str | None = None) -> ClipView:
         s = self.session(sid)
@@ -200,13 +251,12 @@ class Controller:
             s.source_id, s.points, s.box, s.corner = source_id, [], None, None
         if s.source_id not in ids:
             s.source_id = ids[0] if ids else None
+        message = message or self._check_lease(s, clip_id)
         lease = self.catalog.lease_of(clip_id)
-        if not s.read_only and (lease is None or lease.owner != s.user.name):
-            s.read_only = True
-            message = message or "your lease on this clip expired or was taken: reopen it from the queue"
         done, undone = self.stacks(clip_id)
         box = s.box or ([*s.corner, *s.corner] if s.corner else None)
-        img = render.overlay(self.frame_image(clip_id, s.frame), ann, s.frame, s.source_id, s.points, box)
+        img = render.overlay(self.frame_image(clip_id, s.frame), ann, s.frame, s.source_id, s.points, box) \
+            if s.render_image else np.zeros((0, 0, 3), np.uint8)
         src = next((x for x in ann.sources if x.id == s.source_id), None)
         return ClipView(
             clip_id=clip_id, status=ann.status, read_only=s.read_only, lease_owner=lease.owner if lease else None,
@@ -263,6 +313,9 @@ class Controller:
             before, after = history.diff(ann, new)
             if not before:
                 return self.view(sid, message=f"{label}: nothing changed")
+            if ann.status in FINAL_STATUSES:  # a changed final clip is no longer what was accepted
+                new.status = ClipStatus.needs_review
+                msg = (msg or f"saved: {label}") + f" (the clip was {ann.status.value}: it goes back to review)"
             new.updated_at = now_utc()
             # audit first: if we die before the write, undo of that row re-applies values already current
             self.catalog.audit(clip_id, s.user.name, action, before, after, note or label)
@@ -401,7 +454,9 @@ class Controller:
         with self._clip_lock(clip_id):
             ann = self.root.read_annotation(clip_id)
             self._check_revision(clip_id, ann, rev)
-            ann.status, ann.note, ann.updated_at = status, note or ann.note, now_utc()
+            # the clip carries the open note for whoever works on it next; every note stays in the audit log
+            # (notes() lists them), so accepting clears it rather than leaving an old request on a final clip
+            ann.status, ann.note, ann.updated_at = status, (None if status == ClipStatus.accepted else note), now_utc()
             self.catalog.set_status(clip_id, status, s.user.name, reason=note if status == ClipStatus.rejected
                                     else None, note=note)
             self.root.write_annotation(ann, actor=s.user.name)
@@ -409,3 +464,53 @@ class Controller:
         s.read_only = True
         return self.view(sid, message=f"{clip_id} is now {status.value}" +
                          (" (waiting for a reviewer)" if status == ClipStatus.needs_review else ""))
+
+    # -- the editor page's explicit edits (frame and source travel with each edit) ------------------
+    def _at(self, sid: str, frame: int, source_id: int | None) -> Session:
+        s = self.session(sid)
+        self._open(s)
+        if not 0 <= int(frame) < NUM_FRAMES:
+            raise UserError(f"frame {frame} is outside 0..{NUM_FRAMES - 1}")
+        if int(frame) != s.frame or source_id != s.source_id:
+            s.points, s.box, s.corner = [], None, None
+        s.frame, s.source_id = int(frame), (None if source_id is None else int(source_id))
+        return s
+
+    def stroke(self, sid: str, rev: str | None, frame: int, source_id: int, points: list[list[float]],
+               radius: int, erase: bool = False) -> ClipView:
+        """One dragged brush (or eraser) stroke on one frame: one edit, one undo step."""
+        s = self._at(sid, frame, source_id)
+        word = "eraser" if erase else "brush"
+        return self._edit(sid, rev, f"{word} stroke r={radius} ({len(points)} points) frame {s.frame}",
+                          lambda a, s: tools.stroke(a, self._source(s), s.frame, points, int(radius), erase,
+                                                    Who(s.user.name)) and None)
+
+    def polygon(self, sid: str, rev: str | None, frame: int, source_id: int, points: list[list[float]],
+                erase: bool = False) -> ClipView:
+        s = self._at(sid, frame, source_id)
+        return self._edit(sid, rev, f"polygon{' cut' if erase else ''} ({len(points)} corners) frame {s.frame}",
+                          lambda a, s: tools.polygon(a, self._source(s), s.frame, points, erase,
+                                                     Who(s.user.name)) and None)
+
+    def sam_prompt(self, sid: str, rev: str | None, frame: int, source_id: int,
+                   points: list[tuple[float, float, int]], box: list[float] | None = None) -> ClipView:
+        """SAM with all of this frame's prompts (kept by the page) at once; the answer replaces the mask."""
+        s = self._at(sid, frame, source_id)
+        clip_id = self._require_edit(s)
+        pts = [(float(x), float(y), int(lab)) for x, y, lab in points]
+        image = self.frame_image(clip_id, s.frame)
+        view = self._edit(sid, rev, f"SAM {len(pts)} point(s){' + box' if box else ''} frame {s.frame}",
+                          lambda a, s: tools.sam_mask(a, self._source(s), s.frame, image, self.hub,
+                                                      Who(s.user.name), pts, box))
+        s.points, s.box = pts, box
+        return view
+
+    def notes(self, clip_id: str) -> list[dict[str, str]]:
+        """Every note left on the clip with a decision, oldest first (the audit log keeps them all)."""
+        out = []
+        for e in self.catalog.history(clip_id, action="status"):
+            if e.note:
+                status = str((e.after or {}).get("status", "")) if isinstance(e.after, dict) else ""
+                out.append({"ts": e.ts.strftime("%Y-%m-%d %H:%M"), "actor": e.actor, "status": status,
+                            "note": e.note})
+        return out

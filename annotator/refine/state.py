@@ -18,6 +18,7 @@ class RefineConfig:
     require_review: bool = True      # a refiner's accept sends the clip to review; only reviewers finalise
     lease_minutes: float = 30.0
     idle_minutes: float = 120.0      # sessions with no request for this long are closed (lease released)
+    heartbeat_seconds: float = 20.0  # the editor page renews its lease this often while a clip is open
 
 
 @dataclass
@@ -34,6 +35,9 @@ class Session:
     box: list[float] | None = None       # [x0, y0, x1, y1] once both corners are set
     corner: tuple[float, float] | None = None
     last_seen: float = field(default_factory=time.monotonic)
+    last_seq: int = 0          # the editor page's last edit sequence number (edits apply once, in order)
+    notice: str | None = None  # told to this tab at its next request (e.g. the clip was opened in another tab)
+    render_image: bool = True  # False for the editor page, which draws masks itself (no server-side overlay)
 
 
 @dataclass

@@ -106,6 +106,65 @@ def brush(ann: Annotation, source_id: int, frame: int, x: float, y: float, radiu
     src.set_masks([to_rle(mask)], by=who.ensure_person(ann), frames=range(frame, frame + 1))
 
 
+def _paint(ann: Annotation, source_id: int, frame: int, shape: np.ndarray, erase: bool, who: Who) -> int:
+    """Add (or erase) `shape` to the source's mask on `frame`; returns how many pixels changed."""
+    src = ann.source(source_id)
+    mask = decode(src.masks[_frame_ok(frame)])
+    new = mask & ~shape if erase else mask | shape
+    changed = int((new != mask).sum())
+    if changed:
+        src.set_masks([to_rle(new)], by=who.ensure_person(ann), frames=range(frame, frame + 1))
+    return changed
+
+
+def _points(points: Sequence[Sequence[float]], least: int, what: str) -> list[tuple[float, float]]:
+    try:
+        pts = [(float(p[0]), float(p[1])) for p in points]
+    except (TypeError, ValueError, IndexError):
+        raise UserError(f"{what}: points must be [x, y] pairs") from None
+    if len(pts) < least:
+        raise UserError(f"{what}: needs at least {least} point(s), got {len(pts)}")
+    if len(pts) > 10_000:
+        raise UserError(f"{what}: {len(pts)} points is too many; draw a shorter stroke")
+    for x, y in pts:
+        _xy(x, y)
+    return pts
+
+
+def stroke_shape(points: Sequence[Sequence[float]], radius: int) -> np.ndarray:
+    """(SIZE, SIZE) bool: a dragged round brush, i.e. discs at the points joined by lines of the same width
+    (one connected region however fast the pointer moved)."""
+    from PIL import Image, ImageDraw
+
+    if not 1 <= radius <= MAX_BRUSH:
+        raise UserError(f"brush radius {radius}: use 1..{MAX_BRUSH} pixels")
+    pts = _points(points, 1, "stroke")
+    img = Image.new("1", (SIZE, SIZE), 0)
+    draw = ImageDraw.Draw(img)
+    if len(pts) > 1:
+        draw.line(pts, fill=1, width=2 * radius, joint="curve")
+    for x, y in pts:
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=1)
+    return np.asarray(img, bool)
+
+
+def stroke(ann: Annotation, source_id: int, frame: int, points: Sequence[Sequence[float]], radius: int,
+           erase: bool, who: Who) -> int:
+    """Paint (or erase) one dragged brush stroke."""
+    return _paint(ann, source_id, frame, stroke_shape(points, radius), erase, who)
+
+
+def polygon(ann: Annotation, source_id: int, frame: int, points: Sequence[Sequence[float]], erase: bool,
+            who: Who) -> int:
+    """Fill (or cut out) a closed polygon."""
+    from PIL import Image, ImageDraw
+
+    pts = _points(points, 3, "polygon")
+    img = Image.new("1", (SIZE, SIZE), 0)
+    ImageDraw.Draw(img).polygon(pts, fill=1, outline=1)
+    return _paint(ann, source_id, frame, np.asarray(img, bool), erase, who)
+
+
 def propagation_range(frame: int, start: int, end: int, direction: Direction) -> tuple[int, int]:
     """Frames [a, b) that SAM2 sees: from the seed frame forward to `end`, back to `start`, or both."""
     _frame_ok(frame)

@@ -1,0 +1,88 @@
+"""What the editor page receives: plain JSON built from the annotation, the session and the catalog.
+
+Masks go to the page as COCO RLE strings (the page decodes them and draws them itself, so opacity,
+outline-only and hide cost no request and frame steps fetch only the picture); the timeline gets each
+source's mask/caption frames and the audio's loudness per frame.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from annotator.refine import assets, render
+from schemas.constants import FPS, NUM_FRAMES, SIZE
+from schemas.errors import UserError
+from schemas.media import read_wav
+
+if TYPE_CHECKING:
+    from annotator.refine.controller import Controller
+
+
+@lru_cache(maxsize=64)
+def _loudness(path: str, mtime: float) -> tuple[float, ...]:
+    """Per-frame RMS level of the clip's wav, scaled to 0..1 over -60..0 dBFS."""
+    wav, sr = read_wav(path)
+    if wav.ndim > 1:
+        wav = wav.mean(axis=1)
+    per = max(1, int(round(sr / FPS)))
+    wav = np.pad(wav, (0, max(0, per * NUM_FRAMES - len(wav))))[:per * NUM_FRAMES].reshape(NUM_FRAMES, per)
+    db = 20 * np.log10(np.sqrt((wav.astype(np.float64) ** 2).mean(axis=1)) + 1e-6)
+    return tuple(float(v) for v in np.clip((db + 60) / 60, 0, 1).round(3))
+
+
+def loudness(path: Path) -> list[float]:
+    try:
+        return list(_loudness(str(path), path.stat().st_mtime))
+    except (OSError, UserError):
+        return []  # no wav: the timeline shows no waveform, everything else works
+
+
+@lru_cache(maxsize=256)
+def _palette(clip_path: str, mtime: float, n: int, frame0: bytes) -> tuple[str, ...]:
+    img = np.frombuffer(frame0, np.uint8).reshape(SIZE, SIZE, 3)
+    return tuple(render.distinct_palette([img], n))
+
+
+def palette(ctl: Controller, clip_id: str, n: int) -> list[str]:
+    path = ctl.root.clip_path(clip_id)
+    frame0 = ctl.frame_image(clip_id, 0)
+    return list(_palette(str(path), path.stat().st_mtime, max(n, 4), frame0.tobytes()))
+
+
+def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]:
+    """Everything the editor page shows for the session's open clip."""
+    s = ctl.session(sid)
+    clip_id = ctl._open(s)
+    told = ctl._check_lease(s, clip_id)
+    notice, s.notice = s.notice, None
+    ann = ctl.root.read_annotation(clip_id)
+    lease = ctl.catalog.lease_of(clip_id)
+    done, undone = ctl.stacks(clip_id)
+    colours = palette(ctl, clip_id, len(ann.sources))
+    sources = []
+    for i, src in enumerate(ann.sources):
+        sources.append({
+            "id": src.id, "category": src.category, "name": src.name, "colour": colours[i % len(colours)],
+            "masks": [None if m is None else m.counts for m in src.masks],
+            "captions": [{"start": c.start, "end": c.end, "text": c.text, "by": c.by} for c in src.captions],
+        })
+    ids = [x.id for x in ann.sources]
+    if s.source_id not in ids:
+        s.source_id = ids[0] if ids else None
+    return {
+        "clip_id": clip_id, "status": ann.status.value, "read_only": s.read_only,
+        "lease_owner": lease.owner if lease else None, "revision": ann.updated_at.isoformat(),
+        "message": message, "notice": notice or told or None, "note": ann.note, "notes": ctl.notes(clip_id),
+        "can_undo": bool(done) and not s.read_only, "can_redo": bool(undone) and not s.read_only,
+        "user": {"name": s.user.name, "role": s.user.role.value, "can_review": s.user.can_review},
+        "review_required": ctl.config.require_review,
+        "sources": sources, "source_id": s.source_id, "frame": s.frame, "categories": ctl.categories,
+        "loudness": loudness(ctl.root.audio_path(clip_id)), "size": SIZE, "num_frames": NUM_FRAMES, "fps": FPS,
+        "models": ctl.hub.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
+        "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
+        "video": f"/ssu/api/video/{clip_id}.mp4",
+    }

@@ -1,0 +1,116 @@
+"""Videos uploaded in the app enter the root exactly as `ssu-collect --source local` would bring them in.
+
+The upload is written as a local-source index (a folder with index.csv: file,label) and run through
+collection's public job functions (collection.job.build_job / run_job) with ssu-collect's default options,
+so normalization and refusal reasons are the same as on the command line. A collected clip then gets its
+first annotation: the automatic draft when the server has models for it (not yet: see docs/refine.md), else
+an empty one (no sources yet) that a refiner starts from by hand. Either way it appears in the queue.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.errors import UserError
+from schemas.models import Annotation, ClipStatus, now_utc
+from schemas.root import DatasetRoot
+
+MAX_FILES = 50
+UPLOADS = ".uploads"
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+
+
+@dataclass
+class UploadResult:
+    file: str
+    clip_id: str | None
+    ok: bool
+    reason: str  # why it was refused (collection's reason text), or what happened
+
+
+def _safe_name(name: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(name).stem).strip("._") or "upload"
+    return stem[:80] + Path(name).suffix.lower()
+
+
+def ingest(root_path: Path, files: list[Path], label: str, actor: str,
+           progress: Callable[[str], None] = lambda _m: None) -> list[UploadResult]:
+    """Collect `files` (all labelled `label`) into the root; returns one result per file."""
+    from collection.job import build_job, run_job
+
+    label = " ".join((label or "").split())
+    if not label or "," in label or ";" in label:
+        raise UserError("label: give one category for the uploaded videos (no commas), e.g. 'playing piano'")
+    if not files:
+        raise UserError("no files: drop one or more videos on the upload box")
+    if len(files) > MAX_FILES:
+        raise UserError(f"{len(files)} files: upload at most {MAX_FILES} at a time")
+    results: list[UploadResult] = []
+    # the originals are kept under the root (hidden: validators and listings skip it) so that each clip's
+    # source_path names a file that exists, as it does for ssu-collect --source local
+    folder = Path(tempfile.mkdtemp(prefix=now_utc().strftime("%Y%m%dT%H%M%S-"), dir=_uploads(root_path)))
+    rows, names = ["file,label"], {}
+    for f in files:
+        f = Path(f)
+        if f.suffix.lower() not in VIDEO_SUFFIXES:
+            results.append(UploadResult(f.name, None, False, f"not a video file ({f.suffix or 'no suffix'}); "
+                                        f"upload one of {', '.join(sorted(VIDEO_SUFFIXES))}"))
+            continue
+        name = _safe_name(f.name)
+        while name in names:
+            name = f"{Path(name).stem}_{len(names)}{Path(name).suffix}"
+        shutil.copy(f, folder / name)
+        names[name] = f.name
+        rows.append(f'"{name}","{label}"')
+    if not names:
+        return results
+    (folder / "index.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
+    job, manifest_name = build_job(
+        source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
+        synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
+        short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
+        ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
+        cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
+    run_job(root_path, job, manifest_name, quiet=True,
+            args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
+    root = DatasetRoot.open(root_path)
+    try:
+        for name, original in names.items():
+            cid = _clip_id(root, folder / name)
+            row = root.catalog.get(cid) if cid else None
+            if row is None:
+                results.append(UploadResult(original, cid, False, "not collected (see the run's stats in runs/)"))
+            elif row.status == ClipStatus.failed:
+                results.append(UploadResult(original, cid, False, row.reason or "failed"))
+            elif row.status == ClipStatus.collected:
+                root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
+                results.append(UploadResult(original, cid, True, "normalized; in the queue with no sources yet "
+                                            "(add sources and draw them)"))
+            else:
+                results.append(UploadResult(original, cid, True, f"already in the root ({row.status.value})"))
+            progress(f"{original}: {results[-1].reason}")
+    finally:
+        root.close()
+    return results
+
+
+def _uploads(root_path: Path) -> Path:
+    path = Path(root_path) / UPLOADS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _clip_id(root: DatasetRoot, path: Path) -> str | None:
+    """The clip id collection gave this file (local sources: <stem>_<start:06d>, start 0 here)."""
+    from collection.index import read_local
+
+    for e in read_local(path.parent).entries:
+        if Path(e.local_name or "").name == path.name:
+            return e.clip_id
+    return None

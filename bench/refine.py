@@ -1,0 +1,125 @@
+"""Latency of ssu-refine's editor as a refiner feels it: Playwright drives Debian's Chromium against a server
+on localhost (a 2-clip synthetic root, a tiny random-weight SAM so a click runs a real SAM forward pass).
+
+    .venv/bin/python bench/refine.py [--steps 60] [--strokes 20] [--clicks 10] [--saves 10]
+
+Figures are measured inside the page (performance.now()): frame step = key press -> picture and masks of
+that frame on screen; stroke / SAM click / save = the edit sent -> the saved state applied on the page.
+Frame steps walk forward through frames never seen before (the first of each second decodes a chunk), so
+they include cold decodes; the p95 shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the tiny random-weight model builders the tests use
+
+import numpy as np  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CLIP = "synth_0_00000"
+
+
+def pct(xs: list[float]) -> str:
+    a = np.asarray(xs, float)
+    return f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} ms   (n={len(a)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--strokes", type=int, default=20)
+    ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--saves", type=int, default=10)
+    a = ap.parse_args()
+
+    from playwright.sync_api import sync_playwright
+    from test_refine_support import PASSWORDS, make_users
+    from tiny_models import build_tiny_sam
+
+    from annotator.refine.app import launch
+    from annotator.refine.auth import UserStore
+    from annotator.refine.controller import Controller
+    from annotator.refine.models_hub import HubConfig, ModelsHub
+    from collection.synth import make_synthetic_root
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-refine-"))
+    try:
+        make_synthetic_root(tmp / "root", clips=2, seed=0)
+        hub = ModelsHub.load(HubConfig(sam=str(build_tiny_sam(tmp / "sam")), device="cpu", offline=True))
+        ctl = Controller(tmp / "root", UserStore(make_users(tmp / "users.toml")), hub)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        demo = launch(ctl, "127.0.0.1", port, block=False)
+        url = f"http://127.0.0.1:{port}/"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_label("username").fill("alice")
+            page.get_by_label("password").fill(PASSWORDS["alice"])
+            page.get_by_role("button", name="Login").click()
+            page.get_by_text("logged in as").first.wait_for(timeout=60_000)
+            page.goto(f"{url}ssu/editor?clip={CLIP}")
+            page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
+            page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
+
+            t0 = time.monotonic()
+            for f in range(1, a.steps + 1):  # one key, wait until shown, next key
+                page.keyboard.press("d")
+                page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
+            steps = page.evaluate("() => window.ssuEditor.timings.frame.slice()")
+            step_wall = (time.monotonic() - t0) / a.steps
+
+            def saved() -> None:
+                page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
+
+            box = page.locator("#ssu-stage").bounding_box()
+
+            def at(x: float, y: float) -> tuple[float, float]:
+                return box["x"] + x * box["width"] / 512, box["y"] + y * box["height"] / 512
+
+            page.keyboard.press("r")
+            for i in range(a.strokes):
+                page.mouse.move(*at(30 + i * 10, 60))
+                page.mouse.down()
+                for k in range(1, 9):
+                    page.mouse.move(*at(30 + i * 10 + k * 6, 60 + k * 12))
+                page.mouse.up()
+                saved()
+            page.keyboard.press("p")
+            for i in range(a.clicks):
+                page.keyboard.press("c")  # one prompt per SAM call
+                page.mouse.click(*at(200 + 7 * i, 300))
+                saved()
+            area = page.locator("#ssu-spans textarea").first
+            for i in range(a.saves):
+                area.fill(f"a green square hums, take {i}")
+                page.locator("#ssu-save-spans").click()
+                saved()
+            edits = page.evaluate("() => window.ssuEditor.timings.edit")
+            browser.close()
+        demo.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU)")
+    print(f"frame step  {pct(steps)}   wall per step incl. Playwright {step_wall * 1000:.0f} ms")
+    print(f"stroke      {pct(edits.get('stroke', []))}")
+    print(f"SAM click   {pct(edits.get('sam', []))}")
+    print(f"save        {pct(edits.get('spans', []))}")
+
+
+if __name__ == "__main__":
+    main()
