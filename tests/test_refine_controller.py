@@ -244,6 +244,20 @@ def test_queue_filters_and_next(ctl):
     assert all(r["category"] == cat for r in ctl.queue("s-alice", category=cat))
 
 
+def test_queue_filters_by_a_caption_query(ctl, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSU_CACHE_DIR", str(tmp_path / "cache"))
+    ann = DatasetRoot.open(ctl.root_path).read_annotation(CLIP)
+    text = next(s for s in ann.sources if s.captions).captions[0].text
+    rows = ctl.queue("s-alice", query=text)
+    assert rows[0]["clip_id"] == CLIP  # best match first
+    assert [r["clip_id"] for r in ctl.queue("s-alice", query="purple zeppelin")] == []
+    v = ctl.open_clip("s-alice", CLIP)  # an edit is found by the next query: the index refreshes
+    ctl.set_spans("s-alice", v.revision, [[0, 300, "a purple zeppelin is droning"]])
+    assert [r["clip_id"] for r in ctl.queue("s-alice", query="purple zeppelin")] == [CLIP]
+    with pytest.raises(UserError, match="QUERY"):
+        ctl.queue("s-alice", query="the of a")
+
+
 def test_idle_sessions_are_closed(ctl):
     ctl.open_clip("s-alice", CLIP)
     ctl.config.idle_minutes = 0  # every session is now idle: the next request sweeps them

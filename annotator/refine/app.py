@@ -36,6 +36,8 @@ def build_app(ctl: Controller) -> Any:
                     f_status = gr.Dropdown([ALL] + [s.value for s in ClipStatus.annotated()], value=ALL,
                                            label="Status", elem_id="ssu-f-status")
                     f_cat = gr.Dropdown([ALL, *ctl.categories], value=ALL, label="Category", elem_id="ssu-f-cat")
+                    f_query = gr.Textbox(label="Captions match", placeholder="e.g. violin on the left",
+                                         elem_id="ssu-f-query", scale=2)
                     refresh_q = gr.Button("Refresh", elem_id="ssu-refresh")
                     next_btn = gr.Button("Next clip", variant="primary", elem_id="ssu-next-clip")
                 table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, elem_id="ssu-queue")
@@ -62,20 +64,20 @@ def build_app(ctl: Controller) -> Any:
         go = gr.Textbox(visible="hidden", elem_id="ssu-go")
 
         # -- queue --------------------------------------------------------------------------------
-        def load_queue(st: str, c: str, request: gr.Request) -> dict:
+        def load_queue(st: str, c: str, query: str, request: gr.Request) -> dict:
             try:
                 s = ctl.open_session(request.session_hash, request.username)
-                rows = ctl.queue(s.sid, None if st == ALL else ClipStatus(st), None if c == ALL else c)
+                rows = ctl.queue(s.sid, None if st == ALL else ClipStatus(st), None if c == ALL else c, query)
             except UserError as e:
                 return {msg: f"⚠️ {e}"}
-            return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows],
+            return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows], msg: "",
                     up_btn: gr.update(interactive=s.user.can_review),  # uploads are a reviewer's job
                     header: f"**ssu-refine** · {ctl.root_path.name} · logged in as **{s.user.name}** "
                             f"({s.user.role.value})"}
 
-        q_in, q_out = [f_status, f_cat], [table, header, msg, up_btn]
+        q_in, q_out = [f_status, f_cat, f_query], [table, header, msg, up_btn]
         demo.load(load_queue, q_in, q_out)
-        for ev in (refresh_q.click, f_status.input, f_cat.input):
+        for ev in (refresh_q.click, f_status.input, f_cat.input, f_query.submit):
             ev(load_queue, q_in, q_out)
         open_btn.click(None, [clip_box], None, js=GO)
 

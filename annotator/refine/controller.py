@@ -24,6 +24,7 @@ from annotator.refine.frames import FrameStore
 from annotator.refine.models_hub import Direction, ModelsHub
 from annotator.refine.state import ClipView, RefineConfig, Session, SourceInfo
 from annotator.refine.tools import Tool, Who
+from annotator.search.engine import Searcher
 from schemas.catalog import Catalog, LeaseHeld
 from schemas.constants import NUM_FRAMES
 from schemas.errors import UserError
@@ -126,11 +127,17 @@ class Controller:
             self.close_session(sid)
 
     # -- queue ------------------------------------------------------------------------------------
-    def queue(self, sid: str, status: ClipStatus | None = None, category: str | None = None) -> list[dict]:
+    def queue(self, sid: str, status: ClipStatus | None = None, category: str | None = None,
+              query: str | None = None) -> list[dict]:
+        """The clips a user may pick; with a query, only clips whose captions match it, best match first."""
         self.session(sid)
         now = now_utc()
         out = []
-        for r in self.catalog.rows(status=status or ClipStatus.annotated(), category=category or None):
+        rows = self.catalog.rows(status=status or ClipStatus.annotated(), category=category or None)
+        if query and query.strip():
+            rank = {cid: i for i, cid in enumerate(Searcher(self.root).clip_ids(query))}
+            rows = sorted((r for r in rows if r.clip_id in rank), key=lambda r: rank[r.clip_id])
+        for r in rows:
             live = r.lease_owner if (r.lease_expires and r.lease_expires > now) else None
             out.append({"clip_id": r.clip_id, "category": r.category, "status": r.status.value,
                         "leased_by": live or "", "updated": r.updated_at.strftime("%Y-%m-%d %H:%M")})
