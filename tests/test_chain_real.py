@@ -27,7 +27,7 @@ from schemas.root import DatasetRoot
 from schemas.validate import validate_root
 
 KEYWORDS = ("playing piano", "orchestra", "cow lowing")  # one real clip each in ../shared/data/media/vggsound
-FRAME = 37            # a frame the tiny SSUFormer samples (data.frames 4: 37, 112, 187, 262): training sees it
+FRAME = 37            # a frame the tiny SSUFormer samples (data.frames 4: 37, 112, 187, 262)
 ERASE = (256, 256, 64)  # x, y, radius of the refiner's eraser stroke
 CAPTION = "a jazz xylophonist plays"  # 'z', 'x' and 'j' are in no word the tiny captioner knows
 
@@ -86,7 +86,8 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
         assert ann.status is ClipStatus.auto and root.catalog.get(c).status is ClipStatus.auto
         assert ann.sources and ann.sources[0].category == root.catalog.get(c).category
         masks = [mask(ann, f) for f in range(0, NUM_FRAMES, 15)]
-        assert all(m.any() for m in masks), f"{c}: empty auto masks"  # SAM2 tracked every frame
+        assert all(m.any() for m in masks), f"{c}: empty auto masks"
+        assert {sp.by for sp in ann.sources[0].mask_by} == {"sam", "sam2"}  # SAM's seed, SAM2 everywhere else
         caps = ann.frame_captions()
         assert all(caps), f"{c}: frames without a caption"
         assert ann.sources[0].captions[0].by == "captioner"
@@ -146,8 +147,15 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
     import pyarrow.parquet as pq
 
     shards = sorted((tmp_path / "hf" / "data").glob("*.parquet"))
+    split_of = {c: s.value for s, cs in splits.items() for c in cs}
+    exported_ids = []
+    for shard in shards:  # <split>-NNNNN-of-MMMMM.parquet; `datasets` users know val as "validation"
+        split = {"validation": "val"}.get(shard.name.split("-")[0], shard.name.split("-")[0])
+        rows = pq.read_table(shard, columns=["clip_id", "status"]).to_pylist()
+        assert all(split_of[r["clip_id"]] == split and r["status"] == "accepted" for r in rows), (shard, rows)
+        exported_ids += [r["clip_id"] for r in rows]
+    assert sorted(exported_ids) == ids
     table = pq.ParquetDataset(shards).read(columns=["clip_id", "captions", "semantic_masks"]).to_pylist()
-    assert sorted(r["clip_id"] for r in table) == ids
     for r in table:
         c = r["clip_id"]
         assert r["captions"][FRAME] == CAPTION
@@ -178,7 +186,6 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
                "--no-progress"], monkeypatch, capsys)
     metrics = json.loads((run / f"{ckpt.stem}_eval_{eval_split}" / "metrics.json").read_text())
     overall = metrics["overall"]
-    print(json.dumps(metrics, indent=1))
     assert 0.0 <= overall["miou"] <= 1.0 and overall["captions"]["bleu4"] is not None, metrics
     preds = sorted((run / f"{ckpt.stem}_eval_{eval_split}" / "predictions" / "annotations").glob("*.json"))
     assert [p.stem for p in preds] == sorted(splits[eval_split])
