@@ -5,10 +5,16 @@ annotator.models (the real loading code). Nothing is downloaded.
     cfg = paths.models_config()                        # annotator.models.ModelsConfig pointing at them
 
 Outputs of random models are noise: tests check shapes, plumbing and provenance, never content.
+
+`build_forced_models` (the whole-chain test, scripts/demo_real.sh) makes the same models give non-empty output
+on real frames; what it forces, and why, is written above it. From a shell:
+
+    python -m tests.tiny_models DIR [--forced]         # prints the ssu-annotate model flags for DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +199,95 @@ def build_tiny_models(root: Path, seed: int = 0) -> ModelPaths:
                       audio_tagger=build_tiny_audio_tagger(root / "audio_tagger", seed))
 
 
+# -- forced outputs ----------------------------------------------------------------------------------
+# With random weights the chain stops early on real clips: SAM2's object-score head says "no object" on every
+# frame it tracks, so only the seed frame keeps a mask, and a caption could be empty should greedy decoding
+# pick </s> first. `build_forced_models` edits the saved weights (state dicts, then loaded back through
+# annotator.models like any checkpoint) so that each stage hands the next one something:
+# - SAM and SAM2 mask decoders: one channel of the upscaled image embedding is a constant GELU(MASK_BIAS) and
+#   every mask token's hypernetwork reads it with weight 1, i.e. +0.026 on every mask logit. The random logits
+#   are about that small, so on the real clips masks are noisy regions of ~25-100 % of the frame, not empty
+#   (measured on 4 of ../shared/data's clips; a bias of 0.2 already fills the whole frame).
+# - SAM2's object-score head: weight 0, bias +10, so every tracked frame says "object present" and its
+#   mask logits are kept (otherwise sam2 replaces them with -1024).
+# - the captioner's lm_head rows of the special tokens (<pad> <unk> <s> </s> <image>) are zero, so greedy
+#   decoding picks a word (some word's random logit is > 0): every caption is max_new_tokens words of noise.
+# Not forced: the detector (OWL's per-patch box prior already gives boxes) and the audio tagger (its CLAP
+# scores sit near 1/3, under ssu-annotate's 0.5 threshold: the chain runs with --no-gate).
+# The masks and captions are still noise: they show the plumbing, never what a model has learned.
+MASK_BIAS = 0.05  # before the GELU: GELU(0.05) = 0.026
+
+
+def force_mask_logits(state: dict, prefix: str, bias: float = MASK_BIAS) -> None:
+    """Add GELU(`bias`) to a SAM / SAM2 mask decoder's mask logits, in place on its state dict (keys under `prefix`)."""
+    up_w, up_b = state[f"{prefix}output_upscaling.3.weight"], state[f"{prefix}output_upscaling.3.bias"]
+    up_w[:, 0] = 0.0  # channel 0 of the upscaled embedding: GELU(bias) everywhere ...
+    up_b[0] = bias
+    if f"{prefix}conv_s0.weight" in state:  # SAM2 adds high-resolution features before that GELU
+        state[f"{prefix}conv_s0.weight"][0] = 0.0
+        state[f"{prefix}conv_s0.bias"][0] = 0.0
+    i = 0
+    while f"{prefix}output_hypernetworks_mlps.{i}.layers.2.weight" in state:  # ... read with weight 1 by every token
+        state[f"{prefix}output_hypernetworks_mlps.{i}.layers.2.weight"][0] = 0.0
+        state[f"{prefix}output_hypernetworks_mlps.{i}.layers.2.bias"][0] = 1.0
+        i += 1
+    if i == 0:
+        raise KeyError(f"{prefix}: no mask decoder hypernetworks in this state dict")
+
+
+def force_sam(folder: Path) -> Path:
+    """The segment-anything folder (sam.json + sam.pth) with a bias on its mask logits."""
+    import torch
+
+    state = torch.load(folder / "sam.pth", map_location="cpu", weights_only=True)
+    force_mask_logits(state, "mask_decoder.")
+    torch.save(state, folder / "sam.pth")
+    return folder
+
+
+def force_sam2(folder: Path) -> Path:
+    """The SAM2 folder (sam2.yaml + model.pt) with a bias on its mask logits and "object present" on every frame."""
+    import torch
+
+    ckpt = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    state = ckpt["model"]
+    force_mask_logits(state, "sam_mask_decoder.")
+    state["sam_mask_decoder.pred_obj_score_head.layers.2.weight"].zero_()
+    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(10.0)
+    torch.save(ckpt, folder / "model.pt")
+    return folder
+
+
+def force_captioner_words(folder: Path) -> Path:
+    """The LLaVA folder with the special tokens' lm_head rows zeroed (greedy decoding always emits words)."""
+    import torch
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    model = LlavaForConditionalGeneration.from_pretrained(folder, local_files_only=True)
+    tok = AutoProcessor.from_pretrained(folder, local_files_only=True).tokenizer
+    ids = sorted({i for i in tok.convert_tokens_to_ids(_SPECIALS) if i is not None} | set(tok.all_special_ids))
+    with torch.no_grad():
+        model.get_output_embeddings().weight[ids] = 0.0
+    model.save_pretrained(folder)
+    return folder
+
+
+def build_forced_models(root: Path, seed: int = 0) -> ModelPaths:
+    """The tiny models of `build_tiny_models`, with the outputs forced as described above."""
+    paths = build_tiny_models(root, seed)
+    force_sam(paths.sam)
+    force_sam2(paths.sam2)
+    force_captioner_words(paths.captioner)
+    return paths
+
+
+def annotate_flags(paths: ModelPaths) -> list[str]:
+    """ssu-annotate's model flags for these models (CPU, offline)."""
+    return ["--sam", str(paths.sam), "--sam2", str(paths.sam2), "--captioner", str(paths.captioner),
+            "--detector", str(paths.detector), "--audio-tagger", str(paths.audio_tagger), "--device", "cpu",
+            "--offline"]
+
+
 _SESSION: ModelPaths | None = None
 
 
@@ -209,3 +304,19 @@ def session_tiny_models() -> ModelPaths:
         atexit.register(shutil.rmtree, tmp, True)
         _SESSION = build_tiny_models(tmp)
     return _SESSION
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tests.tiny_models",
+                                 description="Build the tiny random-weight test models into OUT (one folder "
+                                             "each) and print ssu-annotate's model flags for them.")
+    ap.add_argument("out", type=Path, help="folder to build into (created)")
+    ap.add_argument("--forced", action="store_true", help="force non-empty masks and captions (see the module)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    paths = (build_forced_models if args.forced else build_tiny_models)(args.out.resolve(), args.seed)
+    print(" ".join(annotate_flags(paths)))
+
+
+if __name__ == "__main__":
+    main()
