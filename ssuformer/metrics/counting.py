@@ -97,10 +97,11 @@ def count_frames(probs: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.nda
     e, _, _ = edges()
     nb = len(e) + 1  # buckets 0..len(e)
     n = probs.shape[0]
+    gts = np.asarray(gts, dtype=bool)
     hist = np.empty((n, 2 * nb), np.int64)
     for i in range(n):
         idx = buckets(probs[i])
-        idx += nb * gts[i].ravel()  # bool -> 0 or nb
+        idx += gts[i].ravel().view(np.uint8) * np.uint16(nb)  # 0 or nb; a uint16 temporary, not an int64 one
         hist[i] = np.bincount(idx, minlength=2 * nb)
     if n:
         allb = hist[:, :nb] + hist[:, nb:]

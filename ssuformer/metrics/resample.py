@@ -58,5 +58,12 @@ def resize_bilinear(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     r0, r1, a0, a1 = _axis(h, size[0])
     c0, c1, b0, b1 = _axis(w, size[1])
     rows = probs[:, :, c0] * b0 + probs[:, :, c1] * b1  # along the width first, as torch's kernel
-    out = rows[:, r0] * a0[:, None] + rows[:, r1] * a1[:, None]
+    out = np.empty((n, *size), _F32)
+    a0, a1 = a0[:, None], a1[:, None]
+    for i in range(n):  # frame by frame: the temporaries stay in cache
+        top = rows[i, r0]
+        top *= a0
+        bottom = rows[i, r1]
+        bottom *= a1
+        np.add(top, bottom, out=out[i])
     return np.clip(out, 0, 1, out=out)
