@@ -36,7 +36,8 @@ def checkpoint(synth_root, cache, tmp_path_factory) -> Path:
     from ssuformer.trainer import train
 
     out = tmp_path_factory.mktemp("run") / "r"
-    cfg = load_config("tiny", [*SMALL, f"data.cache={cache}", "train.epochs=3"])
+    # 40 epochs of 2 steps (~20 s): enough for masks above 0.5 (mIoU ~0.15), so both F-scores are real
+    cfg = load_config("tiny", [*SMALL, f"data.cache={cache}", "train.epochs=40"])
     res = train(synth_root.path, cfg, out, seed=3, progress=False)
     return res.last
 
@@ -106,5 +107,6 @@ def test_eval_checkpoint_scores_probabilities(synth_root, checkpoint, tmp_path):
     assert "scored binary annotation masks of 1 clip" in r.output
     binary = json.loads((tmp_path / "bin" / "metrics.json").read_text())
     assert binary["meta"]["masks"]["scored"] == "binary"
-    assert prob["overall"]["fscore"] > binary["overall"]["fscore"]
+    assert prob["overall"]["miou"] > 0.05  # the model does segment: its binary masks are not empty
+    assert prob["overall"]["fscore"] > binary["overall"]["fscore"] > 0.05
     assert prob["overall"]["miou"] == pytest.approx(binary["overall"]["miou"], abs=1e-12)
