@@ -8,9 +8,10 @@ count |p >= t_k| at once. Bucket 0 (p < 0) and the last bucket (p > 1, or NaN) f
 
 searchsorted is a branchy binary search (~10 ms for 512x512 here, as slow as a sort). We get the same
 bucket from the float32 bit pattern instead: the top 16 bits (sign, exponent, 7 mantissa bits) select an
-interval of floats that holds at most two edges, so bucket = base[top] + (p >= e1[top]) + (p >= e2[top]),
-with tables built once from EDGES. Every comparison is the float32 comparison p >= t, so the counts are
-exact, not approximations of them (tests compare with searchsorted and with a per-threshold loop).
+interval of floats in which at most one edge lies above the interval's lowest value, so
+bucket = base[top] + (p >= e1[top]), with tables built once from the edges. Every comparison is the float32
+comparison p >= t, so the counts are exact, not approximations of them (tests compare with searchsorted over
+every prefix and with a per-threshold loop).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ def edges() -> tuple[np.ndarray, np.ndarray, int]:
 
 
 @cache
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """base (edges below the interval), e1, e2 (the edges inside it, or +inf) for every 16-bit float prefix."""
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """base (edges <= the interval's lowest value) and e1 (the edge inside the rest of it, or +inf), for every
+    16-bit float prefix. An edge equal to the lowest value holds for every value of the interval, so it is in
+    base; that leaves at most one edge per interval (0.5 and nextafter(0.5) share one, so do 1 and
+    nextafter(1), and each pair starts its interval)."""
     e, _, _ = edges()
     n = len(e)
     prefix = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
@@ -52,19 +56,18 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lo, hi = np.minimum(a, b), np.maximum(a, b)  # negative floats run backwards in their bits
     nan = np.isnan(lo) | np.isnan(hi)
     lo, hi = np.where(nan, 0, lo), np.where(nan, 0, hi)
-    first = np.searchsorted(e, lo, side="left")  # edges < lo
-    inside = np.searchsorted(e, hi, side="right") - first  # edges in [lo, hi]
-    if inside.max() > 2:
-        raise AssertionError("a 16-bit float interval holds more than two edges")
-    pad = np.concatenate([e, [np.inf, np.inf]]).astype(_F32)
+    first = np.searchsorted(e, lo, side="right")  # edges <= lo: true for the whole interval
+    inside = np.searchsorted(e, hi, side="right") - first  # edges in (lo, hi]
+    if inside.max() > 1:
+        raise AssertionError("a 16-bit float interval holds more than one edge above its lowest value")
+    pad = np.concatenate([e, [np.inf]]).astype(_F32)
     e1 = np.where(inside >= 1, pad[first], np.inf).astype(_F32)
-    e2 = np.where(inside >= 2, pad[np.minimum(first + 1, n + 1)], np.inf).astype(_F32)
     # a NaN pattern: bucket n (past every edge) for +NaN, 0 for -NaN; both are flagged invalid
     base = np.where(nan, np.where(prefix >= np.uint32(1 << 31), 0, n), first).astype(np.intp)
-    e1[nan], e2[nan] = np.nan, np.nan  # no comparison with NaN holds: +inf stays in bucket n too
-    for arr in (base, e1, e2):
+    e1[nan] = np.nan  # no comparison with NaN holds: +inf (whose prefix it shares) stays in bucket n too
+    for arr in (base, e1):
         arr.setflags(write=False)
-    return base, e1, e2
+    return base, e1
 
 
 def buckets(p: np.ndarray) -> np.ndarray:
@@ -72,7 +75,7 @@ def buckets(p: np.ndarray) -> np.ndarray:
 
     Equal to np.searchsorted(edges()[0], p.ravel(), side="right"), about 10x faster.
     """
-    base, e1, e2 = _tables()
+    base, e1 = _tables()
     x = np.ascontiguousarray(p, dtype=_F32).ravel()
     if sys.byteorder == "little":
         top = x.view(np.uint16)[1::2].astype(np.intp)
@@ -80,7 +83,6 @@ def buckets(p: np.ndarray) -> np.ndarray:
         top = (x.view(np.uint32) >> np.uint32(16)).astype(np.intp)
     idx = base.take(top)
     idx += x >= e1.take(top)
-    idx += x >= e2.take(top)
     return idx
 
 
