@@ -5,20 +5,16 @@ Heavy work is imported inside the command so that `ssu-eval --help` is instant.
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from schemas.cli_util import new_app, run_cli
 from schemas.errors import UserError
 from ssuformer.metrics.captions import CaptionGrouping
+from ssuformer.metrics.evaluate import MaskInput
 from ssuformer.metrics.protocols import Protocol
-
-if TYPE_CHECKING:
-    from schemas.root import DatasetRoot
 
 app = new_app("Score predictions of a split against a dataset root's ground truth.")
 
@@ -26,6 +22,8 @@ EXAMPLE = """
 Example:
 
   ssu-eval --data data/f-music --split test --predictions runs/ssu/pred_test --protocol avsegformer --per-category
+
+  ssu-eval --data data/f-music --checkpoint runs/ssu/best.pt      # predict the test split, score its probabilities
 """
 
 
@@ -34,11 +32,13 @@ def main_cmd(
     data: Path = typer.Option(..., "--data", help="dataset root (holds ssu.json and splits/)"),
     split: str = typer.Option("test", help="train, val or test"),
     predictions: Path | None = typer.Option(
-        None, help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W) or "
-                   "<clip_id>/ PNG folders; or one such file"),
+        None, help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W; float or "
+                   "uint8 q/255) or <clip_id>/ PNG folders (and its annotations/, probs/ subfolders); or one file"),
     checkpoint: Path | None = typer.Option(None, help="an SSUFormer checkpoint: predict the split first, then score"),
     protocol: Protocol = typer.Option(Protocol.per_frame, help="how frames are batched for mIoU/F-score "
                                       "(avsegformer: 10 frames, avsbench: 20, per-frame: batch-independent)"),
+    masks: MaskInput = typer.Option(MaskInput.auto, help="what to score: a clip's probabilities when it has them "
+                                    "(auto), only probabilities, or the annotations' binary masks"),
     per_category: bool = typer.Option(False, "--per-category", help="also a row per clip category"),
     captions: bool = typer.Option(True, "--captions/--no-captions", help="score captions of .json predictions"),
     meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s, ~1 GB)"),
@@ -61,8 +61,10 @@ def main_cmd(
     if checkpoint is not None:
         if not checkpoint.exists():
             raise UserError(f"--checkpoint {checkpoint}: does not exist")
+        from ssuformer.predict import predict_root
+
         out = out or checkpoint.parent / f"{checkpoint.stem}_eval_{split}"
-        predictions = _predict(checkpoint, root, split, out / "predictions")
+        predictions = predict_root(checkpoint, root.path, split, out / "predictions", progress=progress)
     assert predictions is not None
     out = out or predictions.parent / f"{predictions.stem}_eval_{split}"
     name = name or (checkpoint.stem if checkpoint is not None else predictions.stem)
@@ -75,31 +77,16 @@ def main_cmd(
             return tqdm(it, total=total, desc="clips", unit="clip")
 
     result = evaluate(root, split, predictions, protocol=protocol, per_category=per_category, captions=captions,
-                      meteor=meteor, grouping=caption_grouping, progress=bar)
+                      meteor=meteor, grouping=caption_grouping, progress=bar, masks=masks)
     meta = metadata(root, split, predictions, protocol, caption_grouping, result,
                     created=datetime.now(UTC).isoformat(timespec="seconds"))
     print_table(name, result, meta)
+    for what, n in result.scored.items():
+        typer.echo(f"scored {what} of {n} clip{'s' if n != 1 else ''}")
     doc = {"meta": meta, "overall": result.overall, "per_category": result.per_category}
     atomic.write_json(out / "metrics.json", doc, indent=2)
     atomic.write_text(out / "metrics.md", markdown_table(name, result, meta))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
-
-
-def _predict(checkpoint: Path, root: DatasetRoot, split: str, out_dir: Path) -> Path:
-    """Hook for the model: ssuformer.predict.predict_root(checkpoint, root, split, out_dir) -> predictions dir."""
-    try:
-        mod = importlib.import_module("ssuformer.predict")
-    except ModuleNotFoundError as e:
-        if e.name not in ("ssuformer.predict",):
-            raise
-        raise UserError("--checkpoint needs the SSUFormer model (not built yet)") from None
-    fn = getattr(mod, "predict_root", None)
-    if fn is None:
-        raise UserError("--checkpoint needs the SSUFormer model (not built yet)")
-    out = Path(fn(checkpoint, root.path, split, out_dir))
-    # predict_root writes full-size annotations under annotations/ (its probs/ are at the model's input
-    # size and frame rate, so they are not what we score)
-    return out / "annotations" if (out / "annotations").is_dir() else out
 
 
 def main() -> None:

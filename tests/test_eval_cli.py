@@ -125,11 +125,17 @@ def test_mismatches_are_user_errors(synth_root, tmp_path):
     r = run("--data", str(synth_root.path), "--predictions", str(empty))
     assert isinstance(r.exception, UserError) and "no prediction for 1 of 1 test clips" in str(r.exception)
 
-    wrong_size = tmp_path / "size"
-    wrong_size.mkdir()
-    np.save(wrong_size / f"{clip}.npy", np.zeros((300, 64, 64), np.float32))
-    r = run("--data", str(synth_root.path), "--predictions", str(wrong_size))
-    assert isinstance(r.exception, UserError) and "64x64" in str(r.exception) and "512x512" in str(r.exception)
+    small_logits = tmp_path / "size"
+    small_logits.mkdir()
+    np.save(small_logits / f"{clip}.npy", np.full((300, 64, 64), 2.0, np.float32))  # checked before resampling
+    r = run("--data", str(synth_root.path), "--predictions", str(small_logits))
+    assert isinstance(r.exception, UserError) and "sigmoid" in str(r.exception)
+
+    bools = tmp_path / "bools"
+    bools.mkdir()
+    np.save(bools / f"{clip}.npy", np.zeros((300, 64, 64), bool))
+    r = run("--data", str(synth_root.path), "--predictions", str(bools))
+    assert isinstance(r.exception, UserError) and "uint8" in str(r.exception)
 
     wrong_frames = tmp_path / "frames" / clip
     wrong_frames.mkdir(parents=True)
@@ -148,29 +154,49 @@ def test_mismatches_are_user_errors(synth_root, tmp_path):
     assert isinstance(r.exception, UserError) and "--checkpoint" in str(r.exception)
 
 
-def test_checkpoint_hook(synth_root, tmp_path, monkeypatch):
-    """The --checkpoint plumbing: calls ssuformer.predict.predict_root and scores its annotations/ folder."""
-    import types
-
-    calls = []
-
-    def predict_root(checkpoint, root, split, out_dir):
-        calls.append((Path(checkpoint), Path(root), split))
-        copy_annotations(synth_root, split, Path(out_dir) / "annotations")
-        return Path(out_dir)
-
-    ckpt = tmp_path / "model.pt"
-    ckpt.write_bytes(b"")
-    monkeypatch.setitem(sys.modules, "ssuformer.predict", types.SimpleNamespace(predict_root=predict_root))
-    r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions")
+def test_predict_layout_probabilities_or_binary(synth_root, tmp_path):
+    """ssuformer.predict's layout: uint8 probabilities at the model's size in probs/, binary annotations in
+    annotations/. The probability path is pinned to an independent computation: torch's bilinear resampling
+    of the same maps, scored by segmentation_scores (itself pinned to the per-threshold reference)."""
+    torch = pytest.importorskip("torch")
+    clip = synth_root.read_split("test")[0]
+    gts = gt_masks(synth_root, clip)
+    small = torch.nn.functional.interpolate(torch.from_numpy(np.roll(gts, 7, axis=1)).float()[:, None], size=(48, 48),
+                                            mode="area")[:, 0].numpy()  # a blurred, shifted truth at 48x48
+    rng = np.random.default_rng(0)
+    q = np.clip(np.rint(small * 230 + rng.integers(0, 25, small.shape)), 0, 255).astype(np.uint8)
+    pred = tmp_path / "pred"
+    (pred / "probs").mkdir(parents=True)
+    np.save(pred / "probs" / f"{clip}.npy", q)
+    copy_annotations(synth_root, "test", pred / "annotations")  # perfect binary masks and captions
+    (pred / "predictions.json").write_text("{}")
+    big = torch.nn.functional.interpolate(torch.from_numpy(q.astype(np.float32) / np.float32(255))[:, None],
+                                          size=(512, 512), mode="bilinear", align_corners=False)[:, 0]
+    for protocol in ("per-frame", "avsbench"):
+        exp = segmentation_scores(big.clamp(0, 1).numpy(), gts, protocol)
+        r = run("--data", str(synth_root.path), "--predictions", str(pred), "--out", str(tmp_path / protocol),
+                "--protocol", protocol, "--no-captions")
+        assert r.exit_code == 0, r.output
+        assert "scored probabilities (uint8, 48x48 resampled to 512x512) of 1 clip" in r.output
+        doc = json.loads((tmp_path / protocol / "metrics.json").read_text())
+        assert doc["meta"]["masks"]["scored"] == "probabilities"
+        assert doc["meta"]["masks"]["compared_at"].startswith("512x512")
+        assert doc["overall"]["miou"] == pytest.approx(exp["miou"], abs=2e-6)
+        assert doc["overall"]["fscore"] == pytest.approx(exp["fscore"], abs=2e-6)
+        assert 0.3 < doc["overall"]["fscore"] < 0.99
+    r = run("--data", str(synth_root.path), "--predictions", str(pred), "--out", str(tmp_path / "bin"),
+            "--masks", "binary")
     assert r.exit_code == 0, r.output
-    assert calls == [(ckpt, synth_root.path, "test")]
-    doc = json.loads((tmp_path / "model_eval_test" / "metrics.json").read_text())
-    assert doc["overall"]["miou"] == pytest.approx(1.0)
+    assert "scored binary annotation masks of 1 clip" in r.output
+    doc = json.loads((tmp_path / "bin" / "metrics.json").read_text())
+    assert doc["overall"]["miou"] == pytest.approx(1.0) and doc["overall"]["captions"]["bleu4"] == pytest.approx(1.0)
+    r = run("--data", str(synth_root.path), "--predictions", str(pred / "annotations"), "--masks", "probabilities")
+    assert isinstance(r.exception, UserError) and "has no <clip_id>.npy" in str(r.exception)
 
-    monkeypatch.setitem(sys.modules, "ssuformer.predict", None)  # as if the module did not exist
-    r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt))
-    assert isinstance(r.exception, UserError) and "not built yet" in str(r.exception)
+
+def test_missing_checkpoint_is_a_user_error(synth_root, tmp_path):
+    r = run("--data", str(synth_root.path), "--checkpoint", str(tmp_path / "nope.pt"))
+    assert isinstance(r.exception, UserError) and "does not exist" in str(r.exception)
 
 
 def test_cli_one_line_error_exit_2(synth_root, tmp_path):

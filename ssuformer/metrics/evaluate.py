@@ -2,10 +2,12 @@
 
 Predictions live in one folder (or one file), one entry per clip id:
   <clip_id>.json   an annotation (schemas.models.Annotation): semantic mask per frame = union of its
-                   sources' masks, caption per frame = Annotation.frame_captions()
-  <clip_id>.npy    probabilities, float (frames, H, W) in [0, 1]   (takes precedence over .json masks)
+                   sources' masks (binary), caption per frame = Annotation.frame_captions()
+  <clip_id>.npy    probabilities (frames, H, W): float in [0, 1], or uint8 q meaning q / 255
   <clip_id>/       one 8-bit grayscale PNG per frame, sorted by name, probability = value / 255
-A folder whose JSON files sit in an annotations/ subfolder (ssuformer.predict's layout) is read from there.
+The annotations/ and probs/ subfolders of a folder are read too (ssuformer.predict's layout). By default a
+clip's probabilities are scored when it has them, else its annotation's binary masks (MaskInput).
+Probabilities of another size than the ground truth are resampled to it (ssuformer.metrics.resample).
 Clips are read one at a time and their frames in chunks, so memory does not grow with the split.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +29,20 @@ from schemas.models import Annotation
 from schemas.root import DatasetRoot, format_validation_error
 from ssuformer.metrics.captions import CaptionGrouping, caption_scores_groups, group_frame_captions
 from ssuformer.metrics.protocols import Protocol
+from ssuformer.metrics.resample import RESAMPLING, dequantize, resize_bilinear
 from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats
 
 FRAME_CHUNK = 50  # frames decoded at once: 50 x 512 x 512 float32 = 52 MB
+SUBFOLDERS = ("annotations", "probs")  # ssuformer.predict's layout
+NOT_PREDICTIONS = ("metrics.json", "predictions.json")
+
+
+class MaskInput(StrEnum):
+    """Which masks of a clip are scored."""
+
+    auto = "auto"  # its probabilities (.npy / PNG) when it has them, else its annotation's binary masks
+    probabilities = "probabilities"
+    binary = "binary"  # the annotation's masks, even when probabilities are there
 
 
 @dataclass
@@ -45,20 +59,22 @@ class ClipPrediction:
 
 
 def find_predictions(path: Path) -> dict[str, ClipPrediction]:
-    """Index a predictions folder (or a single file) by clip id."""
+    """Index a predictions folder (or a single file) by clip id; its annotations/ and probs/ subfolders too."""
     if not path.exists():
         raise UserError(f"--predictions {path}: does not exist; give a folder of <clip_id>.json/.npy files")
-    if path.is_dir() and (path / "annotations").is_dir() and not any(path.glob("*.json")):
-        path = path / "annotations"  # the layout ssuformer.predict writes
     found: dict[str, ClipPrediction] = {}
-    entries = [path] if path.is_file() else sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    if path.is_file():
+        entries = [path]
+    else:
+        folders = [path] + [path / d for d in SUBFOLDERS if (path / d).is_dir()]
+        entries = sorted(p for d in folders for p in d.iterdir() if not p.name.startswith("."))
     for p in entries:
         if p.is_dir():
-            if any(p.glob("*.png")):
+            if p.name not in SUBFOLDERS and any(p.glob("*.png")):
                 found.setdefault(p.name, ClipPrediction(p.name)).png_dir = p
         elif p.suffix == ".npy":
             found.setdefault(p.stem, ClipPrediction(p.stem)).npy = p
-        elif p.suffix == ".json" and p.name not in ("metrics.json",):
+        elif p.suffix == ".json" and p.name not in NOT_PREDICTIONS:
             found.setdefault(p.stem, ClipPrediction(p.stem)).annotation = p
     if not found:
         raise UserError(f"--predictions {path}: no <clip_id>.json, <clip_id>.npy or <clip_id>/ PNG folder found")
@@ -79,38 +95,52 @@ def _annotation_masks(ann: Annotation, frames: range) -> np.ndarray:
 
 
 class _ProbSource:
-    """Frames of one clip's prediction, with the checks that make a mismatch a one-line error."""
+    """Frames of one clip's prediction at the ground truth's size, with the checks that make a mismatch a
+    one-line error. `kind` says what is scored: "probabilities" or "binary" (an annotation's masks)."""
 
-    def __init__(self, pred: ClipPrediction, gt_frames: int) -> None:
+    def __init__(self, pred: ClipPrediction, gt_frames: int, masks: MaskInput) -> None:
         self.pred = pred
-        self.where = pred.source()
+        has_probs = pred.npy is not None or pred.png_dir is not None
+        if masks == MaskInput.probabilities and not has_probs:
+            raise UserError(f"--masks probabilities: clip {pred.clip_id} has no <clip_id>.npy or PNG probabilities "
+                            f"({pred.source()}); use --masks binary to score its annotation")
+        if masks == MaskInput.binary and pred.annotation is None:
+            raise UserError(f"--masks binary: clip {pred.clip_id} has no <clip_id>.json annotation "
+                            f"({pred.source()}); use --masks probabilities")
+        use_probs = has_probs and masks != MaskInput.binary
+        self.kind = "probabilities" if use_probs else "binary"
         self._read: Callable[[range], np.ndarray]
-        if pred.npy is not None:
+        self.dtype = "bool"
+        if use_probs and pred.npy is not None:
+            self.where = pred.npy
             try:
                 arr = np.load(pred.npy, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as e:
                 raise UserError(f"{pred.npy}: not a readable .npy array ({e})") from None
-            if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.floating):
-                raise UserError(f"{pred.npy}: need float probabilities shaped (frames, H, W), "
-                                f"got {arr.dtype} {arr.shape}")
-            shape = arr.shape
-            self._read = lambda fr: np.asarray(arr[fr.start:fr.stop], dtype=np.float32)
-        elif pred.png_dir is not None:
-            files = sorted(pred.png_dir.glob("*.png"))
-            shape = (len(files), *self._png(files[0]).shape)
+            if arr.ndim != 3 or not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.uint8):
+                raise UserError(f"{pred.npy}: need probabilities shaped (frames, H, W), float in [0, 1] or uint8 "
+                                f"(q / 255), got {arr.dtype} {arr.shape}")
+            shape, self.dtype = arr.shape, str(arr.dtype)
+            if arr.dtype == np.uint8:
+                self._read = lambda fr: dequantize(np.asarray(arr[fr.start:fr.stop]))
+            else:
+                self._read = lambda fr: np.asarray(arr[fr.start:fr.stop], dtype=np.float32)
+        elif use_probs:
+            self.where = pred.png_dir  # type: ignore[assignment]
+            files = sorted(pred.png_dir.glob("*.png"))  # type: ignore[union-attr]
+            shape, self.dtype = (len(files), *self._png(files[0]).shape), "png"
             self._read = lambda fr: np.stack([self._png(files[i]) for i in fr])
         else:
+            self.where = pred.annotation  # type: ignore[assignment]
             ann = read_prediction_annotation(pred.annotation)  # type: ignore[arg-type]
             if ann.clip_id != pred.clip_id:
                 raise UserError(f"{pred.annotation}: holds clip_id {ann.clip_id!r}, expected {pred.clip_id!r}")
             shape = (NUM_FRAMES, SIZE, SIZE)  # the schema fixes both
             self._read = lambda fr: _annotation_masks(ann, fr).astype(np.float32)
+        self.size = (int(shape[1]), int(shape[2]))
         if shape[0] != gt_frames:
             raise UserError(f"{self.where}: {shape[0]} frames, but the ground truth of clip {pred.clip_id} has "
                             f"{gt_frames}; predict every frame")
-        if tuple(shape[1:]) != (SIZE, SIZE):
-            raise UserError(f"{self.where}: frames are {shape[2]}x{shape[1]}, the ground truth is {SIZE}x{SIZE}; "
-                            f"resize predictions to {SIZE}x{SIZE}")
 
     @staticmethod
     def _png(path: Path) -> np.ndarray:
@@ -120,10 +150,18 @@ class _ProbSource:
             if im.mode not in ("L", "1"):
                 im = im.convert("L")
             a = np.asarray(im)
-        return a.astype(np.float32) if a.dtype == np.bool_ else a.astype(np.float32) / np.float32(255)
+        return a.astype(np.float32) if a.dtype == np.bool_ else dequantize(a)
 
     def read(self, frames: range) -> np.ndarray:
-        return self._read(frames)
+        """Probabilities of `frames` at the ground truth's size (resampled when the prediction is smaller)."""
+        return resize_bilinear(self._read(frames), (SIZE, SIZE))
+
+    def describe(self) -> str:
+        if self.kind == "binary":
+            return "binary annotation masks"
+        size = f"{self.size[1]}x{self.size[0]}"
+        how = "" if self.size == (SIZE, SIZE) else f" resampled to {SIZE}x{SIZE}"
+        return f"probabilities ({self.dtype}, {size}{how})"
 
 
 @dataclass
@@ -132,12 +170,20 @@ class EvalResult:
     per_category: dict[str, dict[str, object]] = field(default_factory=dict)
     clips: int = 0
     caption_frames_skipped: int = 0
+    scored: dict[str, int] = field(default_factory=dict)  # "probabilities (uint8, 64x64 ...)" -> clips
+
+    def masks_meta(self) -> dict[str, object]:
+        kinds = {k.split(" ")[0] for k in self.scored}
+        return {"scored": "probabilities" if kinds == {"probabilities"} else "binary" if kinds == {"binary"}
+                else "mixed", "inputs": self.scored, "compared_at": f"{SIZE}x{SIZE} (the ground truth's size)",
+                "resampling": RESAMPLING}
 
 
 def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protocol = Protocol.per_frame,
              per_category: bool = False, captions: bool = True, meteor: bool = True,
              grouping: CaptionGrouping = CaptionGrouping.frame,
-             progress: Callable[[Iterator[str], int], Iterator[str]] | None = None) -> EvalResult:
+             progress: Callable[[Iterator[str], int], Iterator[str]] | None = None,
+             masks: MaskInput = MaskInput.auto) -> EvalResult:
     """Segmentation metrics of every clip of `split` (streamed), then caption metrics in one batch."""
     ids = root.read_split(split)
     if not ids:
@@ -152,10 +198,12 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
     by_cat: dict[str, SegmentationMeter] = {}
     cap_clips: dict[str, tuple[list[str], list[str]]] = {}
     cap_cats: dict[str, str] = {}
+    scored: dict[str, int] = {}
     loop = progress(iter(ids), len(ids)) if progress else iter(ids)
     for clip_id in loop:
         gt_ann = root.read_annotation(clip_id)
-        src = _ProbSource(preds[clip_id], NUM_FRAMES)
+        src = _ProbSource(preds[clip_id], NUM_FRAMES, MaskInput(masks))
+        scored[src.describe()] = scored.get(src.describe(), 0) + 1
         meters = [overall]
         if per_category:
             meters.append(by_cat.setdefault(category[clip_id], SegmentationMeter(protocol)))
@@ -171,7 +219,7 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
             pred_ann = read_prediction_annotation(preds[clip_id].annotation)  # type: ignore[arg-type]
             cap_clips[clip_id] = (pred_ann.frame_captions(), gt_ann.frame_captions())
             cap_cats[clip_id] = category[clip_id]
-    result = EvalResult(overall=overall.compute(), clips=len(ids))
+    result = EvalResult(overall=overall.compute(), clips=len(ids), scored=scored)
     if per_category:
         result.per_category = {k: by_cat[k].compute() for k in sorted(by_cat)}
     if cap_clips:

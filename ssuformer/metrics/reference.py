@@ -84,3 +84,21 @@ def reference_protocol_scores(probs: np.ndarray, gts: np.ndarray, protocol: Prot
     miou = float(np.mean([float(batch_miou(np.asarray(probs[i:i + 1], _F32), np.asarray(gts[i:i + 1])))
                           for i in range(n)]))
     return {"miou": miou, "fscore": batch_fmeasure(np.asarray(probs, _F32), np.asarray(gts))}
+
+
+def sorted_counts(probs: np.ndarray, gts: np.ndarray) -> dict[str, np.ndarray]:
+    """The previous engine's per-frame counts (sort each frame, then binary searches): the bucketing pass of
+    ssuformer.metrics.counting must give exactly these. Keys as FrameStats: gt, pred, inter, sel, tp."""
+    t = fscore_thresholds()
+    half = np.array([IOU_THRESHOLD], dtype=_F32)
+    out: dict[str, list] = {k: [] for k in ("gt", "pred", "inter", "sel", "tp")}
+    for p3, g3 in zip(probs, gts, strict=True):
+        p = np.asarray(p3, _F32).ravel()
+        g = np.asarray(g3, bool).ravel()
+        s, sg = np.sort(p), np.sort(p[g])
+        out["sel"].append(s.size - np.searchsorted(s, t, side="left"))
+        out["tp"].append(sg.size - np.searchsorted(sg, t, side="left"))
+        out["pred"].append(s.size - np.searchsorted(s, half, side="right")[0])
+        out["inter"].append(sg.size - np.searchsorted(sg, half, side="right")[0])
+        out["gt"].append(sg.size)
+    return {k: np.asarray(v, np.int64) for k, v in out.items()}

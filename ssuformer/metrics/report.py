@@ -31,6 +31,7 @@ def metadata(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
         "batch_frames": protocol.batch_frames, "segmentation_version": SEGMENTATION_VERSION,
         "caption_version": CAPTION_VERSION, "caption_grouping": grouping.value,
         "caption_frames_without_reference": result.caption_frames_skipped,
+        "masks": result.masks_meta(),
         "bleu_in_table": "bleu4", "cider": "CIDEr-D (coco-caption)",
         "ra_ssu": _version("ra-ssu"), "pycocoevalcap": _version("pycocoevalcap"),
     }
@@ -55,8 +56,10 @@ def rows(name: str, result: EvalResult) -> list[list[str]]:
 
 
 def _notes(meta: dict[str, Any]) -> list[str]:
+    scored = "; ".join(f"{k}: {v} clip{'s' if v != 1 else ''}" for k, v in meta["masks"]["inputs"].items())
     return [
         f"protocol {meta['protocol_description']}",
+        f"masks scored at {meta['masks']['compared_at']}: {scored}",
         f"BLEU = BLEU-4 (BLEU-1..3 in metrics.json); captions grouped per {meta['caption_grouping']}; "
         f"coco-caption via pycocoevalcap {meta['pycocoevalcap']}",
         f"{meta['dataset']} {meta['dataset_version']}, split {meta['split']} ({meta['clips']} clips); "

@@ -2,9 +2,9 @@
 
 Per frame we reduce a probability map p (float32 in [0, 1]) and a ground truth g ({0, 1}) to counts:
 |G|, |P|, |P & G| with P = p > 0.5, and for each of the 255 F-score thresholds t_k the counts
-|p >= t_k| and |p >= t_k & G|. The counts come from sorted pixels and binary searches (no loop over
-thresholds), and every metric is a function of those counts. The meter keeps only per-frame numbers of a pending
-evaluation batch, so any number of clips can stream through it.
+|p >= t_k| and |p >= t_k & G|. The counts come from one bucketing pass per frame (no loop over thresholds,
+no sort), and every metric of every protocol is a function of those counts. The meter keeps only per-frame
+numbers of a pending evaluation batch, so any number of clips can stream through it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ssuformer.metrics.counting import InvalidProbabilities, count_frames, edges
 from ssuformer.metrics.protocols import (
     BETA2,
     F_EPS,
     IOU_EPS,
-    IOU_THRESHOLD,
     NUM_THRESHOLDS,
     SEGMENTATION_VERSION,
     Protocol,
@@ -62,33 +62,20 @@ _OUTSIDE = "probs must lie in [0, 1] (apply a sigmoid to logits first); found va
 def frame_stats(probs: np.ndarray, gts: np.ndarray) -> FrameStats:
     """Counts for (N, H, W) probabilities in [0, 1] and binary ground truths.
 
-    Per frame we sort the float32 probabilities of all pixels and of the ground-truth pixels; then every
-    count |p >= t| or |p > 0.5| is one binary search (255 thresholds cost 255 look-ups, not 255 passes).
-    numpy's SIMD sort makes this faster than a histogram, and it is exact: the comparisons are the
-    reference's float32 comparisons.
+    One counting pass per frame (ssuformer.metrics.counting): each pixel is bucketed by the fixed grid of the
+    255 thresholds and 0.5, then one bincount and a reversed cumulative sum give |p >= t_k|, |p >= t_k & G|,
+    |p > 0.5| and |p > 0.5 & G| for every k. The comparisons are the reference's float32 comparisons, so the
+    counts are exact; every protocol is computed from them.
     """
     probs, gts = _check(probs, gts)
     n, h, w = probs.shape
-    t = fscore_thresholds()
-    half = np.array([IOU_THRESHOLD], dtype=_F32)
-    sel = np.empty((n, NUM_THRESHOLDS), np.int64)
-    tp = np.empty((n, NUM_THRESHOLDS), np.int64)
-    pred = np.empty(n, np.int64)
-    inter = np.empty(n, np.int64)
-    gt = np.empty(n, np.int64)
-    for i in range(n):
-        p = probs[i].astype(_F32, copy=False).ravel()  # the reference thresholds float32 probabilities
-        g = gts[i].ravel()
-        s = np.sort(p)
-        if s.size and not (s[0] >= 0 and s[-1] <= 1):  # NaN sorts last and fails too
-            raise ValueError(_OUTSIDE)
-        sg = np.sort(p[g])
-        sel[i] = s.size - np.searchsorted(s, t, side="left")
-        tp[i] = sg.size - np.searchsorted(sg, t, side="left")
-        pred[i] = s.size - np.searchsorted(s, half, side="right")[0]
-        inter[i] = sg.size - np.searchsorted(sg, half, side="right")[0]
-        gt[i] = sg.size
-    return FrameStats(pixels=h * w, gt=gt, pred=pred, inter=inter, sel=sel, tp=tp)
+    _, pos_t, pos_half = edges()
+    try:
+        ge_all, ge_g = count_frames(probs, gts)
+    except InvalidProbabilities:
+        raise ValueError(_OUTSIDE) from None
+    return FrameStats(pixels=h * w, gt=ge_g[:, 0].copy(), pred=ge_all[:, pos_half].copy(),
+                      inter=ge_g[:, pos_half].copy(), sel=ge_all[:, pos_t], tp=ge_g[:, pos_t])
 
 
 # -- per-frame metrics from counts --------------------------------------------------------------------

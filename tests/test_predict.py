@@ -1,0 +1,112 @@
+"""ssuformer.predict on a tiny trained checkpoint: streamed chunks give the same predictions as one chunk,
+probabilities are stored compactly beside binary annotations derived from them, and ssu-eval --checkpoint
+scores the probabilities (F-score strictly above the binary masks' F-score, the same mIoU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from schemas import rle as rle_mod
+from schemas.models import Annotation
+from ssuformer.config import load_config
+
+SMALL = [
+    "data.image_size=32", "data.frames=2", "data.workers=0",
+    "model.hidden=32", "model.heads=2", "model.fusion_blocks=1", "model.audio_queries=2",
+    "model.mask_layers=1", "model.caption_layers=1", "model.max_caption_tokens=12", "model.vocab_size=100",
+    "model.visual.tiny_dims=[8,16,32,64]", "model.audio.tiny_channels=[4,8]",
+    "model.clip.tiny_hidden=16", "model.clip.tiny_image_size=16",
+    "train.batch_size=2", "train.lr=0.003", "train.schedule=constant", "train.warmup_steps=0",
+    "train.run_val=false",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ssu-cache")  # the shared synth root stays untouched
+
+
+@pytest.fixture(scope="module")
+def checkpoint(synth_root, cache, tmp_path_factory) -> Path:
+    from ssuformer.trainer import train
+
+    out = tmp_path_factory.mktemp("run") / "r"
+    # 40 epochs of 2 steps (~20 s): enough for masks above 0.5 (mIoU ~0.15), so both F-scores are real
+    cfg = load_config("tiny", [*SMALL, f"data.cache={cache}", "train.epochs=40"])
+    res = train(synth_root.path, cfg, out, seed=3, progress=False)
+    return res.last
+
+
+def annotation_masks(path: Path) -> np.ndarray:
+    ann = Annotation.model_validate_json(path.read_text())
+    return rle_mod.decode_many([ann.semantic_rle(f) for f in range(300)])
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_streamed_chunks_equal_one_chunk_and_annotations_follow_probs(synth_root, cache, checkpoint, tmp_path):
+    from ssuformer.predict import binary_masks, predict_root
+
+    clip = synth_root.read_split("test")[0]
+    one = predict_root(checkpoint, synth_root.path, "test", tmp_path / "one", cache=str(cache), progress=False,
+                       mask_stride=30, chunk_frames=300)
+    many = predict_root(checkpoint, synth_root.path, "test", tmp_path / "many", cache=str(cache), progress=False,
+                        mask_stride=30, chunk_frames=2, batch_size=1)  # one pass of 2 frames per decode
+    p1, p2 = np.load(one / "probs" / f"{clip}.npy"), np.load(many / "probs" / f"{clip}.npy")
+    assert p1.dtype == np.uint8 and p1.shape == (300, 32, 32)
+    assert np.abs(p1.astype(int) - p2.astype(int)).max() <= 1  # batch composition may move a rounding
+    assert np.array_equal(p1[0], p1[1]) and not np.array_equal(p1[0], p1[150])  # frame 1 takes frame 0's map
+    masks = annotation_masks(one / "annotations" / f"{clip}.json")
+    assert np.array_equal(masks, binary_masks(p1))  # the binary annotation is {p > 0.5} of the scored map
+    meta = json.loads((one / "predictions.json").read_text())
+    assert meta["mask_stride"] == 30 and meta["predicted_frames"] == list(range(0, 300, 30))
+    assert meta["probs"]["dtype"] == "uint8" and meta["probs"]["size"] == [32, 32]
+    cached = [np.load(p, mmap_mode="r").shape[0] for p in Path(cache).glob("frames-32/*.npy")]
+    assert cached and max(cached) == 2  # the training cache of the T sampled frames; no dense cache unless asked
+
+    sparse = predict_root(checkpoint, synth_root.path, "test", tmp_path / "sparse", cache=str(cache),
+                          progress=False, mask_stride=0)  # only the T sampled frames
+    assert np.load(sparse / "probs" / f"{clip}.npy").shape == (300, 32, 32)
+    assert json.loads((sparse / "predictions.json").read_text())["mask_stride"] == 0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_dense_frame_cache_only_when_asked(synth_root, cache, checkpoint, tmp_path):
+    from ssuformer.predict import predict_root
+
+    clip = synth_root.read_split("test")[0]
+    kw = dict(cache=str(cache), progress=False, mask_stride=10)
+    first = predict_root(checkpoint, synth_root.path, "test", tmp_path / "a", cache_frames=True, **kw)
+    cached = list(Path(cache).glob(f"frames-32/{clip}.*"))
+    dense = [p for p in cached if np.load(p, mmap_mode="r").shape[0] == 30]
+    assert len(dense) == 1  # every 10th frame, at the model's size
+    again = predict_root(checkpoint, synth_root.path, "test", tmp_path / "b", cache_frames=True, **kw)
+    assert np.array_equal(np.load(first / "probs" / f"{clip}.npy"), np.load(again / "probs" / f"{clip}.npy"))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_eval_checkpoint_scores_probabilities(synth_root, checkpoint, tmp_path):
+    """Acceptance (issue 16): the F-score of the probabilities beats the F-score of their binary annotations."""
+    from ssuformer.eval_cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "eval"
+    r = runner.invoke(app, ["--data", str(synth_root.path), "--checkpoint", str(checkpoint), "--out", str(out),
+                            "--no-progress", "--no-captions"])
+    assert r.exit_code == 0, r.output
+    assert "scored probabilities (uint8, 32x32 resampled to 512x512) of 1 clip" in r.output
+    prob = json.loads((out / "metrics.json").read_text())
+    assert prob["meta"]["masks"]["scored"] == "probabilities"
+    r = runner.invoke(app, ["--data", str(synth_root.path), "--predictions", str(out / "predictions"),
+                            "--masks", "binary", "--out", str(tmp_path / "bin"), "--no-progress", "--no-captions"])
+    assert r.exit_code == 0, r.output
+    assert "scored binary annotation masks of 1 clip" in r.output
+    binary = json.loads((tmp_path / "bin" / "metrics.json").read_text())
+    assert binary["meta"]["masks"]["scored"] == "binary"
+    assert prob["overall"]["miou"] > 0.05  # the model does segment: its binary masks are not empty
+    assert prob["overall"]["fscore"] > binary["overall"]["fscore"] > 0.05
+    assert prob["overall"]["miou"] == pytest.approx(binary["overall"]["miou"], abs=1e-12)
