@@ -8,22 +8,16 @@ flow through it to its input, hence to the mask head.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import ClipConfig
+from ssuformer.hub import offline
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false")
 
 
 def tiny_clip_config(cfg: ClipConfig, vocab: int, max_text: int):

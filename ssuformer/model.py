@@ -27,8 +27,10 @@ class SSUFormer(nn.Module):
         d = cfg.hidden
         self.audio_encoder = build_audio_encoder(cfg.audio)
         self.visual_encoder = VisualEncoder(cfg.visual)
-        self.lateral = nn.ModuleList(nn.Sequential(nn.Conv2d(c, d, 1, bias=False), _gn(d))
-                                     for c in self.visual_encoder.channels)
+        # Levels 1-2 (strides 4, 8) feed only the mask decoder's pixel decoder: without segmentation they get
+        # no lateral (an unused module would also break DDP's gradient reduction).
+        used = self.visual_encoder.channels if cfg.segmentation else self.visual_encoder.channels[2:]
+        self.lateral = nn.ModuleList(nn.Sequential(nn.Conv2d(c, d, 1, bias=False), _gn(d)) for c in used)
         self.fusion = MMI(d, cfg.heads, cfg.fusion_blocks, cfg.audio_queries, cfg.dropout)
         self.mask_decoder = (MaskDecoder(d, cfg.heads, cfg.mask_layers, cfg.audio_queries, cfg.dropout)
                              if cfg.segmentation else None)
@@ -46,7 +48,7 @@ class SSUFormer(nn.Module):
             if cfg.mcm:
                 self.mcm = MaskCollaboration(self.clip.vision_dim, d)
         if cfg.mohe:
-            from ssuformer.mohe import MoHERouter
+            from ssuformer.router import MoHERouter
 
             if expert_dim is None:
                 raise ValueError("MoHE needs the expert's feature size (from the expert cache)")
@@ -57,10 +59,10 @@ class SSUFormer(nn.Module):
         """images (B, T, 3, H, W) in [0, 1]; audio (B, T, 1, 96, 64) VGGish log-mel examples."""
         b, t = images.shape[:2]
         feats = self.visual_encoder(images.flatten(0, 1))
-        levels = [lat(f) for lat, f in zip(self.lateral, feats, strict=True)]
+        levels = [lat(f) for lat, f in zip(self.lateral, feats[len(feats) - len(self.lateral):], strict=True)]
         a = self.audio_encoder(audio.flatten(0, 1))
-        queries, fused, mem, pos = self.fusion(a, levels[2:], t)
-        return {"queries": queries, "levels": levels[:2] + fused, "mem": mem, "pos": pos}
+        queries, fused, mem, pos = self.fusion(a, levels[-2:], t)
+        return {"queries": queries, "levels": levels[:-2] + fused, "mem": mem, "pos": pos}
 
     def segment(self, enc: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         assert self.mask_decoder is not None

@@ -36,8 +36,10 @@ def build_for_summary(cfg: SSUConfig, expert_dim: int, device: str = "meta"):
     from ssuformer.model import SSUFormer
 
     cfg = cfg.model_copy(deep=True)
-    cfg.model.audio.weights = None
-    cfg.model.visual.weights = None
+    cfg.model.audio.weights = "none"  # counting needs the architecture, not the pretrained files
+    cfg.model.visual.weights = "none"
+    if cfg.model.max_caption_tokens == "auto":  # fixed by the train captions; the paper's figure here
+        cfg.model.max_caption_tokens = 32
     with torch.device(device):
         return SSUFormer(cfg.model, _VocabOnly(cfg.model.vocab_size), expert_dim=expert_dim,  # type: ignore[arg-type]
                          random_clip=True), cfg
