@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssuformer.caption_decoder import CaptionDecoder
-from ssuformer.config import LossConfig, ModelConfig, TextLoss
+from ssuformer.config import LossConfig, ModelConfig, RegionFeatures, TextLoss
 from ssuformer.encoders import VisualEncoder, build_audio_encoder
 from ssuformer.fusion import MMI
 from ssuformer.losses import adaptive_loss, dice_loss, mask_bce, token_loss
@@ -75,15 +75,22 @@ class SSUFormer(nn.Module):
         return out
 
     def caption_memory(self, enc: dict[str, torch.Tensor], images: torch.Tensor | None,
-                       probs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Condition tokens for the caption decoder, and CLIP's region embedding when CLIP is on."""
+                       probs: torch.Tensor | None, region: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Condition tokens for the caption decoder, and (with `region`) RCC's region embedding."""
         parts = [enc["mem"] + enc["pos"], enc["queries"]]
-        region = None
+        embed = None
         if self.clip is not None and probs is not None and images is not None:
-            tokens, region = self.clip.encode_masked(images.flatten(0, 1), probs)
-            if self.mcm is not None:
-                parts.append(self.mcm(tokens))
-        return self.mem_norm(torch.cat(parts, 1)), region
+            frames = images.flatten(0, 1)
+            pooled_rcc = region and self.cfg.clip.region == RegionFeatures.pooled
+            if self.mcm is not None or pooled_rcc:
+                tokens, pooled = self.clip.encode_masked(frames, probs)
+                if self.mcm is not None:
+                    parts.append(self.mcm(tokens))
+                if pooled_rcc:
+                    embed = pooled
+            if region and not pooled_rcc:
+                embed = self.clip.maskclip_region(frames, probs)
+        return self.mem_norm(torch.cat(parts, 1)), embed
 
     def _mixer(self, expert: torch.Tensor | None, frames: int, repeat: int = 1):
         if self.mohe is None:
@@ -106,7 +113,7 @@ class SSUFormer(nn.Module):
             out.update(self.segment(enc, (h, w)))
             probs = out["probs"]
         if self.caption_decoder is not None:
-            mem, region = self.caption_memory(enc, images, probs)
+            mem, region = self.caption_memory(enc, images, probs, region=self.cfg.rcc)
             targets = batch["tokens"].flatten(0, 1)
             inputs = self.caption_decoder.shift(targets)
             out["logits"] = self.caption_decoder.logits(inputs, mem, self._mixer(batch.get("expert"), t))
