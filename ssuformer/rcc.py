@@ -21,7 +21,8 @@ from ssuformer.tokenizer import EOS, PAD
 
 def rcc_loss(clip: FrozenClip, region_embeds: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
              tau: float = 1.0) -> torch.Tensor:
-    """region_embeds (N, Dp) from FrozenClip (maskclip_region or encode_masked); logits (N, L, V) teacher-forced; targets (N, L).
+    """region_embeds (N, Dp) from FrozenClip (maskclip_region or encode_masked); logits (N, L, V)
+    teacher-forced; targets (N, L).
 
     Frames whose reference caption is empty (nothing sounds) count as 0; the sum is divided by all N frames
     (not by the kept ones) so that DDP's gradient average equals the single-process loss exactly.
