@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from test_ssuformer_train import SMALL
 
 # The paper-derived files with the tiny parts swapped in (random weights, tiny CLIP) so they run on a CPU.
