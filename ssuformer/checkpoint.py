@@ -41,6 +41,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     state = read_checkpoint(path)
     cfg: SSUConfig = config_from_dict(state["config"], source=str(path))
     tok = CaptionTokenizer.from_json(state["tokenizer"]) if state.get("tokenizer") else None
-    model = SSUFormer(cfg.model, tok, expert_dim=state.get("expert_dim"))
+    built = cfg.model.model_copy(deep=True)
+    built.audio.weights = built.visual.weights = "none"  # the checkpoint holds the trained encoders
+    model = SSUFormer(built, tok, expert_dim=state.get("expert_dim"))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, tok, state
