@@ -134,6 +134,14 @@ def visual_weights(cfg: VisualEncoderConfig) -> Path | None:
                            f"{HF_PREFIX}timm/{cfg.arch}.in1k")
 
 
+def without_pretrained(cfg: ModelConfig) -> ModelConfig:
+    """A copy that builds the encoders without loading their pretrained files (their weights come from a
+    checkpoint, or do not matter, as when counting parameters)."""
+    out = cfg.model_copy(deep=True)
+    out.audio.weights = out.visual.weights = NONE
+    return out
+
+
 def _clip_files(cfg: ModelConfig) -> None:
     if not (cfg.mcm or cfg.rcc) or cfg.clip.tiny or Path(cfg.clip.name_or_path).is_dir() or not offline():
         return
@@ -145,12 +153,16 @@ def _clip_files(cfg: ModelConfig) -> None:
                         ", or give a local folder, or set model.clip.tiny=true (random, for tests)")
 
 
-def check_pretrained(cfg: ModelConfig) -> list[str]:
+def check_pretrained(cfg: ModelConfig, resumed: bool = False) -> list[str]:
     """Where each pretrained part's weights come from, before anything is built; one error naming every
-    file that is missing (so an offline run learns all it needs at once)."""
-    sources, errors = [], []
-    for name, get in (("audio", lambda: audio_weights(cfg.audio)), ("visual", lambda: visual_weights(cfg.visual)),
-                      ("clip", lambda: _clip_files(cfg))):
+    file that is missing (so an offline run learns all it needs at once). A resumed run takes its encoders
+    from the checkpoint and needs only CLIP (whose tokenizer maps our vocabulary)."""
+    sources = ["model.audio.weights, model.visual.weights: from the checkpoint (resumed)"] if resumed else []
+    errors = []
+    parts = (("clip", lambda: _clip_files(cfg)),) if resumed else (
+        ("audio", lambda: audio_weights(cfg.audio)), ("visual", lambda: visual_weights(cfg.visual)),
+        ("clip", lambda: _clip_files(cfg)))
+    for name, get in parts:
         try:
             path = get()
         except UserError as e:

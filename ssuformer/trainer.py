@@ -32,7 +32,7 @@ from ssuformer.batch import collate, to_device
 from ssuformer.checkpoint import read_checkpoint, save_checkpoint
 from ssuformer.config import Optimizer, Schedule, SSUConfig, config_from_dict
 from ssuformer.data import ClipDataset, train_captions
-from ssuformer.hub import check_pretrained
+from ssuformer.hub import check_pretrained, without_pretrained
 from ssuformer.mohe import expert_cache_for, read_meta
 from ssuformer.runtime import (
     Dist,
@@ -195,8 +195,8 @@ def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     out = Path(out)
     cfg = cfg.model_copy(deep=True)
     dist, dev = setup_dist(device, cfg.train.dist_timeout_s)
-    sources = check_pretrained(cfg.model)  # every missing pretrained file named at once, before any work
     state = _resume_state(out, resume)
+    sources = check_pretrained(cfg.model, resumed=state is not None)  # every missing file named, before any work
     if state is not None:
         saved = config_from_dict(state["config"], source="checkpoint")
         if cfg.model.max_caption_tokens == "auto":
@@ -219,7 +219,9 @@ def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
         cfg.model.max_caption_tokens = 1  # no caption head: the limit is unused
     expert_dir = expert_cache_for(root.path, cfg)
     expert_dim = int(read_meta(expert_dir)["dim"]) if expert_dir is not None else None
-    model = SSUFormer(cfg.model, tok, expert_dim=expert_dim).to(dev)
+    # resuming, the checkpoint holds the trained encoders: the pretrained files are not loaded again
+    built = without_pretrained(cfg.model) if state is not None else cfg.model
+    model = SSUFormer(built, tok, expert_dim=expert_dim).to(dev)
     train_ds = ClipDataset(root, Split.train, cfg, tok, expert_dir, jitter=cfg.data.jitter, seed=seed)
     val_ds = None
     if cfg.train.run_val and root.split_path(Split.val).is_file() and root.read_split(Split.val):

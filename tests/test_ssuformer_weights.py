@@ -96,3 +96,13 @@ def test_offline_refusal_names_every_missing_file_and_none_is_logged(synth_root,
     log = (run / "run.log").read_text()
     assert "model.audio.weights: none (random init, on purpose)" in log
     assert "model.visual.weights: none (random init, on purpose)" in log and "caption length limit" in log
+
+    # a checkpoint holds its trained encoders: loading it never needs the pretrained files again
+    from ssuformer.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+    state = read_checkpoint(run / "last.pt")
+    state["config"]["model"]["audio"]["weights"] = str(tmp_path / "gone.pth")
+    save_checkpoint(run / "moved.pt", state)
+    model, cfg, _, _ = load_model(run / "moved.pt")
+    assert cfg.model.audio.weights.endswith("gone.pth")
+    assert torch.equal(model.audio_encoder.embeddings[2].weight, state["model"]["audio_encoder.embeddings.2.weight"])
