@@ -28,8 +28,8 @@ def _free_port() -> int:
 def _config(name: str, cache: Path, expert: Path):
     from ssuformer.config import load_config
 
-    extra = [f"data.cache={cache}", "train.epochs=1", "data.jitter=true", "model.expert.layers=[-1,-2]", "model.expert.tokens=2",
-             f"model.expert.cache={expert}"]
+    extra = [f"data.cache={cache}", "train.epochs=1", "data.jitter=true", "model.expert.layers=[-1,-2]",
+             "model.expert.tokens=2", f"model.expert.cache={expert}"]
     return load_config(name, [*SMALL, *(TINY_PARTS if name != "tiny" else []), *extra])
 
 
