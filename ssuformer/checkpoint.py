@@ -10,6 +10,7 @@ import torch
 from schemas.atomic import atomic_path
 from schemas.errors import UserError
 from ssuformer.config import SSUConfig, config_from_dict
+from ssuformer.hub import without_pretrained
 from ssuformer.tokenizer import CaptionTokenizer
 
 FORMAT = 1
@@ -41,6 +42,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     state = read_checkpoint(path)
     cfg: SSUConfig = config_from_dict(state["config"], source=str(path))
     tok = CaptionTokenizer.from_json(state["tokenizer"]) if state.get("tokenizer") else None
-    model = SSUFormer(cfg.model, tok, expert_dim=state.get("expert_dim"))
+    # the checkpoint holds the trained encoders: the pretrained files are not needed
+    model = SSUFormer(without_pretrained(cfg.model), tok, expert_dim=state.get("expert_dim"))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, tok, state

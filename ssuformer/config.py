@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.errors import UserError
 
@@ -37,30 +37,60 @@ class Schedule(StrEnum):
 
 
 class Precision(StrEnum):
-    auto = "auto"  # bf16 autocast on a GPU that supports it, else fp32
+    auto = "auto"  # on a GPU: bf16 where it is native (compute capability >= 8.0), else fp16 + GradScaler
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
 
 
+WEIGHTS_HELP = ("pretrained (the paper's checkpoint), none (random init, on purpose), a local file, "
+                "hf-hub:OWNER/REPO[/FILE] or an https URL (see ssuformer/hub.py)")
+
+
+def _weights_none(v: object) -> object:
+    return "none" if v is None else v  # YAML null reads as the explicit opt-out, and is saved as `none`
+
+
 class AudioEncoderConfig(_Strict):
-    """VGGish (torchvggish network) or a tiny random CNN with the same input/output shapes."""
+    """VGGish (torchvggish network, pretrained on AudioSet) or a tiny random CNN with the same shapes."""
 
     tiny: bool = False
-    weights: str | None = Field(None, description="path to a VGGish state dict (.pth); null = random init")
+    weights: str = Field("pretrained", description=WEIGHTS_HELP)
     freeze: bool = False
     tiny_channels: list[int] = Field(default_factory=lambda: [8, 16])
+
+    _none = field_validator("weights", mode="before")(_weights_none)
+
+    @model_validator(mode="after")
+    def _tiny_random(self) -> AudioEncoderConfig:
+        if self.tiny and self.weights == "pretrained":
+            raise ValueError("model.audio.tiny builds a small random CNN: set model.audio.weights=none")
+        return self
 
 
 class VisualEncoderConfig(_Strict):
     """PVT-v2 from timm (pvt_v2_b0..b5), multi-scale features (strides 4, 8, 16, 32)."""
 
     arch: str = "pvt_v2_b5"
-    weights: str | None = Field(None, description="local .pth/.safetensors path or hub id (hf-hub:...)")
+    weights: str = Field("pretrained", description=WEIGHTS_HELP + "; pretrained = hf-hub:timm/<arch>.in1k")
     freeze: bool = False
     # A tiny PVT-v2 with these stage widths/depths instead of `arch` (random weights, for tests and CPU runs).
     tiny_dims: list[int] | None = None
     tiny_depths: list[int] | None = None
+
+    _none = field_validator("weights", mode="before")(_weights_none)
+
+    @model_validator(mode="after")
+    def _tiny_random(self) -> VisualEncoderConfig:
+        if self.tiny_dims is not None and self.weights == "pretrained":
+            raise ValueError("model.visual.tiny_dims builds a small PVT-v2 no checkpoint fits: "
+                             "set model.visual.weights=none (or a file of that shape)")
+        return self
+
+
+class RegionFeatures(StrEnum):
+    maskclip = "maskclip"  # MaskCLIP: dense patch features (value path of the last block) pooled over the mask
+    pooled = "pooled"      # plain CLIP: the pooled image embedding of the frame multiplied by the soft mask
 
 
 class ClipConfig(_Strict):
@@ -71,6 +101,7 @@ class ClipConfig(_Strict):
     tiny_hidden: int = 32
     tiny_image_size: int = 32
     tiny_patch: int = 8
+    region: RegionFeatures = Field(RegionFeatures.maskclip, description="RCC's image side (eq. 5)")
 
 
 class ExpertConfig(_Strict):
@@ -96,7 +127,8 @@ class ModelConfig(_Strict):
     mask_layers: int = 6
     caption: bool = True
     caption_layers: int = 6
-    max_caption_tokens: int = 32
+    max_caption_tokens: int | Literal["auto"] = Field(
+        "auto", description="caption length limit (EOS included); auto: the longest train caption target")
     vocab_size: int = Field(2000, description="tokenizer vocabulary size (trained on the train captions)")
     mcm: bool = True
     rcc: bool = True
@@ -130,7 +162,9 @@ class DataConfig(_Strict):
     frames: int = Field(10, ge=1, le=300, description="T frames sampled per clip (10 = 1 per second)")
     image_size: int = Field(224, ge=32)
     cache: str | None = Field(None, description="decoded frames and log-mel cache; default <root>/.cache")
-    workers: int = Field(2, ge=0)
+    workers: int = Field(2, ge=0, description="DataLoader worker processes (training and validation)")
+    # off by default: the reduced comparison in docs/benchmarks.md gave a lower dense test mIoU with jitter
+    jitter: bool = Field(False, description="training frames drawn at random within each of the T slots")
 
 
 class TrainConfig(_Strict):
@@ -148,6 +182,7 @@ class TrainConfig(_Strict):
     val_every: int = Field(1, ge=1, description="validate every N epochs")
     max_val_clips: int | None = None
     beam: int = Field(1, ge=1, description="beam width for validation captions (1 = greedy)")
+    dist_timeout_s: int = Field(1800, ge=1, description="DDP process-group timeout (seconds)")
 
 
 class SSUConfig(_Strict):

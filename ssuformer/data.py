@@ -7,7 +7,6 @@ those. Masks and captions come from the annotation every time (cheap, and refine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +17,20 @@ from schemas import atomic
 from schemas import rle as rle_mod
 from schemas.constants import FPS, NUM_FRAMES, SAMPLE_RATE
 from schemas.errors import UserError
+from schemas.models import Annotation
 from schemas.root import DatasetRoot
+from ssuformer.batch import collate
 from ssuformer.config import SSUConfig
+from ssuformer.mohe import load_features
+from ssuformer.sampling import frames_key, jitter_frames, sample_frames
 from ssuformer.tokenizer import PAD, CaptionTokenizer
+
+__all__ = ["ClipDataset", "collate", "frame_example", "frames_key", "log_mel", "ordered_captions",
+           "sample_frames", "train_captions"]
 
 # VGGish log-mel: 10 ms hop, examples of 96 hops (0.96 s) x 64 mel bands.
 MEL_HOP_S, EXAMPLE_HOPS = 0.01, 96
-
-
-def sample_frames(t: int) -> list[int]:
-    """T frame indices spread evenly over the 300, centred in their slots (T=10: 15, 45, ..., 285)."""
-    return [int((k + 0.5) * NUM_FRAMES / t) for k in range(t)]
-
-
-def frames_key(frames: list[int]) -> str:
-    """The frame list's part of a cache file name: the indices, or their hash when that is too long for a name."""
-    key = "-".join(map(str, frames))
-    if len(key) > 80:
-        import hashlib
-
-        key = f"n{len(frames)}-" + hashlib.sha1(key.encode()).hexdigest()[:16]
-    return key
+CAPTION_JOINER = " and "
 
 
 def frame_example(mel: np.ndarray, frame: int) -> np.ndarray:
@@ -78,38 +70,70 @@ def log_mel(wav: np.ndarray, sr: int) -> np.ndarray:
     return np.asarray(mel, dtype=np.float32)
 
 
-@dataclass
-class Sample:
-    clip_id: str
-    frames: list[int]
+
+
+def _centre(rle) -> tuple[float, float]:
+    """(x, y) of a mask's bounding-box centre, read from the RLE without decoding it."""
+    from pycocotools import mask as cocomask
+
+    x, y, w, h = cocomask.toBbox({"size": list(rle.size), "counts": rle.counts.encode("ascii")})
+    return float(x + w / 2), float(y + h / 2)
+
+
+def ordered_captions(ann: Annotation, frames: list[int] | range = range(NUM_FRAMES)) -> list[str]:
+    """Each frame's caption target: the captions of the sources covering it, joined left to right.
+
+    Annotation order is arbitrary for a model; where a source is in the frame is something it sees. Sources
+    are ordered by their mask's bounding-box centre (x, then y) in that frame; sources without a mask there
+    follow, by source id.
+    """
+    per_source = [(s, s.frame_captions()) for s in ann.sources]
+    out = []
+    for f in frames:
+        here = [(s, caps[f]) for s, caps in per_source if caps[f]]
+        if len(here) > 1:
+            keyed = [((1, 0.0, 0.0) if s.masks[f] is None else (0, *_centre(s.masks[f])), s.id, text)
+                     for s, text in here]
+            here = [(None, k[2]) for k in sorted(keyed)]
+        out.append(CAPTION_JOINER.join(text for _, text in here))
+    return out
 
 
 class ClipDataset(Dataset):
+    """Samples of a split. Index with `i` (the T evaluation frames) or `(i, epoch)`: with `jitter` on, one
+    frame drawn at random in each slot, the same for the same (seed, epoch, clip) in every process."""
+
     def __init__(self, root: DatasetRoot | str | Path, split: str, cfg: SSUConfig,
                  tokenizer: CaptionTokenizer | None, expert_dir: Path | None = None,
-                 clip_ids: list[str] | None = None) -> None:
-        self.root_path = root.path if isinstance(root, DatasetRoot) else Path(root)
-        root = DatasetRoot.open(self.root_path)
-        self.ids = clip_ids if clip_ids is not None else root.read_split(split)
+                 clip_ids: list[str] | None = None, jitter: bool = False, seed: int = 0) -> None:
+        self.root = DatasetRoot.open(root.path if isinstance(root, DatasetRoot) else root)
+        self.root_path = self.root.path
+        self.ids = clip_ids if clip_ids is not None else self.root.read_split(split)
         if not self.ids:
-            raise UserError(f"{root.split_path(split)}: the {split} split is empty")
+            raise UserError(f"{self.root.split_path(split)}: the {split} split is empty")
         self.cfg = cfg
         self.size = cfg.data.image_size
         self.frames = sample_frames(cfg.data.frames)
-        self.max_tokens = cfg.model.max_caption_tokens
+        self.jitter, self.seed = jitter, seed
+        self.max_tokens = int(cfg.model.max_caption_tokens)
         self.tokenizer = tokenizer
         self.expert_dir = expert_dir
         self.cache = Path(cfg.data.cache) if cfg.data.cache else self.root_path / ".cache"
-        root.close()
+        self.root.close()  # paths only from here on; no catalog connection to carry into workers
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def frames_for(self, i: int, epoch: int | None) -> list[int]:
+        if not self.jitter or epoch is None:
+            return self.frames
+        return jitter_frames(len(self.frames), np.random.default_rng([self.seed, epoch, i]))
+
     # -- cached media -----------------------------------------------------------------------------
-    def _cached(self, path: Path, make) -> np.ndarray:
+    def _cached(self, path: Path, make, mmap: bool = False) -> np.ndarray:
         if path.is_file():
             try:
-                return np.load(path)
+                return np.load(path, mmap_mode="r" if mmap else None)
             except (ValueError, OSError):
                 pass  # a damaged cache file: rebuild it
         arr = make()
@@ -117,72 +141,76 @@ class ClipDataset(Dataset):
             np.save(f, arr)
         return arr
 
-    def images(self, clip_id: str) -> np.ndarray:
+    def images(self, clip_id: str, frames: list[int] | None = None) -> np.ndarray:
+        """(T, S, S, 3) uint8. Fixed frames cache as one file per frame list; jittered frames are read from
+        the clip's all-frames cache (300 x S x S x 3 bytes per clip, memory-mapped)."""
         from schemas.media import read_frames
 
-        path = self.cache / f"frames-{self.size}" / f"{clip_id}.{frames_key(self.frames)}.npy"
-        clip = self.root_path / "clips" / f"{clip_id}.mp4"
-        return self._cached(path, lambda: read_frames(clip, self.frames, size=self.size))
+        folder = self.cache / f"frames-{self.size}"
+        clip = self.root.clip_path(clip_id)
+        if frames is None or frames == self.frames:
+            return self._cached(folder / f"{clip_id}.{frames_key(self.frames)}.npy",
+                                lambda: read_frames(clip, self.frames, size=self.size))
+        every = list(range(NUM_FRAMES))
+        arr = self._cached(folder / f"{clip_id}.{frames_key(every)}.npy",
+                           lambda: read_frames(clip, every, size=self.size), mmap=True)
+        return np.ascontiguousarray(arr[frames])
 
     def audio(self, clip_id: str) -> np.ndarray:
         from schemas.media import read_wav
 
+        path = self.root.audio_path(clip_id)
+
         def make() -> np.ndarray:
-            wav, sr = read_wav(self.root_path / "audio" / f"{clip_id}.wav")
+            wav, sr = read_wav(path)
             if sr != SAMPLE_RATE:
-                raise UserError(f"{self.root_path}/audio/{clip_id}.wav: sample rate {sr}, expected {SAMPLE_RATE}")
+                raise UserError(f"{path}: sample rate {sr}, expected {SAMPLE_RATE}")
             return log_mel(wav, sr)
 
         return self._cached(self.cache / "logmel" / f"{clip_id}.npy", make)
 
     # -- one sample -------------------------------------------------------------------------------
-    def __getitem__(self, i: int) -> dict[str, object]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
+        i, epoch = key if isinstance(key, tuple) else (key, None)
         clip_id = self.ids[i]
-        imgs = self.images(clip_id)
+        frames = self.frames_for(i, epoch)
+        imgs = self.images(clip_id, frames)
         mel = self.audio(clip_id)
-        audio = np.stack([frame_example(mel, f) for f in self.frames])
+        audio = np.stack([frame_example(mel, f) for f in frames])
         out: dict[str, object] = {
             "clip_id": clip_id,
-            "frames": torch.tensor(self.frames),
+            "frames": torch.tensor(frames),
             "images": torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
             "audio": torch.from_numpy(audio),
         }
-        ann_path = self.root_path / "annotations" / f"{clip_id}.json"
+        ann_path = self.root.annotation_path(clip_id)
         if ann_path.is_file():
-            from schemas.models import Annotation
-
             ann = Annotation.model_validate_json(ann_path.read_bytes())
-            masks = [resize_mask(rle_mod.decode(ann.semantic_rle(f)), self.size) for f in self.frames]
+            masks = [resize_mask(rle_mod.decode(ann.semantic_rle(f)), self.size) for f in frames]
             out["masks"] = torch.from_numpy(np.stack(masks))
-            caps = ann.frame_captions()
-            out["captions"] = [caps[f] for f in self.frames]
+            caps = ordered_captions(ann, frames)
+            out["captions"] = caps
             if self.tokenizer is not None:
-                toks = np.full((len(self.frames), self.max_tokens), PAD, dtype=np.int64)
-                for k, f in enumerate(self.frames):
-                    ids = self.tokenizer.encode(caps[f], self.max_tokens)
+                toks = np.full((len(frames), self.max_tokens), PAD, dtype=np.int64)
+                cut = 0
+                for k, text in enumerate(caps):
+                    ids = self.tokenizer.encode(text, self.max_tokens)
+                    cut += self.tokenizer.length(text) > self.max_tokens
                     toks[k, : len(ids)] = ids
                 out["tokens"] = torch.from_numpy(toks)
+                out["truncated"] = torch.tensor(cut)  # captions cut at max_caption_tokens (counted per epoch)
         if self.expert_dir is not None:
-            from ssuformer.mohe import load_features
-
             out["expert"] = torch.from_numpy(load_features(self.expert_dir, clip_id).astype(np.float32))
         return out
 
 
-def collate(items: list[dict[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals  # type: ignore[arg-type]
-    return out
-
-
 def train_captions(root: DatasetRoot, split: str = "train") -> list[str]:
-    """Every distinct caption text of a split (for training the tokenizer)."""
-    texts: set[str] = set()
+    """Every frame's caption target of a split, one entry per frame (for training the tokenizer and measuring
+    caption lengths; the tokenizer trainer only counts, so repeats weigh frequent captions as the data does)."""
+    texts: list[str] = []
     for clip_id in root.read_split(split):
         if root.annotation_path(clip_id).is_file():
-            texts.update(c for c in root.read_annotation(clip_id).frame_captions() if c)
+            texts.extend(c for c in ordered_captions(root.read_annotation(clip_id)) if c)
     if not texts:
         raise UserError(f"{root.split_path(split)}: no captions in the {split} split's annotations")
-    return sorted(texts)
+    return texts

@@ -1,8 +1,9 @@
 """Audio and video encoders of section IV.B.1: VGGish (torchvggish) and PVT-v2 (timm), or tiny random ones.
 
-Nothing here downloads by itself: VGGish weights come from a local state-dict path; PVT-v2 weights from a
-local file or a hub id (`hf-hub:timm/pvt_v2_b5.in1k`), which huggingface_hub resolves offline from its
-cache when HF_HUB_OFFLINE=1.
+Weights are named by `weights:` (ssuformer/hub.py: pretrained, none, a file, an hf-hub id, a URL) and
+loaded with a strict key check: a checkpoint that lacks a key of the network, or holds one it does not
+have, is an error listing them, never a silently half-initialised encoder. Each encoder records where its
+weights came from in `.weights_source` (the trainer logs it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import AudioEncoderConfig, VisualEncoderConfig
+from ssuformer.hub import audio_weights, load_strict, read_state_dict, visual_weights
 
 VGGISH_DIM = 128
 # VGGish log-mel example: 0.96 s = 96 frames of 64 mel bands.
@@ -44,22 +46,25 @@ class TinyAudioEncoder(nn.Module):
         return self.embeddings(self.features(x))
 
 
+def _source(spec: str, path: Path | None) -> str:
+    return "random init (weights: none)" if path is None else f"{spec} ({path})"
+
+
 def build_audio_encoder(cfg: AudioEncoderConfig) -> nn.Module:
+    """VGGish (or the tiny CNN) with its weights loaded; `.weights_source` says which."""
     if cfg.tiny:
         enc: nn.Module = TinyAudioEncoder(cfg.tiny_channels)
     else:
         from torchvggish.torchvggish import VGG, make_layers
 
         enc = VGG(make_layers(), postprocess=False)  # never torchvggish.vggish(): that one downloads
-        if cfg.weights:
-            path = Path(cfg.weights)
-            if not path.is_file():
-                raise UserError(f"model.audio.weights: {path} not found; give a VGGish state dict (.pth)")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = {k: v for k, v in state.items() if not k.startswith("pproc")}  # PCA params: unused
-            missing, unexpected = enc.load_state_dict(state, strict=False)
-            if missing:
-                raise UserError(f"model.audio.weights: {path} lacks {missing[:3]}...; is it a VGGish state dict?")
+    field = "model.audio.weights"
+    path = audio_weights(cfg)
+    if path is not None:
+        # pproc.*: the PCA post-processing of torchvggish's VGGish class, which this network does not apply
+        state = {k: v for k, v in read_state_dict(path, field).items() if not k.startswith("pproc.")}
+        load_strict(enc, state, field, path, "VGGish" if not cfg.tiny else "tiny audio encoder")
+    enc.weights_source = _source(cfg.weights, path)  # type: ignore[assignment]
     if cfg.freeze:
         enc.requires_grad_(False)
     return enc
@@ -71,8 +76,10 @@ class VisualEncoder(nn.Module):
     def __init__(self, cfg: VisualEncoderConfig) -> None:
         super().__init__()
         import timm
+        from timm.models._features import FeatureListNet
+        from timm.models.pvt_v2 import checkpoint_filter_fn
 
-        kwargs: dict[str, object] = {"features_only": True}
+        kwargs: dict[str, object] = {}
         if cfg.tiny_dims is not None:
             depths = cfg.tiny_depths or [1, 1, 1, 1]
             if len(cfg.tiny_dims) != 4 or len(depths) != 4:
@@ -81,19 +88,16 @@ class VisualEncoder(nn.Module):
             kwargs.update(embed_dims=tuple(cfg.tiny_dims), depths=tuple(depths), num_heads=tuple(heads))
         if not cfg.arch.startswith("pvt_v2_b"):
             raise UserError(f"model.visual.arch {cfg.arch!r}: use one of pvt_v2_b0 .. pvt_v2_b5")
-        pretrained = cfg.weights is not None
-        if pretrained:
-            w = str(cfg.weights)
-            if Path(w).exists():
-                kwargs["pretrained_cfg_overlay"] = {"file": str(Path(w).resolve())}
-            elif w.startswith("hf-hub:"):
-                kwargs["pretrained_cfg_overlay"] = {"hf_hub_id": w.removeprefix("hf-hub:")}
-            else:
-                raise UserError(f"model.visual.weights: {w} is neither a file nor an hf-hub:<id>")
-        try:
-            self.body = timm.create_model(cfg.arch, pretrained=pretrained, **kwargs)
-        except (OSError, RuntimeError) as e:
-            raise UserError(f"model.visual.weights: cannot load {cfg.weights} ({type(e).__name__}: {e})") from None
+        field = "model.visual.weights"
+        path = visual_weights(cfg)
+        # The whole classifier network first, so a checkpoint's keys (head included) are checked one to one;
+        # then timm's feature wrapper, as features_only=True builds it (the head is dropped there).
+        net = timm.create_model(cfg.arch, pretrained=False, **kwargs)
+        if path is not None:
+            state = checkpoint_filter_fn(read_state_dict(path, field), net)  # original PVT repo keys -> timm's
+            load_strict(net, state, field, path, f"PVT-v2 ({cfg.arch})")
+        self.body = FeatureListNet(net, out_indices=(0, 1, 2, 3), flatten_sequential=True)
+        self.weights_source = _source(cfg.weights, path)
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

@@ -4,11 +4,15 @@ MCM multiplies the frame by the predicted sound-source probability map (soft, so
 differentiable w.r.t. the mask head), encodes it with CLIP's visual encoder and hands the projected patch
 tokens to the caption decoder as extra condition tokens. CLIP is frozen (no weight updates) but gradients
 flow through it to its input, hence to the mask head.
+
+RCC's image side (eq. 5, `clip.region`): `maskclip` (the paper's) takes MaskCLIP's dense features of the
+frame (Zhou et al., ECCV 2022): the last ViT block keeps only its value path (no query-key attention, no
+residual, no MLP), then CLIP's post-layernorm and visual projection map every patch into the joint space;
+the region embedding is their mean weighted by the predicted mask (so the gradient reaches the mask head
+through the weights). `pooled`: CLIP's pooled embedding of the frame multiplied by the soft mask.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import torch.nn.functional as F
@@ -16,14 +20,10 @@ from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import ClipConfig
+from ssuformer.hub import offline
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false")
 
 
 def tiny_clip_config(cfg: ClipConfig, vocab: int, max_text: int):
@@ -93,6 +93,25 @@ class FrozenClip(nn.Module):
                           align_corners=False)
         out = self.clip.vision_model(pixel_values=(x - self.mean) / self.std)
         return out.last_hidden_state, self.clip.visual_projection(out.pooler_output)
+
+    def dense_features(self, images: torch.Tensor) -> torch.Tensor:
+        """MaskCLIP: images (N, 3, H, W) in [0, 1] -> patch embeddings (N, g, g, Dp) in CLIP's joint space."""
+        vm = self.clip.vision_model
+        x = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        hidden = vm(pixel_values=(x - self.mean) / self.std, output_hidden_states=True).hidden_states[-2]
+        last = vm.encoder.layers[-1]
+        v = last.self_attn.out_proj(last.self_attn.v_proj(last.layer_norm1(hidden)))[:, 1:]  # value path, no CLS
+        dense = self.clip.visual_projection(vm.post_layernorm(v))
+        g = int(round(dense.shape[1] ** 0.5))
+        return dense.view(dense.shape[0], g, g, -1)
+
+    def maskclip_region(self, images: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """The region embedding (N, Dp): MaskCLIP's dense features pooled with the mask's weight per patch."""
+        with torch.no_grad():  # CLIP is frozen and the frame is not a function of the model's weights
+            dense = self.dense_features(images)
+        g = dense.shape[1]
+        w = F.interpolate(probs[:, None].to(dense.dtype), size=(g, g), mode="area")[:, 0]  # mask share per patch
+        return torch.einsum("nij,nijd->nd", w, dense) / (w.sum((1, 2))[:, None] + 1e-6)
 
     def encode_soft_text(self, probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """probs (N, L, V_ours) token distributions, lengths (N,) tokens to use -> text embeds (N, Dp).

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssuformer.caption_decoder import CaptionDecoder
-from ssuformer.config import LossConfig, ModelConfig, TextLoss
+from ssuformer.config import LossConfig, ModelConfig, RegionFeatures, TextLoss
 from ssuformer.encoders import VisualEncoder, build_audio_encoder
 from ssuformer.fusion import MMI
 from ssuformer.losses import adaptive_loss, dice_loss, mask_bce, token_loss
@@ -27,8 +27,10 @@ class SSUFormer(nn.Module):
         d = cfg.hidden
         self.audio_encoder = build_audio_encoder(cfg.audio)
         self.visual_encoder = VisualEncoder(cfg.visual)
-        self.lateral = nn.ModuleList(nn.Sequential(nn.Conv2d(c, d, 1, bias=False), _gn(d))
-                                     for c in self.visual_encoder.channels)
+        # Levels 1-2 (strides 4, 8) feed only the mask decoder's pixel decoder: without segmentation they get
+        # no lateral (an unused module would also break DDP's gradient reduction).
+        used = self.visual_encoder.channels if cfg.segmentation else self.visual_encoder.channels[2:]
+        self.lateral = nn.ModuleList(nn.Sequential(nn.Conv2d(c, d, 1, bias=False), _gn(d)) for c in used)
         self.fusion = MMI(d, cfg.heads, cfg.fusion_blocks, cfg.audio_queries, cfg.dropout)
         self.mask_decoder = (MaskDecoder(d, cfg.heads, cfg.mask_layers, cfg.audio_queries, cfg.dropout)
                              if cfg.segmentation else None)
@@ -46,7 +48,7 @@ class SSUFormer(nn.Module):
             if cfg.mcm:
                 self.mcm = MaskCollaboration(self.clip.vision_dim, d)
         if cfg.mohe:
-            from ssuformer.mohe import MoHERouter
+            from ssuformer.router import MoHERouter
 
             if expert_dim is None:
                 raise ValueError("MoHE needs the expert's feature size (from the expert cache)")
@@ -57,10 +59,10 @@ class SSUFormer(nn.Module):
         """images (B, T, 3, H, W) in [0, 1]; audio (B, T, 1, 96, 64) VGGish log-mel examples."""
         b, t = images.shape[:2]
         feats = self.visual_encoder(images.flatten(0, 1))
-        levels = [lat(f) for lat, f in zip(self.lateral, feats, strict=True)]
+        levels = [lat(f) for lat, f in zip(self.lateral, feats[len(feats) - len(self.lateral):], strict=True)]
         a = self.audio_encoder(audio.flatten(0, 1))
-        queries, fused, mem, pos = self.fusion(a, levels[2:], t)
-        return {"queries": queries, "levels": levels[:2] + fused, "mem": mem, "pos": pos}
+        queries, fused, mem, pos = self.fusion(a, levels[-2:], t)
+        return {"queries": queries, "levels": levels[:-2] + fused, "mem": mem, "pos": pos}
 
     def segment(self, enc: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         assert self.mask_decoder is not None
@@ -73,15 +75,22 @@ class SSUFormer(nn.Module):
         return out
 
     def caption_memory(self, enc: dict[str, torch.Tensor], images: torch.Tensor | None,
-                       probs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Condition tokens for the caption decoder, and CLIP's region embedding when CLIP is on."""
+                       probs: torch.Tensor | None, region: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Condition tokens for the caption decoder, and (with `region`) RCC's region embedding."""
         parts = [enc["mem"] + enc["pos"], enc["queries"]]
-        region = None
+        embed = None
         if self.clip is not None and probs is not None and images is not None:
-            tokens, region = self.clip.encode_masked(images.flatten(0, 1), probs)
-            if self.mcm is not None:
-                parts.append(self.mcm(tokens))
-        return self.mem_norm(torch.cat(parts, 1)), region
+            frames = images.flatten(0, 1)
+            pooled_rcc = region and self.cfg.clip.region == RegionFeatures.pooled
+            if self.mcm is not None or pooled_rcc:
+                tokens, pooled = self.clip.encode_masked(frames, probs)
+                if self.mcm is not None:
+                    parts.append(self.mcm(tokens))
+                if pooled_rcc:
+                    embed = pooled
+            if region and not pooled_rcc:
+                embed = self.clip.maskclip_region(frames, probs)
+        return self.mem_norm(torch.cat(parts, 1)), embed
 
     def _mixer(self, expert: torch.Tensor | None, frames: int, repeat: int = 1):
         if self.mohe is None:
@@ -104,7 +113,7 @@ class SSUFormer(nn.Module):
             out.update(self.segment(enc, (h, w)))
             probs = out["probs"]
         if self.caption_decoder is not None:
-            mem, region = self.caption_memory(enc, images, probs)
+            mem, region = self.caption_memory(enc, images, probs, region=self.cfg.rcc)
             targets = batch["tokens"].flatten(0, 1)
             inputs = self.caption_decoder.shift(targets)
             out["logits"] = self.caption_decoder.logits(inputs, mem, self._mixer(batch.get("expert"), t))

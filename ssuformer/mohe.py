@@ -1,13 +1,11 @@
-"""Mixture of Hierarchical-prompted Experts (Fig. 6).
+"""Mixture of Hierarchical-prompted Experts (Fig. 6), the expert side: features and their cache.
 
 Expert side (offline, `ssu-train cache-expert`): a frozen LLaVA-family model reads each sampled frame with a
 text prompt; the hidden states of a few of its layers (the "hierarchical prompts": a deep and a middle layer
 by default) over the visual-text prompt are average-pooled to `tokens` vectors and cached per clip as
 float16 (T, levels, tokens, dim). Training never loads the 7B model.
 
-Model side (MoHERouter): for every caption token the decoder feature h attends, per level, over the
-expert tokens of all cached frames of the clip (long-term temporal context); a learned router gives
-softmax weights over [decoder, level_1, ..., level_K] per token and the output is their weighted sum.
+The model side (the router that mixes these features into the caption decoder) is ssuformer/router.py.
 """
 
 from __future__ import annotations
@@ -18,33 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import ExpertConfig, SSUConfig
-from ssuformer.fusion import Attn
+from ssuformer.hub import offline
+from ssuformer.sampling import sample_frames
 
 META = "meta.json"
-
-
-class MoHERouter(nn.Module):
-    def __init__(self, dim: int, expert_dim: int, levels: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.proj = nn.ModuleList(nn.Sequential(nn.LayerNorm(expert_dim), nn.Linear(expert_dim, dim))
-                                  for _ in range(levels))
-        self.attn = nn.ModuleList(Attn(dim, heads, dropout) for _ in range(levels))
-        self.router = nn.Linear(dim, levels + 1)
-        self.last_weights: torch.Tensor | None = None  # (N, L, 1 + levels), kept for inspection and tests
-
-    def forward(self, h: torch.Tensor, expert: torch.Tensor) -> torch.Tensor:
-        """h (N, L, d); expert (N, levels, S, De) -> mixed (N, L, d)."""
-        outs = [h]
-        for lv, (proj, attn) in enumerate(zip(self.proj, self.attn, strict=True)):
-            mem = proj(expert[:, lv].to(h.dtype))
-            outs.append(attn(h, mem) - h)  # the attended expert feature, without Attn's residual
-        w = self.router(h).softmax(-1)
-        self.last_weights = w.detach()
-        return torch.einsum("nle,enld->nld", w, torch.stack(outs))
 
 
 def cache_key(cfg: ExpertConfig, frames: list[int]) -> str:
@@ -60,8 +38,6 @@ def expert_cache_for(root_path: Path, cfg: SSUConfig) -> Path | None:
     """The expert-feature cache a model config reads from this root, or None when MoHE is off."""
     if not cfg.model.mohe:
         return None
-    from ssuformer.data import sample_frames
-
     return cache_dir(root_path, cfg.model.expert, sample_frames(cfg.data.frames))
 
 
@@ -84,8 +60,6 @@ class LlavaExpert:
 
     def __init__(self, cfg: ExpertConfig, device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:
         from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-        from ssuformer.mcm import offline
 
         self.cfg = cfg
         try:

@@ -1,6 +1,8 @@
-"""Regional Consistency Constraint (eq. 5): L_clip = || CLIP_v(M^p) - CLIP_t(T^p) ||_2.
+"""Regional Consistency Constraint (eq. 5): L_clip = || MaskCLIP_v(M^p) - MaskCLIP_t(T^p) ||_2.
 
-M^p is the frame multiplied by the predicted (soft) mask; T^p is the predicted description. Sampling
+MaskCLIP_v(M^p) is the predicted region's embedding: MaskCLIP's dense features of the frame pooled over the
+predicted (soft) mask, or with `clip.region: pooled` CLIP's embedding of the frame multiplied by the mask
+(mcm.py); T^p is the predicted description. Sampling
 discrete tokens would cut the gradient, so the text side uses *soft tokens*: at each position the caption
 decoder's distribution softmax(logits / tau) is multiplied with our vocabulary's CLIP token embeddings
 (FrozenClip.vocab_embed) and fed to CLIP's text transformer as inputs_embeds. Both CLIP towers are frozen;
@@ -19,7 +21,8 @@ from ssuformer.tokenizer import EOS, PAD
 
 def rcc_loss(clip: FrozenClip, region_embeds: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
              tau: float = 1.0) -> torch.Tensor:
-    """region_embeds (N, Dp) from FrozenClip.encode_masked; logits (N, L, V) teacher-forced; targets (N, L).
+    """region_embeds (N, Dp) from FrozenClip (maskclip_region or encode_masked); logits (N, L, V)
+    teacher-forced; targets (N, L).
 
     Frames whose reference caption is empty (nothing sounds) count as 0; the sum is divided by all N frames
     (not by the kept ones) so that DDP's gradient average equals the single-process loss exactly.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ssuformer.config import SSUConfig
+from ssuformer.hub import without_pretrained
 
 PAPER_PARAMS = 319.62e6
 PAPER_FLOPS = 1.596e12
@@ -36,8 +37,9 @@ def build_for_summary(cfg: SSUConfig, expert_dim: int, device: str = "meta"):
     from ssuformer.model import SSUFormer
 
     cfg = cfg.model_copy(deep=True)
-    cfg.model.audio.weights = None
-    cfg.model.visual.weights = None
+    cfg.model = without_pretrained(cfg.model)  # counting needs the architecture, not the pretrained files
+    if cfg.model.max_caption_tokens == "auto":  # fixed by the train captions; the paper's figure here
+        cfg.model.max_caption_tokens = 32
     with torch.device(device):
         return SSUFormer(cfg.model, _VocabOnly(cfg.model.vocab_size), expert_dim=expert_dim,  # type: ignore[arg-type]
                          random_clip=True), cfg

@@ -58,6 +58,10 @@ class CaptionTokenizer:
         ids = self.tok.encode(text).ids if text else []
         return [*ids[: max_len - 1], EOS]
 
+    def length(self, text: str) -> int:
+        """Tokens `text` needs, EOS included (what encode keeps when max_len is large enough)."""
+        return (len(self.tok.encode(text).ids) if text else 0) + 1
+
     def decode(self, ids: Iterable[int]) -> str:
         out = []
         for i in ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def train(
     res = run_train(data, cfg, out, resume=resume, seed=seed, device=device, max_steps=max_steps,
                     progress=progress)
     last = [h for h in res.history if h["phase"] == "train"]
-    if last:
+    if last and os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
         typer.echo(f"trained to step {last[-1]['step']}: loss {last[-1]['loss']:.4f}; "
                    f"checkpoints in {res.run} (best: {res.best or 'none, no val split'})")
 

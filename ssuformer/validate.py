@@ -1,19 +1,23 @@
 """Validation during training: loss, mIoU / F-score (ssuformer.metrics) and caption scores.
 
 Runs at the model's input size on the T sampled frames (quick); `ssu-eval` scores full-size predictions.
+Under DDP every rank validates its share of the clips (rank r: clips r, r + world, ...) with DataLoader
+workers; losses and the per-frame IoU / F-score sums are summed over ranks (all_reduce), captions are
+gathered to rank 0 for BLEU / ROUGE (corpus scores, which do not add up), and every rank gets the result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from ssuformer.batch import collate, to_device
 from ssuformer.config import SSUConfig
-from ssuformer.data import ClipDataset, collate
+from ssuformer.data import ClipDataset
+from ssuformer.runtime import Dist, all_sum, gather_objects
 
 
 def threshold_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
@@ -25,13 +29,41 @@ def threshold_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
     return {"miou": float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean()), "fscore": None}
 
 
-def seg_scores(probs: np.ndarray, gts: np.ndarray) -> dict[str, Any]:
-    try:
-        from ssuformer.metrics import segmentation_scores
-    except ImportError:
-        return threshold_miou(probs, gts)
-    s = segmentation_scores(probs, gts)
-    return {"miou": float(s["miou"]), "fscore": float(s["fscore"])}
+class SegSums:
+    """Per-frame IoU and F-curve sums (the per-frame protocol of ssuformer.metrics), which add up over ranks."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {"frames": 0.0, "iou": 0.0, "f_frames": 0.0}
+        self.fcurve: np.ndarray | None = None
+
+    def update(self, probs: np.ndarray, gts: np.ndarray) -> None:
+        try:
+            from ssuformer.metrics.segmentation import fcurve, frame_stats, iou_float64
+        except ImportError:  # the metrics package is optional here: IoU at 0.5, no F-score
+            self.values["iou"] += threshold_miou(probs, gts)["miou"] * len(probs)
+            self.values["frames"] += len(probs)
+            return
+        s = frame_stats(probs, gts)
+        nonempty = s.gt > 0
+        f = fcurve(s, np.float64)[nonempty].sum(axis=0)
+        self.fcurve = f if self.fcurve is None else self.fcurve + f
+        self.values["iou"] += float(iou_float64(s).sum())
+        self.values["frames"] += len(s)
+        self.values["f_frames"] += float(np.count_nonzero(nonempty))
+
+    def reduce(self, dist: Dist, dev: torch.device) -> dict[str, Any]:
+        curve = self.fcurve if self.fcurve is not None else np.zeros(0)
+        sizes = gather_objects(len(curve), dist)
+        width = max(sizes)
+        if width:  # a rank without non-empty frames contributes zeros
+            curve = np.pad(curve, (0, width - len(curve)))
+        v = all_sum({**self.values, **{f"f{i}": float(x) for i, x in enumerate(curve)}}, dist, dev)
+        if not v["frames"]:
+            return {}
+        out: dict[str, Any] = {"miou": v["iou"] / v["frames"], "fscore": None}
+        if width and v["f_frames"]:
+            out["fscore"] = float(max(v[f"f{i}"] for i in range(width)) / v["f_frames"])
+        return out
 
 
 def text_scores(cands: dict[str, list[str]], refs: dict[str, list[str | None]]) -> dict[str, Any]:
@@ -53,41 +85,47 @@ def text_scores(cands: dict[str, list[str]], refs: dict[str, list[str | None]]) 
 
 @torch.no_grad()
 def validate(model, ds: ClipDataset, cfg: SSUConfig, dev: torch.device, amp: torch.dtype | None,
-             progress: bool = False) -> dict[str, Any]:
+             dist: Dist | None = None, progress: bool = False) -> dict[str, Any]:
+    """Scores of `model` (not its DDP wrapper: each rank runs alone) on this rank's share of `ds`."""
     from tqdm import tqdm
 
-    from ssuformer.trainer import to_device
-
+    dist = dist or Dist()
     was_training = model.training
     model.eval()
     n = len(ds) if cfg.train.max_val_clips is None else min(len(ds), cfg.train.max_val_clips)
+    mine = list(range(dist.rank, n, dist.world))
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine), batch_size=max(1, cfg.train.batch_size),
+                                         collate_fn=collate, num_workers=cfg.data.workers)
     sums: dict[str, float] = {}
-    probs, gts = [], []
+    seg = SegSums()
     cands: dict[str, list[str]] = {}
     refs: dict[str, list[str | None]] = {}
-    bs = max(1, cfg.train.batch_size)
-    for s in tqdm(range(0, n, bs), desc="validate", unit="batch", disable=not progress, leave=False):
-        batch = to_device(collate([ds[i] for i in range(s, min(n, s + bs))]), dev)
-        ctx = torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext()
-        with ctx:
+    for batch in tqdm(loader, desc="validate", unit="batch", disable=not (progress and dist.main), leave=False):
+        batch = to_device(batch, dev)
+        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
             parts = model.losses(model(batch), batch, cfg.loss)
             pred = model.predict(batch, beam=cfg.train.beam)
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(batch["clip_id"])
         if "probs" in pred:
-            probs.append(pred["probs"].float().flatten(0, 1).cpu().numpy())
-            gts.append(batch["masks"].flatten(0, 1).cpu().numpy())
+            seg.update(pred["probs"].float().flatten(0, 1).cpu().numpy(), batch["masks"].flatten(0, 1).cpu().numpy())
         if "tokens" in pred:
             for b, clip_id in enumerate(batch["clip_id"]):
                 cands[clip_id] = [ds.tokenizer.decode(t) for t in pred["tokens"][b].tolist()]
                 refs[clip_id] = batch["captions"][b]
-    out: dict[str, Any] = {k: v / n for k, v in sums.items()}
-    scores = []
-    if probs:
-        out.update(seg_scores(np.concatenate(probs), np.concatenate(gts)))
-        scores.append(out["miou"])
-    if cands:
-        out.update(text_scores(cands, refs))
+    keys = gather_objects(sorted(sums), dist)[0]  # a rank with no clips has no keys: take rank 0's
+    out: dict[str, Any] = {k: v / n for k, v in all_sum({k: sums.get(k, 0.0) for k in keys}, dist, dev).items()}
+    out.update(seg.reduce(dist, dev))
+    scores = [out["miou"]] if "miou" in out else []
+    gathered = gather_objects((cands, refs), dist)
+    if cfg.model.caption:
+        if dist.main:
+            all_c = {k: v for c, _ in gathered for k, v in c.items()}
+            all_r = {k: v for _, r in gathered for k, v in r.items()}
+            text = text_scores(all_c, all_r) if all_c else {"bleu4": None, "rouge_l": None}
+        else:
+            text = None
+        out.update(gather_objects(text, dist)[0])  # rank 0's scores, on every rank
         if out.get("bleu4") is not None:
             scores.append(out["bleu4"])
     # best checkpoint: mean of mIoU and BLEU-4 where available, else the negated validation loss

@@ -101,7 +101,8 @@ def test_shapes_forward_and_decoding(tok):
 ])
 def test_config_switches(tok, name, keys):
     # the ablation files extend `paper`; swap in the tiny parts so they run here
-    tiny = ["model.audio.tiny=true", "model.visual.arch=pvt_v2_b0", "model.clip.tiny=true", "loss.seg_bce=0"]
+    tiny = ["model.audio.tiny=true", "model.audio.weights=none", "model.visual.arch=pvt_v2_b0",
+            "model.visual.weights=none", "model.clip.tiny=true", "loss.seg_bce=0"]
     model, cfg = build(tok, tiny, name=name)
     assert (model.mask_decoder is not None) == cfg.model.segmentation
     assert (model.caption_decoder is not None) == cfg.model.caption
@@ -167,33 +168,6 @@ def test_tokenizer_round_trip(tok):
     assert ids[-1] == EOS and tok.decode(ids) == CAPTIONS[0]
     assert CaptionTokenizer.from_json(tok.to_json()).encode(CAPTIONS[1], 40) == tok.encode(CAPTIONS[1], 40)
     assert len(tok.encode(CAPTIONS[0], 4)) == 4
-
-
-def test_vggish_and_pvt_weights_load_from_paths(tmp_path):
-    from torchvggish.torchvggish import VGG, make_layers
-
-    from ssuformer.config import AudioEncoderConfig, VisualEncoderConfig
-    from ssuformer.encoders import VisualEncoder, build_audio_encoder
-
-    ref = VGG(make_layers(), False)
-    torch.save(ref.state_dict(), tmp_path / "vggish.pth")
-    enc = build_audio_encoder(AudioEncoderConfig(weights=str(tmp_path / "vggish.pth")))
-    x = torch.randn(2, 1, 96, 64)
-    assert torch.allclose(enc.eval()(x), ref.eval()(x)) and enc(x).shape == (2, 128)
-    with pytest.raises(UserError, match="model.audio.weights"):
-        build_audio_encoder(AudioEncoderConfig(weights=str(tmp_path / "missing.pth")))
-
-    import timm
-
-    dims = dict(embed_dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4))
-    full = timm.create_model("pvt_v2_b0", pretrained=False, **dims)
-    torch.save(full.state_dict(), tmp_path / "pvt.pth")
-    cfg = VisualEncoderConfig(arch="pvt_v2_b0", tiny_dims=[8, 16, 32, 64], tiny_depths=[1, 1, 1, 1],
-                              weights=str(tmp_path / "pvt.pth"))
-    vis = VisualEncoder(cfg)
-    assert torch.equal(vis.body.patch_embed.proj.weight, full.patch_embed.proj.weight)
-    feats = vis(torch.rand(1, 3, 64, 64))
-    assert [f.shape[1] for f in feats] == [8, 16, 32, 64] and [f.shape[-1] for f in feats] == [16, 8, 4, 2]
 
 
 def test_each_frame_hears_its_own_second():
