@@ -219,9 +219,20 @@ class Annotation(_Strict):
         return rle_mod.union(parts, size=(SIZE, SIZE))  # type: ignore[arg-type]
 
     def frame_captions(self, joiner: str = " and ") -> list[str]:
-        """The clip's caption per frame: the sources' captions covering that frame, in source order."""
-        per_source = [s.frame_captions() for s in self.sources]
-        return [joiner.join(c[f] for c in per_source if c[f]) for f in range(NUM_FRAMES)]
+        """The clip's caption per frame: the captions of the sources covering that frame, joined left to right.
+
+        Annotation order is arbitrary; where a source is in the frame can be seen. Sources are ordered by their
+        mask's bounding-box centre (x, then y) in that frame; sources without a mask there follow, by id. The
+        training targets of SSUFormer and the references it is scored against both come from here."""
+        per_source = [(s, s.frame_captions()) for s in self.sources]
+        out = []
+        for f in range(NUM_FRAMES):
+            here = [(s, caps[f]) for s, caps in per_source if caps[f]]
+            if len(here) > 1:
+                here.sort(key=lambda sc: ((1, 0.0, 0.0) if (m := sc[0].masks[f]) is None
+                                          else (0, *rle_mod.bbox_centre(m.model_dump())), sc[0].id))
+            out.append(joiner.join(text for _, text in here))
+        return out
 
 
 class Category(_Strict):

@@ -45,6 +45,12 @@ def encode(mask: np.ndarray) -> RLEDict:
     return encode_many(mask[None])[0]
 
 
+def bbox_centre(rle: RLEDict) -> tuple[float, float]:
+    """(x, y) of the mask's bounding-box centre, read from the RLE without decoding it."""
+    x, y, w, h = _mask.toBbox(_to_coco(rle))
+    return float(x + w / 2), float(y + h / 2)
+
+
 def decode(rle: RLEDict) -> np.ndarray:
     """One RLE dict -> (H, W) bool array."""
     return _mask.decode(_to_coco(rle)).astype(bool)

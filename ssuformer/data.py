@@ -72,31 +72,10 @@ def log_mel(wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 
-def _centre(rle) -> tuple[float, float]:
-    """(x, y) of a mask's bounding-box centre, read from the RLE without decoding it."""
-    from pycocotools import mask as cocomask
-
-    x, y, w, h = cocomask.toBbox({"size": list(rle.size), "counts": rle.counts.encode("ascii")})
-    return float(x + w / 2), float(y + h / 2)
-
-
 def ordered_captions(ann: Annotation, frames: list[int] | range = range(NUM_FRAMES)) -> list[str]:
-    """Each frame's caption target: the captions of the sources covering it, joined left to right.
-
-    Annotation order is arbitrary for a model; where a source is in the frame is something it sees. Sources
-    are ordered by their mask's bounding-box centre (x, then y) in that frame; sources without a mask there
-    follow, by source id.
-    """
-    per_source = [(s, s.frame_captions()) for s in ann.sources]
-    out = []
-    for f in frames:
-        here = [(s, caps[f]) for s, caps in per_source if caps[f]]
-        if len(here) > 1:
-            keyed = [((1, 0.0, 0.0) if s.masks[f] is None else (0, *_centre(s.masks[f])), s.id, text)
-                     for s, text in here]
-            here = [(None, k[2]) for k in sorted(keyed)]
-        out.append(CAPTION_JOINER.join(text for _, text in here))
-    return out
+    """Each frame's caption target: the contract's per-frame caption (sources joined left to right)."""
+    caps = ann.frame_captions(CAPTION_JOINER)
+    return [caps[f] for f in frames]
 
 
 class ClipDataset(Dataset):
