@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotator import gating
-from annotator.models import ModelInfo, ModelsConfig
+from annotator import gating, models
+from annotator.model_config import MAX_NEW_TOKENS, SAM2_WINDOW, ModelInfo, ModelsConfig
 from annotator.models_hf import DEFAULT_CAPTION_PROMPT, Detection
 from schemas import rle as rle_mod
 from schemas.constants import FPS, NUM_FRAMES, SIZE
@@ -37,14 +37,14 @@ class PipelineConfig(BaseModel):
     box_threshold: float = Field(0.1, ge=0, le=1, description="extra instances need this detector score")
     max_instances: int = Field(2, ge=1, description="tracks per category (the best box is always kept)")
     nms_iou: float = Field(0.5, gt=0, le=1)
-    sam2_window: int = Field(64, ge=2, description="frames per SAM2 state (bounds memory)")
+    sam2_window: int = Field(SAM2_WINDOW, ge=2, description="frames per SAM2 state (bounds memory)")
     offload: bool = Field(True, description="SAM2 frames and state on CPU")
     gate: bool = Field(True, description="keep masks only in seconds where the sound is heard")
     audio_threshold: float = Field(0.5, ge=0, le=1)
     caption_every: int = Field(FPS, ge=1, description="frames per caption (30 = 1 Hz)")
     caption_prompt: str = DEFAULT_CAPTION_PROMPT
     merge_similarity: float = Field(0.9, ge=0, le=1, description="neighbouring captions this similar merge")
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=1)
     caption_batch: int = Field(8, ge=1)
 
 
@@ -66,12 +66,11 @@ class Loaded:
     tagger: Any
 
     @classmethod
-    def load(cls, models: ModelsConfig, cfg: PipelineConfig) -> Loaded:
-        from annotator import models as m
-
-        return cls(sam=m.load_sam(models), sam2=m.load_sam2_video(models, window=cfg.sam2_window, offload=cfg.offload),
-                   captioner=m.load_captioner(models, max_new_tokens=cfg.max_new_tokens),
-                   detector=m.load_detector(models), tagger=m.load_audio_tagger(models))
+    def load(cls, settings: ModelsConfig, cfg: PipelineConfig) -> Loaded:
+        return cls(sam=models.load_sam(settings),
+                   sam2=models.load_sam2_video(settings, window=cfg.sam2_window, offload=cfg.offload),
+                   captioner=models.load_captioner(settings, max_new_tokens=cfg.max_new_tokens),
+                   detector=models.load_detector(settings), tagger=models.load_audio_tagger(settings))
 
 
 @dataclass
