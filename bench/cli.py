@@ -25,8 +25,17 @@ app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visu
 
 TARGETS = {"miou": 0.80, "bleu4": 0.50, "blind_gap": 0.15}
 
-DATA_HELP = "an existing dataset root (default: make a synthetic one in OUT/root with --clips/--seed)"
-SET_HELP = "override a setting, e.g. --set train.epochs=20 (repeatable)"
+# The options both commands take (one declaration each).
+_DATA = typer.Option(None, "--data", help="an existing dataset root (default: make a synthetic one in OUT/root "
+                     "with --clips/--seed)")
+_CLIPS = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)")
+_SEED = typer.Option(0, "--seed", help="seed of the synthetic root and of training")
+_SET = typer.Option([], "--set", help="override a setting, e.g. --set train.epochs=20 (repeatable)")
+_EPOCHS = typer.Option(None, "--epochs", help="training epochs of each run (default: the config's)")
+_MAX_STEPS = typer.Option(None, "--max-steps", help="stop each training run after N steps")
+_MASK_STRIDE = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)")
+_METEOR = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)")
+_PROGRESS = typer.Option(True, "--progress/--no-progress")
 
 
 def _setup(out: Path, data: Path | None, clips: int, seed: int, config: str, set_: list[str], epochs: int | None,
@@ -56,20 +65,15 @@ def _machine() -> dict[str, Any]:
 @app.command()
 def learning(
     out: Path = typer.Option(..., "--out", help="output folder: root/, runs/, baselines/, report.md, *.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each training run after N steps"),
+    set_: list[str] = _SET, epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS,
     controls: bool = typer.Option(True, "--controls/--no-controls", help="also train the audio-blind control"),
     audio_control: AudioControl = typer.Option(AudioControl.zero, "--audio-control",
                                                help="how the control loses its audio: zero (silence) or shuffle"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
-    meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)"),
+    mask_stride: int = _MASK_STRIDE, meteor: bool = _METEOR,
     strip_clips: int = typer.Option(2, "--strip-clips", help="test clips shown in strip.png"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = _PROGRESS,
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
 
@@ -158,17 +162,12 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 @app.command()
 def ladder(
     out: Path = typer.Option(..., "--out", help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    set_: list[str] = _SET,
     rungs: str = typer.Option(",".join(RUNGS), "--rungs", help="comma-separated subset of the rungs"),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs per rung (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each rung after N steps"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
-    meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per rung)"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS, mask_stride: int = _MASK_STRIDE,
+    meteor: bool = _METEOR, progress: bool = _PROGRESS,
 ) -> None:
     """Table V: baseline, +Focal, +MCM, +RCC, +MoHE (a tiny random LLaVA expert) trained alike, one table.
 

@@ -1,12 +1,6 @@
 """Keyboard shortcuts (JS put into the page head) and the app's CSS, kept as strings so that they ship with
 the Python package (no package-data needed for this subpackage)."""
 
-SHORTCUTS = {
-    "← / a": "previous frame", "→ / d": "next frame", "p": "positive-point tool", "n": "negative-point tool",
-    "b": "box tool", "r": "brush", "e": "eraser", "z": "undo", "y": "redo", "Shift+A": "accept",
-    "space": "play / pause the clip",
-}
-
 JS = r"""
 <script>
 (() => {
