@@ -145,6 +145,18 @@ def test_no_import_cycles():
         f"{c}: {sorted((a, b) for a in c for b in graph[a] if b in c)}" for c in cycles)
 
 
+def test_toolkit_packages_ship_no_test_models_or_benchmarks():
+    """Tiny random models are built by tests/tiny_models.py and bench/tiny_llava.py, benchmarks live in bench/."""
+    bad = []
+    for pkg in ("schemas", "collection", "annotator", "ssuformer"):
+        for f in (REPO / pkg).rglob("*.py"):
+            if f.name.startswith("bench"):
+                bad.append(str(f.relative_to(REPO)))
+            bad += [f"{f.relative_to(REPO)}: {n.name}" for n in ast.walk(ast.parse(f.read_text()))
+                    if isinstance(n, ast.FunctionDef) and n.name.startswith("build_tiny")]
+    assert not bad, bad
+
+
 def _scripts() -> dict[str, str]:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
