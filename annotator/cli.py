@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from annotator.models import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
+from annotator import model_flags as mf
+from annotator.model_config import Device, DType, ModelKind, ModelsConfig
 from schemas.cli_util import new_app, run_cli
 from schemas.errors import UserError
 
@@ -20,23 +21,19 @@ app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gat
               "--captioner llava-hf/llava-onevision-qwen2-7b-ov-hf --offline")
 COMMANDS = ("run", "models")
 
-_SAM = typer.Option(DEFAULTS[ModelKind.sam], "--sam", help="segment-anything .pth / folder, or transformers SamModel")
-_SAM2 = typer.Option(DEFAULTS[ModelKind.sam2], "--sam2", help="facebook/sam2.1-hiera-* id, .pt, or folder (.pt+.yaml)")
-_SAM2_CFG = typer.Option(None, "--sam2-config", help="packaged config (configs/sam2.1/...) or a yaml file")
-_CAP = typer.Option(DEFAULTS[ModelKind.captioner], "--captioner", help="image-text-to-text model (LLaVA family)")
-_DET = typer.Option(DEFAULTS[ModelKind.detector], "--detector", help="zero-shot detector (OWLv2, Grounding DINO)")
-_TAG = typer.Option(DEFAULTS[ModelKind.audio_tagger], "--audio-tagger", help="CLAP model or AudioSet classifier")
-_DEV = typer.Option(Device.auto, "--device", help="auto = cuda when available")
-_DT = typer.Option(DType.auto, "--dtype", help="auto = bfloat16 on cuda, float32 on cpu")
-_OFF = typer.Option(False, "--offline", help="never touch the network (also HF_HUB_OFFLINE=1)")
+_SAM = mf.source(ModelKind.sam)
+_SAM2 = mf.source(ModelKind.sam2)
+_CAP = mf.source(ModelKind.captioner)
+_DET = mf.source(ModelKind.detector)
+_TAG = mf.source(ModelKind.audio_tagger)
+_OFF = mf.offline(False)
 
 
 def _models(sam: str, sam2: str, sam2_config: str | None, captioner: str, detector: str, audio_tagger: str,
             device: Device, dtype: DType, offline: bool) -> ModelsConfig:
-    return ModelsConfig(sam=ModelSpec(source=sam), sam2=ModelSpec(source=sam2, config=sam2_config),
-                        captioner=ModelSpec(source=captioner), detector=ModelSpec(source=detector),
-                        audio_tagger=ModelSpec(source=audio_tagger),
-                        runtime=Runtime(device=device, dtype=dtype, offline=offline))
+    sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner,
+               ModelKind.detector: detector, ModelKind.audio_tagger: audio_tagger}
+    return mf.models_config(sources, sam2_config, device, dtype, offline)
 
 
 def _load_yaml(path: Path | None) -> dict:
@@ -69,8 +66,8 @@ def run_cmd(
     sam2_window: int = typer.Option(None, "--sam2-window", min=2, help="frames per SAM2 window (memory)"),
     ray: str = typer.Option(None, "--ray", help="spread clips over Ray: 'local' or a cluster address"),
     ray_workers: int = typer.Option(None, "--ray-workers", min=1, help="actors (default: one per GPU)"),
-    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = _SAM2_CFG, captioner: str = _CAP,
-    detector: str = _DET, audio_tagger: str = _TAG, device: Device = _DEV, dtype: DType = _DT,
+    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = mf.SAM2_CONFIG, captioner: str = _CAP,
+    detector: str = _DET, audio_tagger: str = _TAG, device: Device = mf.DEVICE, dtype: DType = mf.DTYPE,
     offline: bool = _OFF,
 ) -> None:
     """Annotate the root's collected clips (resumable; --force redoes automatic drafts).
@@ -104,8 +101,8 @@ def run_cmd(
 
 @app.command("models")
 def models_cmd(
-    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = _SAM2_CFG, captioner: str = _CAP,
-    detector: str = _DET, audio_tagger: str = _TAG, device: Device = _DEV, dtype: DType = _DT,
+    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = mf.SAM2_CONFIG, captioner: str = _CAP,
+    detector: str = _DET, audio_tagger: str = _TAG, device: Device = mf.DEVICE, dtype: DType = mf.DTYPE,
     offline: bool = _OFF,
 ) -> None:
     """List the configured models and whether their weights are on this machine.

@@ -12,7 +12,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from annotator.models import ModelInfo, ModelKind, ModelSpec, Runtime, is_local, missing_weights, version_of
+from annotator.model_config import (
+    MAX_NEW_TOKENS,
+    ModelInfo,
+    ModelKind,
+    ModelSpec,
+    Runtime,
+    is_local,
+    missing_weights,
+    version_of,
+)
+from schemas.errors import UserError
 
 DEFAULT_CAPTION_PROMPT = ("Describe the {category} inside the highlighted region in one short sentence: what it "
                           "looks like, where it is and what it is doing.")
@@ -29,7 +39,7 @@ def _load(kind: ModelKind, spec: ModelSpec, rt: Runtime, cls: Any, **kw: Any) ->
 
 
 def _info(kind: ModelKind, spec: ModelSpec, model: Any) -> ModelInfo:
-    return ModelInfo(kind, spec.source, version_of(kind, spec.source, "transformers"),
+    return ModelInfo(kind, spec.source, version_of(spec.source, "transformers"),
                      f"transformers:{type(model).__name__}")
 
 
@@ -65,9 +75,9 @@ class Highlight:
 
 
 class RegionCaptioner:
-    def __init__(self, model: Any, processor: Any, info: ModelInfo, rt: Runtime, max_new_tokens: int = 32,
+    def __init__(self, model: Any, processor: Any, info: ModelInfo, max_new_tokens: int = MAX_NEW_TOKENS,
                  highlight: Highlight | None = None) -> None:
-        self.model, self.processor, self.info, self.rt = model, processor, info, rt
+        self.model, self.processor, self.info = model, processor, info
         self.max_new_tokens = max_new_tokens
         self.highlight = highlight or Highlight()
 
@@ -107,13 +117,13 @@ class RegionCaptioner:
         return [" ".join(t.split()) for t in texts]
 
 
-def load_captioner(spec: ModelSpec, rt: Runtime, max_new_tokens: int = 32) -> RegionCaptioner:
+def load_captioner(spec: ModelSpec, rt: Runtime, max_new_tokens: int = MAX_NEW_TOKENS) -> RegionCaptioner:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model = _load(ModelKind.captioner, spec, rt, AutoModelForImageTextToText, **_model_kwargs(rt))
     proc = _load(ModelKind.captioner, spec, rt, AutoProcessor)
     model = model.to(rt.torch_device()).eval()
-    return RegionCaptioner(model, proc, _info(ModelKind.captioner, spec, model), rt, max_new_tokens)
+    return RegionCaptioner(model, proc, _info(ModelKind.captioner, spec, model), max_new_tokens)
 
 
 # -- text-grounded detector -------------------------------------------------------------------------
@@ -272,8 +282,6 @@ class ClassifierTagger:
 
     def scores(self, wav: np.ndarray, sr: int, labels: list[str]) -> np.ndarray:
         import torch
-
-        from schemas.errors import UserError
 
         classes = {lab: self.classes_for(lab) for lab in labels}
         if unmatched := [lab for lab, c in classes.items() if not c]:

@@ -4,6 +4,10 @@ ground the keywords on keyframes (detector) -> SAM masks from the boxes (one tra
 of a stitched clip) -> SAM2 propagation through all 300 frames, both directions -> audio gating (a mask is
 kept only in seconds where the tagger hears its category) -> region captions at 1 Hz, near-identical
 neighbours merged -> Annotation with status auto and full provenance.
+
+`AutoAnnotator.annotate` runs the stages in order, each a method that returns its result and what
+provenance records about it: decode -> find_sources (ground + segment) -> track -> hear -> gate ->
+captions -> provenance. The time and frames of each stage are measured between them (ClipResult).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotator import gating
-from annotator.models import ModelInfo, ModelsConfig
+from annotator import gating, models
+from annotator.model_config import MAX_NEW_TOKENS, SAM2_WINDOW, ModelInfo, ModelsConfig
 from annotator.models_hf import DEFAULT_CAPTION_PROMPT, Detection
+from annotator.sam2_video import Masks
 from schemas import rle as rle_mod
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.media import read_frames, read_wav
@@ -37,14 +42,14 @@ class PipelineConfig(BaseModel):
     box_threshold: float = Field(0.1, ge=0, le=1, description="extra instances need this detector score")
     max_instances: int = Field(2, ge=1, description="tracks per category (the best box is always kept)")
     nms_iou: float = Field(0.5, gt=0, le=1)
-    sam2_window: int = Field(64, ge=2, description="frames per SAM2 state (bounds memory)")
+    sam2_window: int = Field(SAM2_WINDOW, ge=2, description="frames per SAM2 state (bounds memory)")
     offload: bool = Field(True, description="SAM2 frames and state on CPU")
     gate: bool = Field(True, description="keep masks only in seconds where the sound is heard")
     audio_threshold: float = Field(0.5, ge=0, le=1)
     caption_every: int = Field(FPS, ge=1, description="frames per caption (30 = 1 Hz)")
     caption_prompt: str = DEFAULT_CAPTION_PROMPT
     merge_similarity: float = Field(0.9, ge=0, le=1, description="neighbouring captions this similar merge")
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=1)
     caption_batch: int = Field(8, ge=1)
 
 
@@ -66,12 +71,41 @@ class Loaded:
     tagger: Any
 
     @classmethod
-    def load(cls, models: ModelsConfig, cfg: PipelineConfig) -> Loaded:
-        from annotator import models as m
+    def load(cls, settings: ModelsConfig, cfg: PipelineConfig) -> Loaded:
+        return cls(sam=models.load_sam(settings),
+                   sam2=models.load_sam2_video(settings, window=cfg.sam2_window, offload=cfg.offload),
+                   captioner=models.load_captioner(settings, max_new_tokens=cfg.max_new_tokens),
+                   detector=models.load_detector(settings), tagger=models.load_audio_tagger(settings))
 
-        return cls(sam=m.load_sam(models), sam2=m.load_sam2_video(models, window=cfg.sam2_window, offload=cfg.offload),
-                   captioner=m.load_captioner(models, max_new_tokens=cfg.max_new_tokens),
-                   detector=m.load_detector(models), tagger=m.load_audio_tagger(models))
+
+@dataclass
+class Found:
+    """What the detector and SAM found: one source per kept instance, its seed mask on its keyframe, the
+    categories nothing was found for, and the per-source params that provenance records."""
+
+    sources: list[SoundSource] = field(default_factory=list)
+    plans: dict[int, SourcePlan] = field(default_factory=dict)  # source id -> its plan
+    seeds: Masks = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    detector_params: dict[str, Any] = field(default_factory=dict)
+    sam_params: dict[str, Any] = field(default_factory=dict)
+
+
+class _Clock:
+    """Seconds and frames per stage; a stage's time runs from the previous mark to its own."""
+
+    def __init__(self, on_stage: Callable[[str], None] | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.frames: dict[str, int] = {}
+        self.on_stage = on_stage
+        self.t0 = time.perf_counter()
+
+    def mark(self, name: str, frames: int) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+        self.frames[name] = self.frames.get(name, 0) + frames
+        if self.on_stage:
+            self.on_stage(name)
+        self.t0 = time.perf_counter()
 
 
 @dataclass
@@ -151,74 +185,89 @@ class AutoAnnotator:
         return _clip_region(res.mask, region), res.score
 
     def annotate(self, root: DatasetRoot, clip_id: str, on_stage: Callable[[str], None] | None = None) -> ClipResult:
+        """The stages in order; each returns its result and what provenance records about it."""
         row = root.catalog.get(clip_id)
         if row is None:
             raise KeyError(f"{clip_id}: not in the catalog")
-        t: dict[str, float] = {}
-        nf: dict[str, int] = {}
+        clock = _Clock(on_stage)
+        frames, wav, sr = self.decode(root, clip_id)
+        clock.mark("decode", NUM_FRAMES)
+        plans = plan_sources(row, root.manifest.category_names())
+        found = self.find_sources(frames, plans, clock)
+        tracked = self.track(frames, found.seeds)
+        clock.mark("sam2", len(tracked) * max(1, len(found.sources)))
+        labels = sorted({s.category for s in found.sources})
+        scores, tag_params = self.hear(wav, sr, labels)
+        clock.mark("audio", NUM_FRAMES)
+        tag_params.update(self.gate(found, tracked, scores, labels))
+        clock.mark("gate", NUM_FRAMES)
+        clock.mark("caption", self._captions(frames, found.sources))
+        agents = self.provenance(plans, found, labels, tag_params)
+        note = f"auto draft: {len(found.sources)} source(s)"
+        if found.missing:
+            note += f"; nothing detected for {', '.join(found.missing)}"
+        ann = Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=found.sources, agents=agents, note=note)
+        return ClipResult(ann, clock.seconds, clock.frames)
 
-        def stage(name: str, t0: float, frames: int) -> float:
-            t[name] = t.get(name, 0.0) + time.perf_counter() - t0
-            nf[name] = nf.get(name, 0) + frames
-            if on_stage:
-                on_stage(name)
-            return time.perf_counter()
-
-        t0 = time.perf_counter()
+    def decode(self, root: DatasetRoot, clip_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(frames (300, 512, 512, 3) uint8, wav, sample rate) of a normalized clip."""
         frames = read_frames(root.clip_path(clip_id))
         if frames.shape[:3] != (NUM_FRAMES, SIZE, SIZE):
             raise ValueError(f"{root.clip_path(clip_id)}: frames {frames.shape[:3]}, expected "
                              f"({NUM_FRAMES}, {SIZE}, {SIZE}); re-normalize the clip")
         wav, sr = read_wav(root.audio_path(clip_id))
-        t0 = stage("decode", t0, NUM_FRAMES)
+        return frames, wav, sr
 
-        plans = plan_sources(row, root.manifest.category_names())
-        sources: list[SoundSource] = []
-        src_plan: dict[int, SourcePlan] = {}
-        seeds: dict[int, dict[int, np.ndarray]] = {}
-        det_params: dict[str, Any] = {}
-        sam_params: dict[str, Any] = {}
-        missing: list[str] = []
+    def find_sources(self, frames: np.ndarray, plans: list[SourcePlan], clock: _Clock) -> Found:
+        """Detector then SAM, per plan: one source per kept instance, seeded on its plan's best keyframe."""
+        found = Found()
         for plan in plans:
             kf, dets = self.ground(frames, plan)
-            t0 = stage("detect", t0, len(self.keyframes()))
+            clock.mark("detect", len(self.keyframes()))
             if not dets:
-                missing.append(plan.category)
+                found.missing.append(plan.category)
             for j, d in enumerate(dets):
-                sid = len(sources)
+                sid = len(found.sources)
                 mask, iou = self.segment(frames[kf], d, plan.region)
-                t0 = stage("sam", t0, 1)
+                clock.mark("sam", 1)
                 name = d.query if len(dets) == 1 else f"{d.query} {j + 1}"
-                sources.append(SoundSource(id=sid, category=plan.category, name=name, masks=[None] * NUM_FRAMES,
-                                           region=list(map(float, plan.region)) if plan.region else None))
-                src_plan[sid] = plan
-                det_params.update({f"src{sid}.keyframe": kf, f"src{sid}.query": d.query,
-                                   f"src{sid}.score": round(d.score, 4),
-                                   f"src{sid}.box": ",".join(f"{v:.1f}" for v in d.box)})
-                sam_params[f"src{sid}.iou_pred"] = round(iou, 4)
+                found.sources.append(SoundSource(id=sid, category=plan.category, name=name,
+                                                 masks=[None] * NUM_FRAMES,
+                                                 region=list(map(float, plan.region)) if plan.region else None))
+                found.plans[sid] = plan
+                found.detector_params.update({f"src{sid}.keyframe": kf, f"src{sid}.query": d.query,
+                                              f"src{sid}.score": round(d.score, 4),
+                                              f"src{sid}.box": ",".join(f"{v:.1f}" for v in d.box)})
+                found.sam_params[f"src{sid}.iou_pred"] = round(iou, 4)
                 if mask.any():
-                    seeds.setdefault(kf, {})[sid] = mask
+                    found.seeds.setdefault(kf, {})[sid] = mask
+        return found
 
-        tracked = self.m.sam2.propagate(frames, seeds) if seeds else {}
-        t0 = stage("sam2", t0, len(tracked) * max(1, len(sources)))
+    def track(self, frames: np.ndarray, seeds: Masks) -> Masks:
+        """SAM2 from the seed masks through the whole clip, both directions."""
+        return self.m.sam2.propagate(frames, seeds) if seeds else {}
 
-        labels = sorted({s.category for s in sources})
+    def hear(self, wav: np.ndarray, sr: int, labels: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+        """(per-second scores (10, labels), the tagger's provenance params) of each category's sound."""
         scores = self.m.tagger.scores(wav, sr, labels) if labels else np.zeros((10, 0))
-        t0 = stage("audio", t0, NUM_FRAMES)
-        tag_params: dict[str, Any] = {"threshold": self.cfg.audio_threshold, "gate": self.cfg.gate,
-                                      **self.m.tagger.params()}
-        seed_frames = {sid: f for f, ms in seeds.items() for sid in ms}
-        for src in sources:
+        return scores, {"threshold": self.cfg.audio_threshold, "gate": self.cfg.gate, **self.m.tagger.params()}
+
+    def gate(self, found: Found, tracked: Masks, scores: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        """Set each source's masks: tracked ones in the seconds its sound is heard (or all, without the gate),
+        none elsewhere. Returns the per-source scores and sounding seconds for provenance."""
+        params: dict[str, Any] = {}
+        seed_frames = {sid: f for f, ms in found.seeds.items() for sid in ms}
+        for src in found.sources:
             sc = scores[:, labels.index(src.category)]
             sounding = gating.sounding_seconds(sc, self.cfg.audio_threshold)
             keep = gating.frame_gate(sounding) if self.cfg.gate else np.ones(NUM_FRAMES, bool)
-            tag_params[f"src{src.id}.scores"] = gating.format_scores(sc)
-            tag_params[f"src{src.id}.sounding"] = "".join("1" if v else "0" for v in sounding)
+            params[f"src{src.id}.scores"] = gating.format_scores(sc)
+            params[f"src{src.id}.sounding"] = "".join("1" if v else "0" for v in sounding)
             owners: list[str | None] = []
             raw: list[np.ndarray | None] = []
             for f in range(NUM_FRAMES):
                 m = tracked.get(f, {}).get(src.id)
-                m = None if m is None else _clip_region(m, src_plan[src.id].region)
+                m = None if m is None else _clip_region(m, found.plans[src.id].region)
                 if not keep[f]:
                     raw.append(None)
                     owners.append(A_TAGGER)
@@ -226,32 +275,27 @@ class AutoAnnotator:
                     raw.append(m if m is not None and m.any() else None)
                     owners.append(A_SAM if seed_frames.get(src.id) == f else A_SAM2)
             _set_masks(src, raw, owners)
-        t0 = stage("gate", t0, NUM_FRAMES)
+        return params
 
-        n_caps = self._captions(frames, sources)
-        t0 = stage("caption", t0, n_caps)
-
-        cap_info, m = self.m.captioner.info, self.m
-        agents = {
+    def provenance(self, plans: list[SourcePlan], found: Found, labels: list[str],
+                   tag_params: dict[str, Any]) -> dict[str, Agent]:
+        """The agents of the annotation: each model with its prompt and settings, and the pipeline itself."""
+        m, cfg = self.m, self.cfg
+        return {
             A_DETECTOR: _agent(m.detector.info, prompt="; ".join(q for p in plans for q in p.queries),
-                               box_threshold=self.cfg.box_threshold, max_instances=self.cfg.max_instances,
-                               nms_iou=self.cfg.nms_iou, keyframes=",".join(map(str, self.keyframes())),
-                               **det_params),
-            A_SAM: _agent(m.sam.info, prompt="box from the detector", multimask=True, **sam_params),
-            A_SAM2: _agent(m.sam2.info, prompt="masks from SAM on the keyframes", window=self.cfg.sam2_window,
-                           offload=self.cfg.offload, direction="both", mask_threshold=0.0),
+                               box_threshold=cfg.box_threshold, max_instances=cfg.max_instances,
+                               nms_iou=cfg.nms_iou, keyframes=",".join(map(str, self.keyframes())),
+                               **found.detector_params),
+            A_SAM: _agent(m.sam.info, prompt="box from the detector", multimask=True, **found.sam_params),
+            A_SAM2: _agent(m.sam2.info, prompt="masks from SAM on the keyframes", window=cfg.sam2_window,
+                           offload=cfg.offload, direction="both", mask_threshold=0.0),
             A_TAGGER: _agent(m.tagger.info, prompt=", ".join(labels), **tag_params),
-            A_CAPTIONER: _agent(cap_info, prompt=self.cfg.caption_prompt, every_frames=self.cfg.caption_every,
-                                merge_similarity=self.cfg.merge_similarity, max_new_tokens=self.cfg.max_new_tokens,
+            A_CAPTIONER: _agent(m.captioner.info, prompt=cfg.caption_prompt, every_frames=cfg.caption_every,
+                                merge_similarity=cfg.merge_similarity, max_new_tokens=cfg.max_new_tokens,
                                 **m.captioner.highlight.params()),
             A_PIPELINE: Agent(kind=AgentKind.program, name="ra-ssu ssu-annotate", version=_version(),
                               params=dict(self.runtime)),
         }
-        note = f"auto draft: {len(sources)} source(s)"
-        if missing:
-            note += f"; nothing detected for {', '.join(missing)}"
-        ann = Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=sources, agents=agents, note=note)
-        return ClipResult(ann, t, nf)
 
     def _captions(self, frames: np.ndarray, sources: list[SoundSource]) -> int:
         """Caption each source at 1 Hz on its masked frames; near-identical neighbours merged."""

@@ -1,6 +1,6 @@
 """ssu-refine: the web app where refiners fix masks and captions (and reviewers accept them).
 
-    ssu-refine ROOT --host 127.0.0.1 --port 7860 --users users.toml [--sam ID] [--sam2 ID] [--vlm ID]
+    ssu-refine ROOT --host 127.0.0.1 --port 7860 --users users.toml [--sam ID] [--sam2 ID] [--captioner ID]
     ssu-refine add-user users.toml NAME --role refiner      (password from a prompt or --password-stdin)
 """
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from annotator import model_flags as mf
+from annotator.model_config import Device, DType, ModelKind
 from schemas.cli_util import new_app, run_cli
 from schemas.errors import UserError
 
@@ -29,11 +31,13 @@ def serve(
     users: Path = typer.Option(..., "--users", help="users.toml made with `ssu-refine add-user`"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
     port: int = typer.Option(7860, help="TCP port"),
-    sam: str | None = typer.Option(None, help="SAM checkpoint: hub id or local folder (click/box tool)"),
-    sam2: str | None = typer.Option(None, help="SAM2 checkpoint: hub id or local folder (propagation)"),
-    vlm: str | None = typer.Option(None, help="VLM: hub id or local folder (regenerate a caption)"),
-    device: str = typer.Option("auto", help="torch device for the models: auto, cpu or cuda"),
-    offline: bool = typer.Option(True, "--offline/--online", help="never download models (HF_HUB_OFFLINE)"),
+    sam: str | None = mf.source(ModelKind.sam, off_by_default=True),
+    sam2: str | None = mf.source(ModelKind.sam2, off_by_default=True),
+    sam2_config: str | None = mf.SAM2_CONFIG,
+    captioner: str | None = mf.source(ModelKind.captioner, off_by_default=True),
+    device: Device = mf.DEVICE,
+    dtype: DType = mf.DTYPE,
+    offline: bool = mf.offline(True),
     no_review: bool = typer.Option(False, "--no-review", help="let refiners accept clips as final"),
     lease_minutes: float = typer.Option(30.0, help="how long a claim lasts without activity"),
     frame_cache_mb: int = typer.Option(1024, help="memory for decoded frames shared by all users"),
@@ -50,17 +54,17 @@ def serve(
     store = UserStore(users)
     if not store.users:
         raise UserError(f"{users}: has no users; add one with `ssu-refine add-user {users} NAME`")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device {device!r}: use auto, cpu or cuda (CUDA_VISIBLE_DEVICES picks the GPU)")
     if frame_cache_mb < 32:
         raise UserError(f"--frame-cache-mb {frame_cache_mb}: use at least 32 (one second of frames is 24 MB)")
 
     from annotator.refine.app import launch
     from annotator.refine.controller import Controller, RefineConfig
     from annotator.refine.frames import FrameStore
-    from annotator.refine.models_hub import HubConfig, ModelsHub
+    from annotator.refine.models_hub import ModelsHub
 
-    hub = ModelsHub.load(HubConfig(sam=sam, sam2=sam2, vlm=vlm, device=device, offline=offline))
+    sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner}
+    hub = ModelsHub.load(mf.models_config(sources, sam2_config, device, dtype, offline),
+                         [k for k, v in sources.items() if v])
     ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
                      FrameStore(frame_cache_mb))
     missing = [k for k, v in hub.names().items() if v is None]

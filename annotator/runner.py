@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotator.models import ModelsConfig
+from annotator.model_config import ModelsConfig
 from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus

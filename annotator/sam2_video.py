@@ -14,13 +14,23 @@ import contextlib
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from annotator.models import ModelInfo, ModelKind, ModelSpec, Runtime, is_local, local_path, missing_weights, version_of
+from annotator.model_config import (
+    SAM2_WINDOW,
+    Direction,
+    ModelInfo,
+    ModelKind,
+    ModelSpec,
+    Runtime,
+    is_local,
+    local_path,
+    missing_weights,
+    version_of,
+)
 from schemas.errors import UserError
 
 Masks = dict[int, dict[int, np.ndarray]]  # frame -> source id -> (H, W) bool
@@ -35,12 +45,6 @@ VIDEO_OVERRIDES = {
     "fill_hole_area": 8,
 }
 _SIZE_NAMES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
-
-
-class Direction(StrEnum):
-    forward = "forward"
-    backward = "backward"
-    both = "both"
 
 
 def hub_files(model_id: str) -> tuple[str, str] | None:
@@ -114,7 +118,7 @@ def _build(config: str, ckpt: Path | None, device: str) -> Any:
 class VideoPropagator:
     """Propagates masks through a clip. No state between calls."""
 
-    def __init__(self, predictor: Any, info: ModelInfo, rt: Runtime, window: int = 64, offload: bool = True,
+    def __init__(self, predictor: Any, info: ModelInfo, rt: Runtime, window: int = SAM2_WINDOW, offload: bool = True,
                  jpeg_quality: int = 95) -> None:
         if window < 2:
             raise UserError(f"--sam2-window {window}: need at least 2 frames per window")
@@ -253,12 +257,12 @@ def _merge(fwd: Masks, bwd: Masks, seeds: Masks) -> Masks:
     return out
 
 
-def load_sam2_video(spec: ModelSpec, rt: Runtime, window: int = 64, offload: bool = True) -> VideoPropagator:
+def load_sam2_video(spec: ModelSpec, rt: Runtime, window: int = SAM2_WINDOW, offload: bool = True) -> VideoPropagator:
     config, ckpt = _resolve(spec, rt)
     if not Path(config).is_file() and not config.startswith("configs/"):
         raise UserError(f"--sam2-config {config}: not a file and not a packaged name (configs/sam2.1/...yaml)")
     predictor = _build(config, ckpt, rt.torch_device())
-    info = ModelInfo(ModelKind.sam2, spec.source, version_of(ModelKind.sam2, spec.source, "sam2")
+    info = ModelInfo(ModelKind.sam2, spec.source, version_of(spec.source, "sam2")
                      + f"; config {Path(config).name}; image_size {predictor.image_size}",
                      "sam2:SAM2VideoPredictor")
     return VideoPropagator(predictor, info, rt, window=window, offload=offload)

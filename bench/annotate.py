@@ -19,18 +19,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> None:
+    from annotator.model_config import SAM2_WINDOW
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, help="dataset root (default: a fresh 1-clip synthetic root)")
     ap.add_argument("--clip", help="clip id (default: the root's first)")
     for k in ("sam", "sam2", "captioner", "detector", "audio-tagger"):
         ap.add_argument(f"--{k}")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--sam2-window", type=int, default=64)
+    ap.add_argument("--sam2-window", type=int, default=SAM2_WINDOW)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     args = ap.parse_args()
 
@@ -52,6 +52,7 @@ def main() -> None:
     names = {"sam": args.sam, "sam2": args.sam2, "captioner": args.captioner, "detector": args.detector,
              "audio_tagger": args.audio_tagger}
     if all(v is None for v in names.values()):
+        sys.path.insert(0, str(ROOT / "tests"))  # the test models (tests/tiny_models.py): a dev-only fallback
         from tiny_models import build_tiny_models
 
         t = time.perf_counter()
@@ -84,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # run as `python bench/annotate.py` from a checkout
     main()

@@ -40,7 +40,7 @@ from schemas.models import (
     SoundSource,
     Split,
 )
-from schemas.root import DatasetRoot
+from schemas.root import MANIFEST, DatasetRoot
 
 SYNTH_VERSION = "1.0"  # bump when the output for a given seed changes
 AGENT_KEY = "synth"
@@ -421,13 +421,10 @@ def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
     return build_annotation(spec, per_obj, [o.centres() for o in spec.objects])
 
 
-def _make_one(root_path: str, seed: int, index: int, threads: int, preset: Preset) -> tuple[int, str, float]:
-    """Process-pool task: write one clip's media; return (index, annotation JSON, seconds)."""
+def _make_one(mp4: Path, wav: Path, seed: int, index: int, threads: int, preset: Preset) -> tuple[int, str, float]:
+    """Process-pool task: write one clip's media (paths from DatasetRoot); return (index, annotation JSON, s)."""
     t0 = time.perf_counter()
-    spec = clip_spec(seed, index)
-    base = Path(root_path)
-    cid = spec.clip_id
-    ann = write_clip_media(spec, base / "clips" / f"{cid}.mp4", base / "audio" / f"{cid}.wav", threads, preset)
+    ann = write_clip_media(clip_spec(seed, index), mp4, wav, threads, preset)
     return index, ann.model_dump_json(), time.perf_counter() - t0
 
 
@@ -467,7 +464,7 @@ def _manifest(seed: int) -> Manifest:
 
 
 def _open_or_create(path: Path, seed: int, ids: set[str]) -> DatasetRoot:
-    if (path / "ssu.json").is_file():
+    if (path / MANIFEST).is_file():
         root = DatasetRoot.open(path)
         foreign = [r.clip_id for r in root.catalog.rows() if r.clip_id not in ids]
         if foreign:
@@ -523,7 +520,7 @@ def generate(path: str | Path, clips: int, seed: int,
     bar = tqdm(total=len(todo), unit="clip", desc="ssu-synth", disable=not progress or not todo)
     if workers == 1 or len(todo) <= 1:
         for i in todo:
-            _, ann_json, _ = _make_one(str(path), seed, i, 0, preset)
+            _, ann_json, _ = _make_one(root.clip_path(ids[i]), root.audio_path(ids[i]), seed, i, 0, preset)
             _record(root, seed, i, ann_json)
             bar.update()
     else:
@@ -532,7 +529,8 @@ def generate(path: str | Path, clips: int, seed: int,
         threads = max(1, (os.cpu_count() or 1) // workers)  # ffmpeg threads per worker
         # spawn, not fork: the parent may hold torch threads or an sqlite connection.
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futs = [pool.submit(_make_one, str(path), seed, i, threads, preset) for i in todo]
+            futs = [pool.submit(_make_one, root.clip_path(ids[i]), root.audio_path(ids[i]), seed, i, threads, preset)
+                    for i in todo]
             for fut in as_completed(futs):
                 i, ann_json, _ = fut.result()
                 _record(root, seed, i, ann_json)

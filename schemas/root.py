@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas import atomic
 from schemas import rle as rle_mod
@@ -24,6 +24,7 @@ from schemas.models import Annotation, ClipStatus, Manifest, Split, check_clip_i
 
 MANIFEST = "ssu.json"
 CATALOG = "catalog.sqlite"
+M = TypeVar("M", bound=BaseModel)
 
 
 def format_validation_error(path: Path | str, e: ValidationError) -> str:
@@ -31,6 +32,14 @@ def format_validation_error(path: Path | str, e: ValidationError) -> str:
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return f"{path}: {loc}: {first['msg']}{more}"
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    """A pydantic model from a JSON file; an invalid file is a UserError naming its first problem."""
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise UserError(format_validation_error(path, e)) from None
 
 
 class DatasetRoot:
@@ -61,11 +70,7 @@ class DatasetRoot:
         mpath = path / MANIFEST
         if not mpath.is_file():
             raise UserError(f"{path}: not a dataset root (no {MANIFEST}); create one with ssu-synth or ssu-collect")
-        try:
-            manifest = Manifest.model_validate_json(mpath.read_bytes())
-        except ValidationError as e:
-            raise UserError(format_validation_error(mpath, e)) from None
-        return cls(path, manifest)
+        return cls(path, read_model(mpath, Manifest))
 
     def write_manifest(self, manifest: Manifest) -> None:
         atomic.write_text(self.path / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
@@ -117,10 +122,7 @@ class DatasetRoot:
         path = self.annotation_path(clip_id)
         if not path.is_file():
             raise UserError(f"{path}: no annotation for clip {clip_id!r}")
-        try:
-            ann = Annotation.model_validate_json(path.read_bytes())
-        except ValidationError as e:
-            raise UserError(format_validation_error(path, e)) from None
+        ann = read_model(path, Annotation)
         if ann.clip_id != clip_id:
             raise UserError(f"{path}: holds clip_id {ann.clip_id!r}, expected {clip_id!r}")
         return ann
@@ -188,10 +190,3 @@ class DatasetRoot:
 
     def __repr__(self) -> str:
         return f"DatasetRoot({str(self.path)!r})"
-
-
-def load_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: invalid JSON ({e})") from None

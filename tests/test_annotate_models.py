@@ -7,7 +7,7 @@ import pytest
 from tiny_models import session_tiny_models
 
 from annotator import models as M
-from annotator.sam2_video import Direction
+from annotator.model_config import Direction
 from schemas.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -16,7 +16,7 @@ from annotator.cli import main
 from annotator.models import ModelInfo, ModelKind
 from annotator.pipeline import Loaded, PipelineConfig, plan_sources
 from annotator.runner import run
-from schemas.constants import FPS, NUM_FRAMES, SECONDS
+from schemas.constants import FPS, NUM_FRAMES, SECONDS, SIZE
 from schemas.models import CatalogRow, Category, ClipStatus, Manifest, Origin, Region
 from schemas.root import DatasetRoot
 from schemas.validate import validate_root
@@ -163,3 +163,24 @@ def test_plan_sources_regions_and_keywords() -> None:
     single = CatalogRow(clip_id="s", origin=Origin.vggsound, category="playing piano", keywords=["piano"])
     (p,) = plan_sources(single, ["playing piano"])
     assert p.category == "playing piano" and p.queries == ["piano", "playing piano"] and p.region is None
+
+
+def test_gate_stage_alone_keeps_masks_in_heard_seconds() -> None:
+    """A stage runs on its own inputs (no models): masks stay in the seconds whose score passes, the seed frame
+    is SAM's, tracked frames SAM2's, silent seconds the tagger's; provenance records the scores."""
+    from annotator.pipeline import AutoAnnotator, Found, SourcePlan
+    from schemas.models import SoundSource
+
+    src = SoundSource(id=0, category="dog", name="dog", masks=[None] * NUM_FRAMES)
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[20:50, 20:50] = True
+    found = Found(sources=[src], plans={0: SourcePlan("dog", ["dog"])}, seeds={45: {0: mask}})
+    tracked = {f: {0: mask} for f in range(NUM_FRAMES)}
+    scores = np.zeros((SECONDS, 1), np.float32)
+    scores[1:3, 0] = 0.9  # heard in seconds 1 and 2 only
+    params = AutoAnnotator(None, PipelineConfig(audio_threshold=0.5), {}).gate(found, tracked, scores, ["dog"])
+    assert params["src0.sounding"] == "0110000000"
+    kept = [f for f, m in enumerate(src.masks) if m is not None]
+    assert kept == list(range(FPS, 3 * FPS))
+    owners = {(sp.start, sp.end): sp.by for sp in src.mask_by}
+    assert owners[(45, 46)] == "sam" and owners[(30, 45)] == "sam2" and owners[(0, 30)] == "audio_tagger"

@@ -1,4 +1,4 @@
-"""The layout rules of docs/development.md, checked: import direction, and light `--help` for every command."""
+"""The layout rules of docs/development.md, checked: import direction, no import cycle, light `--help`."""
 
 import ast
 import subprocess
@@ -15,6 +15,10 @@ ALLOWED = {
     "ssuformer": {"schemas"},
     # collection.job / collection.index: the refine app's upload runs ssu-collect's local ingest (DESIGN.md)
     "annotator": {"schemas", "ssuformer.metrics", "collection.job", "collection.index"},
+    "bench": {"schemas", "collection", "annotator", "ssuformer"},
+}
+# Import edges of known cycles tolerated by the test: none. Any cycle between modules fails.
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 }
 HEAVY = ("torch", "timm", "transformers", "gradio", "ray", "sam2", "pandas", "matplotlib", "datasets")
 
@@ -38,6 +42,111 @@ def test_import_direction(pkg):
             top = mod.split(".")[0]
             if top in ALLOWED and top != pkg and not any(mod == a or mod.startswith(a + ".") for a in ALLOWED[pkg]):
                 bad.append(f"{f.relative_to(REPO)} imports {mod}")
+    assert not bad, bad
+
+
+def _modules() -> dict[str, Path]:
+    """Module name -> file, for every module of our packages (a package is its __init__.py)."""
+    out = {}
+    for pkg in ALLOWED:
+        for f in (REPO / pkg).rglob("*.py"):
+            parts = f.relative_to(REPO).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+def _module_edges(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Our modules that `name` imports anywhere in its file: top level, inside functions, under
+    TYPE_CHECKING; relative imports resolved; `from pkg import mod` counts as an import of pkg.mod."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out |= {m for m in [mod, *(f"{mod}.{a.name}" for a in node.names)] if m in modules}
+    return out - {name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(sorted(graph[w]))))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: _module_edges(m, f, modules) for m, f in modules.items()}
+
+
+def test_cycle_finder_sees_function_level_and_relative_imports(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text("def f():\n    from .b import g\n")
+    b = tmp_path / "b.py"
+    b.write_text("import pkg.a\n")
+    mods = {"pkg.a": a, "pkg.b": b}
+    graph = {m: _module_edges(m, f, mods) for m, f in mods.items()}
+    assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}}
+    assert _cycles(graph) == [["pkg.a", "pkg.b"]]
+    assert _cycles({"x": {"y"}, "y": {"z"}, "z": set()}) == []
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    for a, b in KNOWN_CYCLE_EDGES:
+        graph.get(a, set()).discard(b)
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles (modules, then the edges among them): " + "; ".join(
+        f"{c}: {sorted((a, b) for a in c for b in graph[a] if b in c)}" for c in cycles)
+
+
+def test_toolkit_packages_ship_no_test_models_or_benchmarks():
+    """Tiny random models are built by tests/tiny_models.py and bench/tiny_llava.py, benchmarks live in bench/."""
+    bad = []
+    for pkg in ("schemas", "collection", "annotator", "ssuformer"):
+        for f in (REPO / pkg).rglob("*.py"):
+            if f.name.startswith("bench"):
+                bad.append(str(f.relative_to(REPO)))
+            bad += [f"{f.relative_to(REPO)}: {n.name}" for n in ast.walk(ast.parse(f.read_text()))
+                    if isinstance(n, ast.FunctionDef) and n.name.startswith("build_tiny")]
     assert not bad, bad
 
 

@@ -33,8 +33,19 @@ def test_dense_passes_cover_every_frame_once() -> None:
     assert _dense_frames(sample_frames(10), 0) is None
 
 
+def test_ladder_rungs_come_from_their_config_files() -> None:
+    """Table V, as the rung files (ssuformer/configs/{baseline,focal,mcm,rcc,mohe}.yaml) say it."""
+    from bench.ladder import RUNGS, rung_overrides, switched_keys
+
+    assert switched_keys(list(RUNGS.values())) == ["model.mcm", "model.rcc", "model.mohe", "loss.text"]
+    table = {name: [o.split("=")[1] for o in sets] for name, sets in rung_overrides().items()}
+    assert table == {"baseline": ["false", "false", "false", "ce"], "focal": ["false", "false", "false", "focal"],
+                     "mcm": ["true", "false", "false", "focal"], "rcc": ["true", "true", "false", "focal"],
+                     "mohe": ["true", "true", "true", "focal"]}
+
+
 def test_audio_controls(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
-    from ssuformer.bench_steps import AudioControl, audio_control_root
+    from bench.steps import AudioControl, audio_control_root
 
     src = synth_root_copy.path
     zero = DatasetRoot.open(audio_control_root(src, tmp_path / "zero", AudioControl.zero, seed=0))
@@ -52,7 +63,7 @@ def test_audio_controls(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
 
 
 def test_union_baseline_covers_the_truth(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
-    from ssuformer.bench_steps import most_frequent_caption, trivial_predictions
+    from bench.steps import most_frequent_caption, trivial_predictions
 
     out, caption = trivial_predictions(synth_root_copy.path, tmp_path / "base", "test", progress=False)
     counts: dict[str, int] = {}
@@ -75,7 +86,7 @@ def test_union_baseline_covers_the_truth(synth_root_copy: DatasetRoot, tmp_path:
 
 
 def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
-    from ssuformer.bench_cli import app
+    from bench.cli import app
 
     out = tmp_path / "bench"
     res = CliRunner().invoke(app, ["learning", "--out", str(out), "--data", str(synth_root_copy.path), *FAST],
@@ -103,7 +114,7 @@ def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp
 
 def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
     """The one rung with extra machinery: a tiny random LLaVA is built, cached per clip and routed by MoHE."""
-    from ssuformer.bench_cli import app
+    from bench.cli import app
 
     out = tmp_path / "ladder"
     res = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from test_refine_support import make_users
 
+from annotator.model_config import Device, DType, ModelKind
+from annotator.model_flags import models_config
 from annotator.refine.auth import UserStore
 from annotator.refine.controller import Controller, RefineConfig
 from annotator.refine.frames import FrameStore
-from annotator.refine.models_hub import HubConfig, ModelsHub
+from annotator.refine.models_hub import ModelsHub
 from annotator.refine.tools import Tool
 from schemas import rle as rle_mod
 
@@ -28,7 +30,8 @@ def tiny_hub(tmp_path_factory):
     sam = tiny.build_tiny_sam(root / "sam")
     sam2 = tiny.build_tiny_sam2(root / "sam2")
     vlm = tiny.build_tiny_captioner(root / "captioner")
-    return ModelsHub.load(HubConfig(sam=str(sam), sam2=str(sam2), vlm=str(vlm), device="cpu", offline=True))
+    sources = {ModelKind.sam: str(sam), ModelKind.sam2: str(sam2), ModelKind.captioner: str(vlm)}
+    return ModelsHub.load(models_config(sources, None, Device.cpu, DType.auto, True), list(sources))
 
 
 @pytest.fixture()

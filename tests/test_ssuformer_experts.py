@@ -50,32 +50,10 @@ def test_clip_from_a_saved_folder_maps_our_vocabulary(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory):
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from bench.tiny_llava import build_tiny_llava
 
     path = tmp_path_factory.mktemp("llava") / "tiny-llava"
-    fast = _fast_tokenizer(["<image>"])
-    image_id = fast.convert_tokens_to_ids("<image>")
-    cfg = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                       num_attention_heads=2, image_size=32, patch_size=8),
-        text_config=LlamaConfig(vocab_size=len(fast), hidden_size=24, intermediate_size=48, num_hidden_layers=3,
-                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128),
-        image_token_index=image_id, vision_feature_layer=-1, vision_feature_select_strategy="default")
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(cfg).save_pretrained(path)
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
-                          tokenizer=fast, patch_size=8, vision_feature_select_strategy="default",
-                          num_additional_image_tokens=1, image_token="<image>")
-    proc.save_pretrained(path)
-    return path
+    return build_tiny_llava(path, tokenizer=_fast_tokenizer(["<image>"]), text_width=24, text_layers=3)
 
 
 def test_llava_expert_features_and_cache(tiny_llava, synth_root, tmp_path):

@@ -112,40 +112,14 @@ def build_tiny_sam2(out: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_captioner(out: Path, seed: int = 0) -> Path:
-    import torch
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    """The project's one tiny LLaVA (bench.tiny_llava), with this file's tokenizer and a chat template."""
+    from bench.tiny_llava import build_tiny_llava
 
-    torch.manual_seed(seed)
-    tok = tiny_tokenizer()
-    image_token_id = tok.convert_tokens_to_ids("<image>")
-    _, vision = _clip_dims(len(tok), 32, 16, 32)
-    cfg = LlavaConfig(vision_config=CLIPVisionConfig(**vision),
-                      text_config=LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                              num_hidden_layers=1, num_attention_heads=2,
-                                              num_key_value_heads=2, max_position_embeddings=256,
-                                              pad_token_id=0, bos_token_id=2, eos_token_id=3),
-                      image_token_id=image_token_id, vision_feature_layer=-1, pad_token_id=0)
-    model = LlavaForConditionalGeneration(cfg).eval()
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
-                          tokenizer=tok, patch_size=16, vision_feature_select_strategy="default",
-                          num_additional_image_tokens=1,
-                          chat_template="{% for m in messages %}{{ m['role'] | upper }}: "
-                                        "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
-                                        "{% else %}{{ c['text'] }}{% endif %}{% endfor %} {% endfor %}"
-                                        "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
-    model.generation_config.pad_token_id = 0
-    model.generation_config.eos_token_id = 3
-    model.save_pretrained(out)
-    proc.save_pretrained(out)
-    return out
+    return build_tiny_llava(out, seed, tokenizer=tiny_tokenizer(), text_layers=1,
+                            chat_template="{% for m in messages %}{{ m['role'] | upper }}: "
+                                          "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+                                          "{% else %}{{ c['text'] }}{% endif %}{% endfor %} {% endfor %}"
+                                          "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 
 
 def build_tiny_detector(out: Path, seed: int = 0) -> Path:

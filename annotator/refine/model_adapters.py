@@ -1,4 +1,4 @@
-"""Adapters from annotator.models (the shared model loaders) to the hub protocols in models_hub.py.
+"""Adapters from annotator.models (the shared model loaders) to the hub protocols of models_hub.py.
 
 annotator.models gives a SAM predictor (set_image + predict), a stateless SAM2 VideoPropagator
 (propagate(frames, seeds, start, end, direction) -> {frame: {source: mask}}) and a RegionCaptioner. The
@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from annotator.refine.models_hub import Direction, HubConfig
+from annotator import models
+from annotator.model_config import Direction, ModelsConfig
 
 
 def _fingerprint(image: np.ndarray) -> bytes:
@@ -52,10 +53,8 @@ class Sam2Propagator:
 
     def propagate(self, frames: np.ndarray, seed_index: int, seed_mask: np.ndarray,
                   direction: Direction) -> list[np.ndarray]:
-        from annotator.sam2_video import Direction as D
-
         out = self.propagator.propagate(frames, {seed_index: {0: np.asarray(seed_mask, bool)}}, 0, len(frames),
-                                        D(Direction(direction).value))
+                                        Direction(direction))
         empty = np.zeros(frames.shape[1:3], bool)
         masks = [np.asarray(out.get(i, {}).get(0, empty), bool) for i in range(len(frames))]
         masks[seed_index] = np.asarray(seed_mask, bool)
@@ -74,29 +73,13 @@ class VlmCaptioner:
         return self.captioner.caption(frame, mask, category, prompt)
 
 
-def _models_config(config: HubConfig) -> Any:
-    from annotator.models import DEFAULTS, Device, ModelKind, ModelsConfig, ModelSpec, Runtime
-
-    def spec(kind: ModelKind, source: str | None) -> ModelSpec:
-        return ModelSpec(source=source or DEFAULTS[kind])
-    return ModelsConfig(sam=spec(ModelKind.sam, config.sam), sam2=spec(ModelKind.sam2, config.sam2),
-                        captioner=spec(ModelKind.captioner, config.vlm),
-                        runtime=Runtime(device=Device(config.device), offline=config.offline))
+def load_segmenter(config: ModelsConfig) -> SamSegmenter:
+    return SamSegmenter(models.load_sam(config))
 
 
-def load_segmenter(config: HubConfig) -> SamSegmenter:
-    from annotator.models import load_sam
-
-    return SamSegmenter(load_sam(_models_config(config)))
+def load_propagator(config: ModelsConfig) -> Sam2Propagator:
+    return Sam2Propagator(models.load_sam2_video(config))
 
 
-def load_propagator(config: HubConfig) -> Sam2Propagator:
-    from annotator.models import load_sam2_video
-
-    return Sam2Propagator(load_sam2_video(_models_config(config)))
-
-
-def load_captioner(config: HubConfig) -> VlmCaptioner:
-    from annotator.models import load_captioner as _load
-
-    return VlmCaptioner(_load(_models_config(config)))
+def load_captioner(config: ModelsConfig) -> VlmCaptioner:
+    return VlmCaptioner(models.load_captioner(config))

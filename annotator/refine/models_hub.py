@@ -3,28 +3,27 @@
 Each model is loaded once and only ever called behind one lock per model: SAM's predictor keeps the last
 image's embedding as state (set_image), so two users must not interleave set_image/predict. Nothing here is
 per user. The app talks to three small protocols so that the controller can be tested with any
-implementation; `ModelsHub.load` builds adapters over annotator.models.
+implementation; `ModelsHub.load` builds adapters (model_adapters) over annotator.models from the same
+ModelsConfig that ssu-annotate uses.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable, Collection
 from typing import Protocol, TypeVar
 
 import numpy as np
 
+from annotator.model_config import Direction, ModelKind, ModelsConfig
+from annotator.refine import model_adapters
 from schemas.errors import UserError
 
+__all__ = ["Captioner", "Direction", "ModelsHub", "Propagator", "Segmenter"]
+
 T = TypeVar("T")
-
-
-class Direction(StrEnum):
-    forward = "forward"
-    backward = "backward"
-    both = "both"
+# The app's tool names (they appear in provenance keys such as refine:vlm:<login>) -> the model kind and flag.
+TOOLS = {"sam": ModelKind.sam, "sam2": ModelKind.sam2, "vlm": ModelKind.captioner}
 
 
 class Segmenter(Protocol):
@@ -59,17 +58,6 @@ class Captioner(Protocol):
     def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None) -> str: ...
 
 
-@dataclass(frozen=True)
-class HubConfig:
-    """Where the models come from: a hub id or a local folder each (None: that tool is off)."""
-
-    sam: str | None = None
-    sam2: str | None = None
-    vlm: str | None = None
-    device: str = "auto"  # auto, cpu or cuda (annotator.models.Device)
-    offline: bool = True
-
-
 class ModelsHub:
     """Shared models behind locks; a missing model makes its tool answer with a clear message."""
 
@@ -78,24 +66,25 @@ class ModelsHub:
         self.segmenter = segmenter
         self.propagator = propagator
         self.captioner = captioner
-        self._locks = {k: threading.Lock() for k in ("sam", "sam2", "vlm")}
+        self._locks = {k: threading.Lock() for k in TOOLS}
 
-    def _call(self, which: str, model: object | None, flag: str, fn: Callable[[], T]) -> T:
+    def _call(self, which: str, model: object | None, fn: Callable[[], T]) -> T:
         if model is None:
-            raise UserError(f"no {which.upper()} model is loaded; start ssu-refine with {flag} PATH_OR_HUB_ID")
+            raise UserError(f"no {which.upper()} model is loaded; start ssu-refine with {TOOLS[which].flag} "
+                            "PATH_OR_HUB_ID")
         with self._locks[which]:
             return fn()
 
     def segment(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray,
                 box: np.ndarray | None = None) -> np.ndarray:
         seg = self.segmenter
-        mask = self._call("sam", seg, "--sam", lambda: seg.segment(image, points, labels, box))  # type: ignore[union-attr]
+        mask = self._call("sam", seg, lambda: seg.segment(image, points, labels, box))  # type: ignore[union-attr]
         return _check_mask(mask, image.shape[:2], "SAM")
 
     def propagate(self, frames: np.ndarray, seed_index: int, seed_mask: np.ndarray,
                   direction: Direction) -> list[np.ndarray]:
         prop = self.propagator
-        masks = self._call("sam2", prop, "--sam2",
+        masks = self._call("sam2", prop,
                            lambda: prop.propagate(frames, seed_index, seed_mask, direction))  # type: ignore[union-attr]
         if len(masks) != len(frames):
             raise RuntimeError(f"propagator returned {len(masks)} masks for {len(frames)} frames")
@@ -103,7 +92,7 @@ class ModelsHub:
 
     def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None = None) -> str:
         cap = self.captioner
-        text = self._call("vlm", cap, "--vlm", lambda: cap.caption(frame, mask, category, prompt))  # type: ignore[union-attr]
+        text = self._call("vlm", cap, lambda: cap.caption(frame, mask, category, prompt))  # type: ignore[union-attr]
         return " ".join(str(text).split())
 
     def names(self) -> dict[str, str | None]:
@@ -116,13 +105,11 @@ class ModelsHub:
         return getattr(model, "name", which), getattr(model, "version", None)
 
     @classmethod
-    def load(cls, config: HubConfig) -> ModelsHub:
-        """Load the configured models once (through annotator.models; see adapters below)."""
-        from annotator.refine import model_adapters
-
-        return cls(segmenter=model_adapters.load_segmenter(config) if config.sam else None,
-                   propagator=model_adapters.load_propagator(config) if config.sam2 else None,
-                   captioner=model_adapters.load_captioner(config) if config.vlm else None)
+    def load(cls, models: ModelsConfig, kinds: Collection[ModelKind]) -> ModelsHub:
+        """Load the models of `kinds` once (through annotator.models); the other tools stay off."""
+        return cls(segmenter=model_adapters.load_segmenter(models) if ModelKind.sam in kinds else None,
+                   propagator=model_adapters.load_propagator(models) if ModelKind.sam2 in kinds else None,
+                   captioner=model_adapters.load_captioner(models) if ModelKind.captioner in kinds else None)
 
 
 def _check_mask(mask: np.ndarray, shape: tuple[int, ...], who: str) -> np.ndarray:

@@ -15,32 +15,33 @@ from typing import Any
 
 import typer
 
+from bench.ladder import RUNGS
+from bench.steps import AudioControl
 from schemas.cli_util import new_app, run_cli
-from ssuformer.bench_steps import AudioControl
 
 app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visual root.\n\n"
               "Example: ssu-bench learning --out runs/bench\n"
               "         ssu-bench ladder --out runs/ladder --data runs/bench/root")
 
-# Table V's rungs as overrides of the benchmark config (each rung adds one part to the one before).
-RUNGS: dict[str, list[str]] = {
-    "baseline": ["model.mcm=false", "model.rcc=false", "model.mohe=false", "loss.text=ce"],
-    "+Focal": ["model.mcm=false", "model.rcc=false", "model.mohe=false", "loss.text=focal"],
-    "+MCM": ["model.mcm=true", "model.rcc=false", "model.mohe=false", "loss.text=focal"],
-    "+RCC": ["model.mcm=true", "model.rcc=true", "model.mohe=false", "loss.text=focal"],
-    "+MoHE": ["model.mcm=true", "model.rcc=true", "model.mohe=true", "loss.text=focal"],
-}
 TARGETS = {"miou": 0.80, "bleu4": 0.50, "blind_gap": 0.15}
 
-DATA_HELP = "an existing dataset root (default: make a synthetic one in OUT/root with --clips/--seed)"
-SET_HELP = "override a setting, e.g. --set train.epochs=20 (repeatable)"
+# The options both commands take (one declaration each).
+_DATA = typer.Option(None, "--data", help="an existing dataset root (default: make a synthetic one in OUT/root "
+                     "with --clips/--seed)")
+_CLIPS = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)")
+_SEED = typer.Option(0, "--seed", help="seed of the synthetic root and of training")
+_SET = typer.Option([], "--set", help="override a setting, e.g. --set train.epochs=20 (repeatable)")
+_EPOCHS = typer.Option(None, "--epochs", help="training epochs of each run (default: the config's)")
+_MAX_STEPS = typer.Option(None, "--max-steps", help="stop each training run after N steps")
+_MASK_STRIDE = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)")
+_METEOR = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)")
+_PROGRESS = typer.Option(True, "--progress/--no-progress")
 
 
 def _setup(out: Path, data: Path | None, clips: int, seed: int, config: str, set_: list[str], epochs: int | None,
            mask_stride: int, progress: bool):
-    from ssuformer.bench_steps import ensure_root, warm_cache
+    from bench.steps import ensure_root, warm_cache
     from ssuformer.config import load_config
-    from ssuformer.data import sample_frames
 
     out.mkdir(parents=True, exist_ok=True)
     root = data if data is not None else ensure_root(out / "root", clips, seed, progress)
@@ -48,7 +49,7 @@ def _setup(out: Path, data: Path | None, clips: int, seed: int, config: str, set
     if epochs is not None:
         cfg.train.epochs = epochs
     dense = ("test",) if mask_stride and cfg.model.segmentation else ()
-    warm_cache(root, sample_frames(cfg.data.frames), cfg.data.image_size, dense, ("train", "val", "test"), progress)
+    warm_cache(root, cfg, dense, ("train", "val", "test"), progress)
     return root, cfg
 
 
@@ -64,41 +65,35 @@ def _machine() -> dict[str, Any]:
 @app.command()
 def learning(
     out: Path = typer.Option(..., "--out", help="output folder: root/, runs/, baselines/, report.md, *.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each training run after N steps"),
+    set_: list[str] = _SET, epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS,
     controls: bool = typer.Option(True, "--controls/--no-controls", help="also train the audio-blind control"),
     audio_control: AudioControl = typer.Option(AudioControl.zero, "--audio-control",
                                                help="how the control loses its audio: zero (silence) or shuffle"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
-    meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)"),
+    mask_stride: int = _MASK_STRIDE, meteor: bool = _METEOR,
     strip_clips: int = typer.Option(2, "--strip-clips", help="test clips shown in strip.png"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = _PROGRESS,
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
 
     Example: ssu-bench learning --out runs/bench --clips 120 --epochs 12  (quick look; default 360 clips, 26 epochs)
     """
-    from ssuformer import bench_report as rep
-    from ssuformer.bench_steps import (
+    from bench import report as rep
+    from bench.steps import (
         audio_control_root,
         evaluate_predictions,
         train_and_evaluate,
         trivial_predictions,
         warm_cache,
     )
-    from ssuformer.data import sample_frames
 
     root, cfg = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress)
     runs = [train_and_evaluate("audio-visual", root, cfg, out / "runs" / "audio-visual", seed, max_steps,
                                mask_stride, meteor, progress)]
     if controls:
         blind_root = audio_control_root(root, out / f"root-audio-{audio_control.value}", audio_control, seed)
-        warm_cache(blind_root, sample_frames(cfg.data.frames), cfg.data.image_size, (), ("train",), False)
+        warm_cache(blind_root, cfg, (), ("train",), False)
         runs.append(train_and_evaluate(f"audio-blind ({audio_control.value})", blind_root, cfg,
                                        out / "runs" / f"audio-{audio_control.value}", seed, max_steps, mask_stride,
                                        meteor, progress))
@@ -138,7 +133,7 @@ def _fmt(x: Any) -> str:
 
 
 def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[Path], out: Path) -> str:
-    from ssuformer import bench_report as rep
+    from bench import report as rep
 
     m = doc["machine"]
     lines = [f"# ssu-bench learning: {doc['created']}", "",
@@ -167,26 +162,22 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 @app.command()
 def ladder(
     out: Path = typer.Option(..., "--out", help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    set_: list[str] = _SET,
     rungs: str = typer.Option(",".join(RUNGS), "--rungs", help="comma-separated subset of the rungs"),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs per rung (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each rung after N steps"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
-    meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per rung)"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS, mask_stride: int = _MASK_STRIDE,
+    meteor: bool = _METEOR, progress: bool = _PROGRESS,
 ) -> None:
     """Table V: baseline, +Focal, +MCM, +RCC, +MoHE (a tiny random LLaVA expert) trained alike, one table.
 
     Example: ssu-bench ladder --out runs/ladder --data runs/bench/root --epochs 12
     """
+    from bench import report as rep
+    from bench.ladder import rung_overrides
+    from bench.steps import train_and_evaluate
     from schemas import atomic
     from schemas.errors import UserError
-    from ssuformer import bench_report as rep
-    from ssuformer.bench_steps import build_tiny_llava, train_and_evaluate
     from ssuformer.config import load_config
 
     chosen = [r.strip() for r in rungs.split(",") if r.strip()]
@@ -194,20 +185,21 @@ def ladder(
     if unknown or not chosen:
         raise UserError(f"--rungs {rungs!r}: unknown {unknown}; choose from {','.join(RUNGS)}")
     root, base = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress)
+    overrides = rung_overrides([RUNGS[r] for r in chosen])
     results = []
     for rung in chosen:
-        cfg = load_config(config, [*set_, *RUNGS[rung]])
+        cfg = load_config(config, [*set_, *overrides[RUNGS[rung]]])
         cfg.name = f"{base.name}{rung}"
         cfg.train.epochs = base.train.epochs
         if cfg.model.mohe:
-            _tiny_expert(cfg, root, out, build_tiny_llava, progress)
+            _tiny_expert(cfg, root, out)
         slug = rung.strip("+").lower()
         results.append(train_and_evaluate(rung, root, cfg, out / "runs" / slug, seed, max_steps, mask_stride,
                                           meteor, progress))
     rows = [rep.table_row(r.name, r.test, r.steps, r.train_seconds) for r in results]
     images = rep.plot_curves({r.name: r.history for r in results}, out)
     doc = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "root": str(root), "config": base.name,
-           "mask_stride": mask_stride, "machine": _machine(), "rungs": {r: RUNGS[r] for r in chosen},
+           "mask_stride": mask_stride, "machine": _machine(), "rungs": {r: overrides[RUNGS[r]] for r in chosen},
            "runs": [r.to_json() for r in results]}
     atomic.write_json(out / "ladder.json", doc, indent=2)
     md = [f"# ssu-bench ladder (Table V): {doc['created']}", "",
@@ -218,14 +210,15 @@ def ladder(
     typer.echo(f"report: {out / 'ladder.md'}")
 
 
-def _tiny_expert(cfg, root: Path, out: Path, build, progress: bool) -> None:
+def _tiny_expert(cfg, root: Path, out: Path) -> None:
     """Point MoHE at a tiny random LLaVA and cache its features once per clip (all splits)."""
+    from bench.tiny_llava import build_tiny_llava
     from schemas.root import DatasetRoot
     from ssuformer.data import sample_frames
     from ssuformer.mohe import cache_dir, cache_expert
 
     if cfg.model.expert.name_or_path == "llava-hf/llava-1.5-7b-hf":  # the paper's expert cannot be had here
-        cfg.model.expert.name_or_path = str(build(out / "tiny-llava"))
+        cfg.model.expert.name_or_path = str(build_tiny_llava(out / "tiny-llava"))
         cfg.model.expert.layers = [-1, -2]  # the tiny text model has 2 layers
     frames = sample_frames(cfg.data.frames)
     if not (cache_dir(root, cfg.model.expert, frames) / "meta.json").is_file():

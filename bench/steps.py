@@ -1,14 +1,14 @@
 """The pieces of `ssu-bench`: a synthetic root, warm caches, audio controls, trivial baselines, train + evaluate.
 
-The benchmark is about the synthetic source (docs/synthetic.md): roots are made by the `ssu-synth` command,
-and so is the "union of all objects" baseline (`ssu-synth --union-baseline`); ssuformer imports only schemas.
+The benchmark is about the synthetic source (docs/synthetic.md): roots are made by collection.synth (what
+`ssu-synth` runs), and so is the "union of all objects" baseline (collection.synth_baseline, which
+`ssu-synth --union-baseline` runs): only the synthetic source knows every object's pixels.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,7 +22,7 @@ from schemas import atomic
 from schemas.constants import NUM_FRAMES, SAMPLE_RATE
 from schemas.errors import UserError
 from schemas.models import Split
-from schemas.root import DatasetRoot
+from schemas.root import CATALOG, MANIFEST, DatasetRoot
 
 
 class AudioControl(StrEnum):
@@ -30,64 +30,54 @@ class AudioControl(StrEnum):
     shuffle = "shuffle"  # every clip gets another clip's wav (same split): sound present but unrelated
 
 
-def _run_ssu_synth(args: list[str], progress: bool) -> None:
-    """Run this environment's ssu-synth (a process boundary: ssuformer does not import collection)."""
-    exe = Path(sys.executable).with_name("ssu-synth")
-    cmd = [str(exe) if exe.is_file() else "ssu-synth", *args] + ([] if progress else ["--no-progress"])
-    res = subprocess.run(cmd, check=False)
-    if res.returncode != 0:
-        raise UserError(f"ssu-synth {' '.join(args)}: failed with exit code {res.returncode}; see its message above")
-
-
 def ensure_root(path: Path, clips: int, seed: int, progress: bool) -> Path:
-    """A synthetic root at `path` (made, or resumed, by `ssu-synth`)."""
-    if (path / "splits" / "test.txt").is_file():
+    """A synthetic root at `path` (made, or resumed, as `ssu-synth PATH --clips N --seed S` does)."""
+    from collection.synth import generate
+
+    if (path / MANIFEST).is_file():
         root = DatasetRoot.open(path)
-        splits = root.splits()
+        splits = root.splits()  # the splits whose files exist
         root.close()
-        if splits.get(Split.train) and sum(len(v) for v in splits.values()) >= clips:
+        if Split.test in splits and splits.get(Split.train) and sum(len(v) for v in splits.values()) >= clips:
             return path
-    _run_ssu_synth([str(path), "--clips", str(clips), "--seed", str(seed)], progress)
+    run = generate(path, clips=clips, seed=seed, workers=os.cpu_count() or 1, progress=progress)
+    run.root.close()
     return path
 
 
-def warm_cache(root: Path, frames: list[int], size: int, dense_splits: tuple[str, ...], splits: tuple[str, ...],
-               progress: bool) -> None:
-    """Decode each clip once and write the frame caches ClipDataset reads (sampled frames; all 300 frames for
-    `dense_splits`), so no clip is decoded twice (decoding is the slowest part of a first epoch)."""
+def warm_cache(root: Path, cfg, dense_splits: tuple[str, ...], splits: tuple[str, ...], progress: bool) -> None:
+    """Decode every clip of `splits` into the frame cache that training reads (the sampled frames; all 300
+    frames too for `dense_splits`, as predict_root reads them), before the timed runs start. The files and
+    their places are the loader's own (ssuformer.data.ClipDataset), so the runs find them."""
     from tqdm import tqdm
 
-    from schemas.media import read_frames
-    from ssuformer.data import frames_key
+    from ssuformer.data import ClipDataset
 
     r = DatasetRoot.open(root)
-    cache = root / ".cache" / f"frames-{size}"
-    todo: list[tuple[str, bool]] = [(c, s in dense_splits) for s in splits for c in r.read_split(s)]
-    sampled_key = frames_key(frames)
-    dense_key = frames_key(list(range(NUM_FRAMES)))
-    for clip_id, dense in tqdm(todo, desc="decode frames", unit="clip", disable=not progress):
-        sampled_path = cache / f"{clip_id}.{sampled_key}.npy"
-        dense_path = cache / f"{clip_id}.{dense_key}.npy"
-        if sampled_path.is_file() and (not dense or dense_path.is_file()):
-            continue
-        want = list(range(NUM_FRAMES)) if dense else frames
-        arr = read_frames(r.clip_path(clip_id), want, size=size)
-        pairs = [(sampled_path, arr[frames] if dense else arr)] + ([(dense_path, arr)] if dense else [])
-        for path, a in pairs:
-            with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(a))
+    dense_cfg = cfg.model_copy(deep=True)
+    dense_cfg.data.frames = NUM_FRAMES
+    loaders = {s: (ClipDataset(r, s, cfg, None, None), ClipDataset(r, s, dense_cfg, None, None) if s in dense_splits
+                   else None) for s in splits}
+    todo = [(s, c) for s in splits for c in r.read_split(s)]
+    for split, clip_id in tqdm(todo, desc="decode frames", unit="clip", disable=not progress):
+        sampled, dense = loaders[split]
+        if dense is not None:
+            dense.images(clip_id)
+        sampled.images(clip_id)
+    r.close()
 
 
 def audio_control_root(src: Path, dst: Path, mode: AudioControl, seed: int) -> Path:
     """A view of `src` whose audio is replaced (clips, annotations and frame caches are shared by symlink)."""
     from schemas.media import read_wav, write_wav
 
-    src, dst = src.resolve(), dst
+    src = src.resolve()
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("ssu.json", "catalog.sqlite"):
+    for name in (MANIFEST, CATALOG):
         if not (dst / name).exists():
             shutil.copy2(src / name, dst / name)
-    for name in ("clips", "annotations", "splits"):
+    root = DatasetRoot.open(src)
+    for name in ("clips", "annotations", "splits"):  # the folders of DatasetRoot's layout that stay the same
         if not (dst / name).exists():
             (dst / name).symlink_to(src / name, target_is_directory=True)
     (dst / ".cache").mkdir(exist_ok=True)
@@ -95,7 +85,7 @@ def audio_control_root(src: Path, dst: Path, mode: AudioControl, seed: int) -> P
         if not (dst / ".cache" / d.name).exists():
             (dst / ".cache" / d.name).symlink_to(d, target_is_directory=True)
     (dst / "audio").mkdir(exist_ok=True)
-    root = DatasetRoot.open(src)
+    view = DatasetRoot.open(dst)  # the copied manifest makes dst a root: its file paths come from DatasetRoot
     rng = np.random.default_rng(seed)
     for ids in root.splits().values():
         donors = list(ids)
@@ -103,13 +93,13 @@ def audio_control_root(src: Path, dst: Path, mode: AudioControl, seed: int) -> P
             shift = int(rng.integers(1, len(ids)))  # a rotation: no clip keeps its own sound
             donors = ids[shift:] + ids[:shift]
         for clip_id, donor in zip(ids, donors, strict=True):
-            out = dst / "audio" / f"{clip_id}.wav"
+            out = view.audio_path(clip_id)
             if out.is_file():
                 continue
             if mode == AudioControl.zero:
                 write_wav(out, np.zeros(NUM_FRAMES // 30 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
             else:
-                wav, sr = read_wav(src / "audio" / f"{donor}.wav")
+                wav, sr = read_wav(root.audio_path(donor))
                 write_wav(out, wav, sr)
     atomic.write_json(dst / "audio-control.json", {"source": str(src), "mode": mode.value, "seed": seed}, indent=2)
     return dst
@@ -129,10 +119,12 @@ def trivial_predictions(root_path: Path, out: Path, split: str, progress: bool) 
     """Annotations predicting, for every frame, the union of all objects and the most frequent train caption.
 
     Only the synthetic source knows every object's pixels (annotations hold sounding ones only), so
-    `ssu-synth --union-baseline` renders the baseline and we read its files, as with any predictions.
+    collection.synth_baseline renders the baseline and we read its files, as with any predictions.
     """
+    from collection.synth_baseline import write_union_baseline
+
     caption = most_frequent_caption(DatasetRoot.open(root_path))
-    _run_ssu_synth([str(root_path), "--union-baseline", str(out), "--split", split, "--caption", caption], progress)
+    write_union_baseline(root_path, out, split, caption, progress=progress)
     return out, caption
 
 
@@ -222,49 +214,3 @@ def audio_probe(checkpoint: Path, root_path: Path, split: str, clips: int = 6) -
     return {"clips": float(len(items)), "mean_abs_prob_change": float((real - other).abs().mean()),
             "mean_prob": float(real.mean()), "iou_own_audio": iou(real, batch["masks"]),
             "iou_other_audio": iou(other, batch["masks"])}
-
-
-
-def build_tiny_llava(out: Path, seed: int = 0) -> Path:
-    """A random LLaVA (CLIP tower + 2-layer Llama, width 32) saved with its processor: the MoHE expert of the
-    ladder on CPU, where no real LLaVA can be downloaded. It carries no knowledge; the rung measures the
-    router and the cache path, not what a 7B expert adds."""
-    if (out / "config.json").is_file():
-        return out
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
-
-    torch.manual_seed(seed)
-    words = "USER ASSISTANT : Describe the object that makes sound in this frame . <image>".split()
-    specials = ["<pad>", "<unk>", "<s>", "</s>", "<image>"]
-    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.train_from_iterator([" ".join(words)] * 2, trainer=trainers.WordLevelTrainer(special_tokens=specials))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                  eos_token="</s>", model_max_length=128)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=32, patch_size=16)
-    vocab = max(tok.get_vocab().values()) + 1  # ids need not be contiguous after the special tokens
-    text = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0,
-                       bos_token_id=2, eos_token_id=3)
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
-                      vision_feature_layer=-1, pad_token_id=0)
-    model = LlavaForConditionalGeneration(cfg).eval()
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
-                          tokenizer=tok, patch_size=16, vision_feature_select_strategy="default",
-                          num_additional_image_tokens=1)
-    model.save_pretrained(out)
-    proc.save_pretrained(out)
-    return out
