@@ -19,7 +19,6 @@ ALLOWED = {
 }
 # Import edges of known cycles tolerated by the test: none. Any cycle between modules fails.
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
-}
 HEAVY = ("torch", "timm", "transformers", "gradio", "ray", "sam2", "pandas", "matplotlib", "datasets")
 
 
