@@ -1,20 +1,32 @@
-"""Shared CLI plumbing: one-line errors with exit code 2 for user mistakes, progress bars."""
+"""Shared CLI plumbing: one contract for every console script, and typed path arguments.
+
+The contract (tests/test_cli_contract.py checks it for every script in pyproject's [project.scripts]): a usage
+mistake (unknown flag, missing required option, a number out of range or not a number, a path of the wrong
+kind) prints the usage and one `Error:` line and exits 2; a UserError prints `error: <message>` and exits 2.
+Never a traceback for either.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import typer
 
 from schemas.errors import UserError
 
-F = TypeVar("F", bound=Callable[..., Any])
+# typer >= 0.2x carries its own copy of click (`typer._click`) and raises that copy's exceptions, which are not
+# instances of the `click` package's classes (older typer raised click's own). typer.BadParameter always lives in
+# the click that typer's parser uses, so take that click's ClickException from there, whichever copy it is.
+_typer_click = importlib.import_module(typer.BadParameter.__module__.rpartition(".")[0])
+ClickException: type[Exception] = _typer_click.ClickException
 
 
 def run_cli(app: typer.Typer) -> None:
-    """Entry point wrapper: a UserError prints `error: <message>` on one line and exits 2."""
+    """Entry point wrapper: usage errors and UserErrors print one error line and exit 2 (never a traceback)."""
     try:
         # non-standalone click returns the code of a typer.Exit instead of raising it
         rc = app(standalone_mode=False)
@@ -27,15 +39,81 @@ def run_cli(app: typer.Typer) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+    except ClickException as e:  # usage errors: in non-standalone mode click leaves showing them to us
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(2)
 
 
 def new_app(help: str) -> typer.Typer:
     return typer.Typer(help=help, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        rich_markup_mode=None)
+
+
+# -- typed paths ---------------------------------------------------------------------------------------------
+# Pass one of these as `parser=` of a Path argument or option: the kind is then checked while the command line
+# is parsed, so a wrong path is a usage error naming the flag (exit 2), before any work or heavy import.
+# Every Path parameter of every command declares one (tests/test_cli_contract.py).
+
+
+def _bad(msg: str) -> typer.BadParameter:
+    return typer.BadParameter(msg)
+
+
+def _no_file_above(p: Path) -> None:
+    """A path to be created must not lie under a plain file (`afile/out` would fail deep inside the work)."""
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise _bad(f"{parent} is a file, so {p} cannot be created under it")
+            return
+
+
+def existing_folder(value: str | Path) -> Path:
+    """A folder that must exist (a dataset root to read)."""
+    p = Path(value)
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise _bad(f"{p} is a file, not a folder")
+    raise _bad(f"{p}: no such folder")
+
+
+def new_folder(value: str | Path) -> Path:
+    """A folder that is created when absent (a root to write, an output folder): anything but a file."""
+    p = Path(value)
+    if p.exists() and not p.is_dir():
+        raise _bad(f"{p} is a file, not a folder")
+    _no_file_above(p)
+    return p
+
+
+def existing_file(value: str | Path) -> Path:
+    """A file that must exist (an index, a config, a checkpoint)."""
+    p = Path(value)
+    if p.is_dir():
+        raise _bad(f"{p} is a folder, not a file")
+    if not p.exists():
+        raise _bad(f"{p}: no such file")
+    return p
+
+
+def new_file(value: str | Path) -> Path:
+    """A file that is written, created when absent: anything but a folder."""
+    p = Path(value)
+    if p.is_dir():
+        raise _bad(f"{p} is a folder, not a file")
+    _no_file_above(p)
+    return p
+
+
+def existing_path(value: str | Path) -> Path:
+    """A file or a folder that must exist (where the command accepts both)."""
+    p = Path(value)
+    if not p.exists():
+        raise _bad(f"{p}: no such file or folder")
+    return p
+
+
+PATH_KINDS: dict[Callable[[Any], Path], str] = {existing_folder: "existing folder", new_folder: "new folder",
+                                                 existing_file: "existing file", new_file: "new file",
+                                                 existing_path: "existing file or folder"}

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import existing_folder, new_app, new_folder, run_cli
 from ssuformer.bench_steps import AudioControl
 
 app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visual root.\n\n"
@@ -63,20 +63,22 @@ def _machine() -> dict[str, Any]:
 
 @app.command()
 def learning(
-    out: Path = typer.Option(..., "--out", help="output folder: root/, runs/, baselines/, report.md, *.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    out: Path = typer.Option(..., "--out", parser=new_folder,
+                             help="output folder: root/, runs/, baselines/, report.md, *.png"),
+    data: Path | None = typer.Option(None, "--data", parser=existing_folder, help=DATA_HELP),
+    clips: int = typer.Option(360, "--clips", min=1, help="clips of the synthetic root (70/15/15 % train/val/test)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each training run after N steps"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="training epochs (default: the config's)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="stop each training run after N steps"),
     controls: bool = typer.Option(True, "--controls/--no-controls", help="also train the audio-blind control"),
     audio_control: AudioControl = typer.Option(AudioControl.zero, "--audio-control",
                                                help="how the control loses its audio: zero (silence) or shuffle"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
+    mask_stride: int = typer.Option(1, "--mask-stride", min=0,
+                                    help="predict test masks every k-th frame (0: T frames)"),
     meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)"),
-    strip_clips: int = typer.Option(2, "--strip-clips", help="test clips shown in strip.png"),
+    strip_clips: int = typer.Option(2, "--strip-clips", min=0, help="test clips shown in strip.png"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
@@ -166,16 +168,18 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 
 @app.command()
 def ladder(
-    out: Path = typer.Option(..., "--out", help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
-    data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
-    clips: int = typer.Option(360, "--clips", help="clips of the synthetic root"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic root and of training"),
+    out: Path = typer.Option(..., "--out", parser=new_folder,
+                             help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
+    data: Path | None = typer.Option(None, "--data", parser=existing_folder, help=DATA_HELP),
+    clips: int = typer.Option(360, "--clips", min=1, help="clips of the synthetic root"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     rungs: str = typer.Option(",".join(RUNGS), "--rungs", help="comma-separated subset of the rungs"),
-    epochs: int | None = typer.Option(None, "--epochs", help="training epochs per rung (default: the config's)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop each rung after N steps"),
-    mask_stride: int = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="training epochs per rung (default: the config's)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="stop each rung after N steps"),
+    mask_stride: int = typer.Option(1, "--mask-stride", min=0,
+                                    help="predict test masks every k-th frame (0: T frames)"),
     meteor: bool = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per rung)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
