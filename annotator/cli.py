@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from annotator.models import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
-from schemas.cli_util import existing_file, existing_folder, new_app, run_cli
+from schemas.cli_util import existing_file, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gating -> VLM region captions.\n\n"
@@ -54,7 +54,7 @@ def _load_yaml(path: Path | None) -> dict:
 
 @app.command("run")
 def run_cmd(
-    root: Path = typer.Argument(..., help="dataset root (ssu.json)", parser=existing_folder),
+    root: Path = typer.Argument(..., help="dataset root (ssu.json)", parser=folder_path),
     force: bool = typer.Option(False, "--force", help="redo clips that already have an automatic draft"),
     clip: list[str] = typer.Option(None, "--clip", help="only these clip ids (repeatable)"),
     limit: int = typer.Option(None, "--limit", min=1, help="at most this many clips"),

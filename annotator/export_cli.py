@@ -9,12 +9,12 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_folder, new_app, new_folder, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Export a dataset root: make splits, write standard formats, and a dataset card.\n\n"
               "Example: ssu-export splits /data/f-music --ratios 75,10,15 && ssu-export all /data/f-music")
 
-ROOT = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=existing_folder)
+ROOT = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path)
 STATUS_HELP = "clip status to export (repeat or comma-separate); default: accepted"
 
 
@@ -70,7 +70,7 @@ def splits(
 @app.command()
 def yvis(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     frames: bool = typer.Option(False, "--frames", help="also write every frame as JPEG (300 per clip)"),
 ) -> None:
@@ -86,7 +86,7 @@ def yvis(
 @app.command()
 def coco(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="frames sampled per second"),
 ) -> None:
@@ -102,7 +102,7 @@ def coco(
 @app.command()
 def hf(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     shard_size: int = typer.Option(200, "--shard-size", min=1, help="clips per Parquet shard"),
 ) -> None:
@@ -118,7 +118,7 @@ def hf(
 @app.command()
 def wds(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     shard_size: int = typer.Option(100, "--shard-size", min=1, help="clips per tar shard"),
 ) -> None:
@@ -134,7 +134,7 @@ def wds(
 @app.command()
 def croissant(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="check the result with mlcroissant"),
     url: str = typer.Option(None, "--url", help="where the dataset will be published; default: OUT as a file URL"),
@@ -151,7 +151,7 @@ def croissant(
 @app.command()
 def card(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
 ) -> None:
     """Dataset card OUT/README.md (Hugging Face style) with statistics, provenance and plots (OUT/figures/).
@@ -166,7 +166,7 @@ def card(
 @app.command(name="all")
 def all_(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=new_folder, help="output folder; default ROOT/export"),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help="output folder; default ROOT/export"),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="COCO frames sampled per second"),
 ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_file, existing_folder, new_app, new_file, run_cli
+from schemas.cli_util import existing_file, file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, brush, SAM2 propagation), "
@@ -25,7 +25,7 @@ SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refi
 
 @app.command("serve", epilog=SERVE_EXAMPLE)
 def serve(
-    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=existing_folder),
+    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path),
     users: Path = typer.Option(..., "--users", parser=existing_file, help="users.toml made with `ssu-refine add-user`"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
     port: int = typer.Option(7860, min=1, max=65535, help="TCP port"),
@@ -72,7 +72,7 @@ def serve(
 @app.command("add-user", epilog="Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
                                 "  echo \"$PW\" | ssu-refine add-user users.toml rita --role reviewer --password-stdin")
 def add_user_cmd(
-    users: Path = typer.Argument(..., help="users.toml (created if missing)", parser=new_file),
+    users: Path = typer.Argument(..., help="users.toml (created if missing)", parser=file_path),
     name: str = typer.Argument(..., help="login name"),
     role: str = typer.Option("refiner", help="refiner or reviewer"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_file, existing_folder, existing_path, new_app, new_folder, run_cli
+from schemas.cli_util import existing_file, existing_folder, existing_path, folder_path, new_app, run_cli
 
 app = new_app("Collect clips for keywords from VGG-Sound, MUSIC-AVQA, MUSIC or a local folder into a dataset "
               "root: fetch (local copies or yt-dlp), normalize to 512x512 / 30 fps / 300 frames + 16 kHz wav, "
@@ -18,7 +18,7 @@ EXAMPLE = ("Example: ssu-collect /data/f-music --source vggsound --index vggsoun
 
 @app.command(help=f"Collect into ROOT (created if absent). {EXAMPLE}")
 def collect(
-    root: Path = typer.Argument(None, parser=new_folder, help="dataset root (created when it does not exist)"),
+    root: Path = typer.Argument(None, parser=folder_path, help="dataset root (created when it does not exist)"),
     source: str = typer.Option("vggsound", "--source", help="vggsound | music_avqa | music21 | local"),
     index: Path = typer.Option(..., "--index", parser=existing_path,
                                help="the source's index file (VGG-Sound CSV, avqa-*.json, "

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, new_folder, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Write a synthetic dataset root: moving shapes that sound, with exact masks and captions.")
 
 
 @app.command()
 def synth(
-    root: Path = typer.Argument(..., parser=new_folder,
+    root: Path = typer.Argument(..., parser=folder_path,
                                 help="folder of the dataset root (created, or resumed if partial)"),
     clips: int = typer.Option(20, "--clips", "-n", min=1, help="number of clips"),
     seed: int = typer.Option(0, "--seed", "-s", min=0, help="random seed; same seed, same dataset"),
@@ -23,7 +23,7 @@ def synth(
     preset: str = typer.Option("veryfast", "--preset", help="libx264 preset: ultrafast, superfast, veryfast, faster"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     union_baseline: Path | None = typer.Option(
-        None, "--union-baseline", parser=new_folder,
+        None, "--union-baseline", parser=folder_path,
         help="instead of rendering: write the 'union of all objects' baseline for "
         "ROOT's --split into this folder (annotation format, for ssu-eval --predictions)"),
     split: str = typer.Option("test", "--split", help="split for --union-baseline"),

@@ -51,8 +51,11 @@ def new_app(help: str) -> typer.Typer:
 
 # -- typed paths ---------------------------------------------------------------------------------------------
 # Pass one of these as `parser=` of a Path argument or option: the kind is then checked while the command line
-# is parsed, so a wrong path is a usage error naming the flag (exit 2), before any work or heavy import.
-# Every Path parameter of every command declares one (tests/test_cli_contract.py).
+# is parsed, so a path of the wrong kind is a usage error naming the flag (exit 2) before any work or heavy
+# import. Every Path parameter of every command declares one (tests/test_cli_contract.py).
+# folder_path / file_path / any_path check only the kind: whether the path must already exist is the command's
+# business (it creates an output folder; DatasetRoot.open says "not a dataset root" in its own words).
+# existing_* also require the path to exist.
 
 
 def _bad(msg: str) -> typer.BadParameter:
@@ -60,26 +63,16 @@ def _bad(msg: str) -> typer.BadParameter:
 
 
 def _no_file_above(p: Path) -> None:
-    """A path to be created must not lie under a plain file (`afile/out` would fail deep inside the work)."""
+    """A path under a plain file cannot exist (`afile/out` would fail deep inside the work)."""
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise _bad(f"{parent} is a file, so {p} cannot be created under it")
+                raise _bad(f"{parent} is a file, so {p} cannot be a path under it")
             return
 
 
-def existing_folder(value: str | Path) -> Path:
-    """A folder that must exist (a dataset root to read)."""
-    p = Path(value)
-    if p.is_dir():
-        return p
-    if p.exists():
-        raise _bad(f"{p} is a file, not a folder")
-    raise _bad(f"{p}: no such folder")
-
-
-def new_folder(value: str | Path) -> Path:
-    """A folder that is created when absent (a root to write, an output folder): anything but a file."""
+def folder_path(value: str | Path) -> Path:
+    """A folder, existing or to be created (a dataset root, an output folder): anything but a file."""
     p = Path(value)
     if p.exists() and not p.is_dir():
         raise _bad(f"{p} is a file, not a folder")
@@ -87,18 +80,8 @@ def new_folder(value: str | Path) -> Path:
     return p
 
 
-def existing_file(value: str | Path) -> Path:
-    """A file that must exist (an index, a config, a checkpoint)."""
-    p = Path(value)
-    if p.is_dir():
-        raise _bad(f"{p} is a folder, not a file")
-    if not p.exists():
-        raise _bad(f"{p}: no such file")
-    return p
-
-
-def new_file(value: str | Path) -> Path:
-    """A file that is written, created when absent: anything but a folder."""
+def file_path(value: str | Path) -> Path:
+    """A file, existing or to be created (e.g. users.toml): anything but a folder."""
     p = Path(value)
     if p.is_dir():
         raise _bad(f"{p} is a folder, not a file")
@@ -106,14 +89,38 @@ def new_file(value: str | Path) -> Path:
     return p
 
 
-def existing_path(value: str | Path) -> Path:
-    """A file or a folder that must exist (where the command accepts both)."""
+def any_path(value: str | Path) -> Path:
+    """A file or a folder (the command accepts both): it cannot lie under a plain file."""
     p = Path(value)
+    _no_file_above(p)
+    return p
+
+
+def existing_folder(value: str | Path) -> Path:
+    """A folder that must exist (e.g. a folder of source videos)."""
+    p = folder_path(value)
+    if not p.exists():
+        raise _bad(f"{p}: no such folder")
+    return p
+
+
+def existing_file(value: str | Path) -> Path:
+    """A file that must exist (a config, a checkpoint, users.toml to serve)."""
+    p = file_path(value)
+    if not p.exists():
+        raise _bad(f"{p}: no such file")
+    return p
+
+
+def existing_path(value: str | Path) -> Path:
+    """A file or a folder that must exist (e.g. an index file, or a folder holding index.csv)."""
+    p = any_path(value)
     if not p.exists():
         raise _bad(f"{p}: no such file or folder")
     return p
 
 
-PATH_KINDS: dict[Callable[[Any], Path], str] = {existing_folder: "existing folder", new_folder: "new folder",
-                                                 existing_file: "existing file", new_file: "new file",
-                                                 existing_path: "existing file or folder"}
+FOLDERS = (folder_path, existing_folder)
+FILES = (file_path, existing_file)
+EXISTING = (existing_folder, existing_file, existing_path)
+PATH_KINDS: tuple[Callable[[Any], Path], ...] = (folder_path, file_path, any_path, *EXISTING)

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from schemas.cli_util import existing_folder, new_app, new_folder, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 from ssuformer.bench_steps import AudioControl
 
 app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visual root.\n\n"
@@ -63,9 +63,9 @@ def _machine() -> dict[str, Any]:
 
 @app.command()
 def learning(
-    out: Path = typer.Option(..., "--out", parser=new_folder,
+    out: Path = typer.Option(..., "--out", parser=folder_path,
                              help="output folder: root/, runs/, baselines/, report.md, *.png"),
-    data: Path | None = typer.Option(None, "--data", parser=existing_folder, help=DATA_HELP),
+    data: Path | None = typer.Option(None, "--data", parser=folder_path, help=DATA_HELP),
     clips: int = typer.Option(360, "--clips", min=1, help="clips of the synthetic root (70/15/15 % train/val/test)"),
     seed: int = typer.Option(0, "--seed", min=0, help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
@@ -168,9 +168,9 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 
 @app.command()
 def ladder(
-    out: Path = typer.Option(..., "--out", parser=new_folder,
+    out: Path = typer.Option(..., "--out", parser=folder_path,
                              help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
-    data: Path | None = typer.Option(None, "--data", parser=existing_folder, help=DATA_HELP),
+    data: Path | None = typer.Option(None, "--data", parser=folder_path, help=DATA_HELP),
     clips: int = typer.Option(360, "--clips", min=1, help="clips of the synthetic root"),
     seed: int = typer.Option(0, "--seed", min=0, help="seed of the synthetic root and of training"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from schemas.cli_util import existing_file, existing_folder, existing_path, new_app, new_folder, run_cli
+from schemas.cli_util import any_path, existing_file, folder_path, new_app, run_cli
 from schemas.errors import UserError
 from ssuformer.metrics.captions import CaptionGrouping
 from ssuformer.metrics.protocols import Protocol
@@ -31,10 +31,10 @@ Example:
 
 @app.command(epilog=EXAMPLE)
 def main_cmd(
-    data: Path = typer.Option(..., "--data", parser=existing_folder, help="dataset root (holds ssu.json and splits/)"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="dataset root (holds ssu.json and splits/)"),
     split: str = typer.Option("test", help="train, val or test"),
     predictions: Path | None = typer.Option(
-        None, parser=existing_path,
+        None, parser=any_path,
         help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W) or "
                    "<clip_id>/ PNG folders; or one such file"),
     checkpoint: Path | None = typer.Option(None, parser=existing_file,
@@ -46,7 +46,7 @@ def main_cmd(
     meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s, ~1 GB)"),
     caption_grouping: CaptionGrouping = typer.Option(
         CaptionGrouping.frame, help="coco-caption 'images': one per frame, or one per run of identical captions"),
-    out: Path | None = typer.Option(None, parser=new_folder, help="where metrics.json and metrics.md go "
+    out: Path | None = typer.Option(None, parser=folder_path, help="where metrics.json and metrics.md go "
                                     "[default: <predictions>_eval_<split> beside the predictions]"),
     name: str | None = typer.Option(None, help="row label in the table [default: the predictions' name]"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

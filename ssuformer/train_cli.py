@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_folder, new_app, new_folder, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Train SSUFormer on a dataset root (paper section IV).\n\n\b\nExamples:\n"
               "  ssu-train --data ROOT --config tiny --out runs/tiny\n"
@@ -20,9 +20,9 @@ SET_HELP = "override a setting, e.g. --set model.fusion_blocks=2 (repeatable)"
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., "--data", parser=existing_folder,
+    data: Path = typer.Option(..., "--data", parser=folder_path,
                               help="dataset root with splits/train.txt (and val.txt)"),
-    out: Path = typer.Option(..., "--out", parser=new_folder,
+    out: Path = typer.Option(..., "--out", parser=folder_path,
                              help="run folder: checkpoints, log.csv, tb/, tokenizer.json"),
     config: str = typer.Option("tiny", "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -47,7 +47,7 @@ def train(
 
 @app.command("cache-expert")
 def cache_expert_cmd(
-    data: Path = typer.Option(..., "--data", parser=existing_folder, help="dataset root"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="dataset root"),
     config: str = typer.Option("paper", "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     expert: str | None = typer.Option(None, "--expert", help="LLaVA hub id or local folder (overrides config)"),

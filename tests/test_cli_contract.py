@@ -55,8 +55,8 @@ class Param:
         return self.info.default is ...
 
     @property
-    def kind(self) -> str | None:
-        return cli_util.PATH_KINDS.get(self.info.parser)  # type: ignore[arg-type]
+    def kind(self) -> Any:
+        return self.info.parser if self.info.parser in cli_util.PATH_KINDS else None
 
 
 @dataclass
@@ -140,15 +140,10 @@ def _run(script: str, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: 
 
 def _valid(p: Param, tmp: Path) -> str:
     """A value this parameter accepts (to fill the other required parameters of a case)."""
-    kind = p.info.parser
-    if kind in (cli_util.existing_folder,):
+    if p.kind in cli_util.FOLDERS:
         return str(tmp / "folder")
-    if kind in (cli_util.existing_file, cli_util.existing_path):
+    if p.kind in (*cli_util.FILES, cli_util.any_path, cli_util.existing_path):
         return str(tmp / "file.txt")
-    if kind in (cli_util.new_folder,):
-        return str(tmp / "new-folder")
-    if kind in (cli_util.new_file,):
-        return str(tmp / "new-file.txt")
     if isinstance(p.base, type) and issubclass(p.base, enum.Enum):
         return str(next(iter(p.base)).value)
     if p.base in (int, float):
@@ -176,15 +171,14 @@ def _cases(cmd: Command, tmp: Path) -> list[tuple[str, list[str], str]]:
                 cases.append((f"{p.flag} below {lo}", _argv(cmd, {p: str(lo - 1)}, tmp), p.flag))
             if hi is not None:
                 cases.append((f"{p.flag} above {hi}", _argv(cmd, {p: str(hi + 1)}, tmp), p.flag))
-        kind = p.info.parser
-        if kind in (cli_util.existing_folder, cli_util.new_folder):
+        if p.kind in cli_util.FOLDERS:
             cases.append((f"{p.label} is a plain file", _argv(cmd, {p: str(tmp / "file.txt")}, tmp), "is a file"))
-        if kind is cli_util.new_folder:
-            cases.append((f"{p.label} under a plain file", _argv(cmd, {p: str(tmp / "file.txt" / "sub")}, tmp),
-                          "is a file"))
-        if kind in (cli_util.existing_file, cli_util.new_file):
+        if p.kind in cli_util.FILES:
             cases.append((f"{p.label} is a folder", _argv(cmd, {p: str(tmp / "folder")}, tmp), "is a folder"))
-        if kind in (cli_util.existing_folder, cli_util.existing_file, cli_util.existing_path):
+        if p.kind is not None:
+            cases.append((f"{p.label} under a plain file", _argv(cmd, {p: str(tmp / "file.txt" / "x")}, tmp),
+                          "is a file"))
+        if p.kind in cli_util.EXISTING:
             cases.append((f"{p.label} does not exist", _argv(cmd, {p: str(tmp / "nowhere")}, tmp), "no such"))
         if p.required:  # every other required option, and the positional arguments before it
             given = {q: _valid(q, tmp) for q in cmd.params if q is not p and (
