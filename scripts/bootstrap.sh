@@ -13,7 +13,12 @@ want=$(cat pyproject.toml $lock scripts/bootstrap.sh | sha256sum | cut -d' ' -f1
 if [[ -f $stamp && "$(cat $stamp)" == "$want" ]]; then exit 0; fi
 echo "[bootstrap] installing $lock into .venv (first time: ~5 minutes)" >&2
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+# pip warns once per package about each configured local index that lacks it: keep only other messages.
+pip_install() {
+  .venv/bin/python -m pip install --disable-pip-version-check -q "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip=(pip_install)
 # The build tools first, at the lock's versions: the sdists below (sam2, antlr4) are built with them.
 "${pip[@]}" --no-deps $(grep -E '^(pip|setuptools|wheel)==' $lock)
 # Everything else in one go, exactly as locked: --no-deps, so nothing outside the lock comes in.
