@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from annotator.models import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
-from schemas.cli_util import existing_file, folder_path, new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gating -> VLM region captions.\n\n"
@@ -58,7 +58,7 @@ def run_cmd(
     force: bool = typer.Option(False, "--force", help="redo clips that already have an automatic draft"),
     clip: list[str] = typer.Option(None, "--clip", help="only these clip ids (repeatable)"),
     limit: int = typer.Option(None, "--limit", min=1, help="at most this many clips"),
-    config: Path = typer.Option(None, "--config", parser=existing_file,
+    config: Path = typer.Option(None, "--config", parser=file_path,
                                 help="YAML of pipeline settings (see docs/annotate.md)"),
     audio_threshold: float = typer.Option(None, "--audio-threshold", min=0, max=1,
                                           help="tagger score that counts as heard (default 0.5)"),

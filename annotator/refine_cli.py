@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_file, file_path, folder_path, new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, brush, SAM2 propagation), "
@@ -26,7 +26,7 @@ SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refi
 @app.command("serve", epilog=SERVE_EXAMPLE)
 def serve(
     root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path),
-    users: Path = typer.Option(..., "--users", parser=existing_file, help="users.toml made with `ssu-refine add-user`"),
+    users: Path = typer.Option(..., "--users", parser=file_path, help="users.toml made with `ssu-refine add-user`"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
     port: int = typer.Option(7860, min=1, max=65535, help="TCP port"),
     sam: str | None = typer.Option(None, help="SAM checkpoint: hub id or local folder (click/box tool)"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import existing_file, existing_folder, existing_path, folder_path, new_app, run_cli
+from schemas.cli_util import any_path, file_path, folder_path, new_app, run_cli
 
 app = new_app("Collect clips for keywords from VGG-Sound, MUSIC-AVQA, MUSIC or a local folder into a dataset "
               "root: fetch (local copies or yt-dlp), normalize to 512x512 / 30 fps / 300 frames + 16 kHz wav, "
@@ -20,7 +20,7 @@ EXAMPLE = ("Example: ssu-collect /data/f-music --source vggsound --index vggsoun
 def collect(
     root: Path = typer.Argument(None, parser=folder_path, help="dataset root (created when it does not exist)"),
     source: str = typer.Option("vggsound", "--source", help="vggsound | music_avqa | music21 | local"),
-    index: Path = typer.Option(..., "--index", parser=existing_path,
+    index: Path = typer.Option(..., "--index", parser=any_path,
                                help="the source's index file (VGG-Sound CSV, avqa-*.json, "
                                "MUSIC *.json, or a folder with index.csv); never downloaded for you"),
     keywords: str = typer.Option("", "--keywords", help="comma-separated (';' if labels contain commas)"),
@@ -28,9 +28,9 @@ def collect(
     seed: int = typer.Option(0, "--seed", min=0, help="sampling seed (also picks MUSIC-AVQA/MUSIC windows)"),
     split: str = typer.Option(None, "--split", help="only index rows of this split (train/test/...)"),
     list_keywords: bool = typer.Option(False, "--list-keywords", help="print the index's labels with counts"),
-    synonyms: Path = typer.Option(None, "--synonyms", parser=existing_file,
+    synonyms: Path = typer.Option(None, "--synonyms", parser=file_path,
                                   help="synonym groups TOML (default: the shipped one)"),
-    media_dir: Path = typer.Option(None, "--media-dir", parser=existing_folder,
+    media_dir: Path = typer.Option(None, "--media-dir", parser=folder_path,
                                    help="local copies (<ytid>_<start:06d>.mp4, "
                                    "<video_id>.mp4 for MUSIC-AVQA); without it, yt-dlp downloads"),
     available_only: bool = typer.Option(False, "--available-only", help="sample only entries with a file in "
@@ -53,7 +53,7 @@ def collect(
                                     "with --workers CPUs)"),
     url_template: str = typer.Option("https://www.youtube.com/watch?v={youtube_id}", "--url-template",
                                      help="download URL; fields {youtube_id} {start} {clip_id}"),
-    cookies: Path = typer.Option(None, "--cookies", parser=existing_file, help="cookies.txt passed to yt-dlp"),
+    cookies: Path = typer.Option(None, "--cookies", parser=file_path, help="cookies.txt passed to yt-dlp"),
     retries: int = typer.Option(3, "--retries", min=0, help="download retries on transient errors"),
     backoff: float = typer.Option(2.0, "--backoff", min=0, help="seconds before the first retry (doubles)"),
     rate_limit: str = typer.Option(None, "--rate-limit", help="download bytes/s per worker, e.g. 2M"),

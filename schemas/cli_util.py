@@ -52,14 +52,9 @@ def new_app(help: str) -> typer.Typer:
 # -- typed paths ---------------------------------------------------------------------------------------------
 # Pass one of these as `parser=` of a Path argument or option: the kind is then checked while the command line
 # is parsed, so a path of the wrong kind is a usage error naming the flag (exit 2) before any work or heavy
-# import. Every Path parameter of every command declares one (tests/test_cli_contract.py).
-# folder_path / file_path / any_path check only the kind: whether the path must already exist is the command's
-# business (it creates an output folder; DatasetRoot.open says "not a dataset root" in its own words).
-# existing_* also require the path to exist.
-
-
-def _bad(msg: str) -> typer.BadParameter:
-    return typer.BadParameter(msg)
+# import. Every Path parameter of every command declares one (tests/test_cli_contract.py). They check the kind
+# only: whether the path must already exist is the command's business, since it knows the fix to name
+# ("not a dataset root", "create one with `ssu-refine add-user`", "export cookies.txt from your browser").
 
 
 def _no_file_above(p: Path) -> None:
@@ -67,7 +62,7 @@ def _no_file_above(p: Path) -> None:
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise _bad(f"{parent} is a file, so {p} cannot be a path under it")
+                raise typer.BadParameter(f"{parent} is a file, so {p} cannot be a path under it")
             return
 
 
@@ -75,16 +70,16 @@ def folder_path(value: str | Path) -> Path:
     """A folder, existing or to be created (a dataset root, an output folder): anything but a file."""
     p = Path(value)
     if p.exists() and not p.is_dir():
-        raise _bad(f"{p} is a file, not a folder")
+        raise typer.BadParameter(f"{p} is a file, not a folder")
     _no_file_above(p)
     return p
 
 
 def file_path(value: str | Path) -> Path:
-    """A file, existing or to be created (e.g. users.toml): anything but a folder."""
+    """A file, existing or to be created (an index, a config, users.toml): anything but a folder."""
     p = Path(value)
     if p.is_dir():
-        raise _bad(f"{p} is a folder, not a file")
+        raise typer.BadParameter(f"{p} is a folder, not a file")
     _no_file_above(p)
     return p
 
@@ -96,31 +91,4 @@ def any_path(value: str | Path) -> Path:
     return p
 
 
-def existing_folder(value: str | Path) -> Path:
-    """A folder that must exist (e.g. a folder of source videos)."""
-    p = folder_path(value)
-    if not p.exists():
-        raise _bad(f"{p}: no such folder")
-    return p
-
-
-def existing_file(value: str | Path) -> Path:
-    """A file that must exist (a config, a checkpoint, users.toml to serve)."""
-    p = file_path(value)
-    if not p.exists():
-        raise _bad(f"{p}: no such file")
-    return p
-
-
-def existing_path(value: str | Path) -> Path:
-    """A file or a folder that must exist (e.g. an index file, or a folder holding index.csv)."""
-    p = any_path(value)
-    if not p.exists():
-        raise _bad(f"{p}: no such file or folder")
-    return p
-
-
-FOLDERS = (folder_path, existing_folder)
-FILES = (file_path, existing_file)
-EXISTING = (existing_folder, existing_file, existing_path)
-PATH_KINDS: tuple[Callable[[Any], Path], ...] = (folder_path, file_path, any_path, *EXISTING)
+PATH_KINDS: tuple[Callable[[Any], Path], ...] = (folder_path, file_path, any_path)

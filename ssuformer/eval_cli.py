@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from schemas.cli_util import any_path, existing_file, folder_path, new_app, run_cli
+from schemas.cli_util import any_path, file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 from ssuformer.metrics.captions import CaptionGrouping
 from ssuformer.metrics.protocols import Protocol
@@ -37,7 +37,7 @@ def main_cmd(
         None, parser=any_path,
         help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W) or "
                    "<clip_id>/ PNG folders; or one such file"),
-    checkpoint: Path | None = typer.Option(None, parser=existing_file,
+    checkpoint: Path | None = typer.Option(None, parser=file_path,
                                            help="an SSUFormer checkpoint: predict the split first, then score"),
     protocol: Protocol = typer.Option(Protocol.per_frame, help="how frames are batched for mIoU/F-score "
                                       "(avsegformer: 10 frames, avsbench: 20, per-frame: batch-independent)"),

@@ -140,9 +140,9 @@ def _run(script: str, argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: 
 
 def _valid(p: Param, tmp: Path) -> str:
     """A value this parameter accepts (to fill the other required parameters of a case)."""
-    if p.kind in cli_util.FOLDERS:
+    if p.kind is cli_util.folder_path:
         return str(tmp / "folder")
-    if p.kind in (*cli_util.FILES, cli_util.any_path, cli_util.existing_path):
+    if p.kind in (cli_util.file_path, cli_util.any_path):
         return str(tmp / "file.txt")
     if isinstance(p.base, type) and issubclass(p.base, enum.Enum):
         return str(next(iter(p.base)).value)
@@ -171,15 +171,13 @@ def _cases(cmd: Command, tmp: Path) -> list[tuple[str, list[str], str]]:
                 cases.append((f"{p.flag} below {lo}", _argv(cmd, {p: str(lo - 1)}, tmp), p.flag))
             if hi is not None:
                 cases.append((f"{p.flag} above {hi}", _argv(cmd, {p: str(hi + 1)}, tmp), p.flag))
-        if p.kind in cli_util.FOLDERS:
+        if p.kind is cli_util.folder_path:
             cases.append((f"{p.label} is a plain file", _argv(cmd, {p: str(tmp / "file.txt")}, tmp), "is a file"))
-        if p.kind in cli_util.FILES:
+        if p.kind is cli_util.file_path:
             cases.append((f"{p.label} is a folder", _argv(cmd, {p: str(tmp / "folder")}, tmp), "is a folder"))
         if p.kind is not None:
             cases.append((f"{p.label} under a plain file", _argv(cmd, {p: str(tmp / "file.txt" / "x")}, tmp),
                           "is a file"))
-        if p.kind in cli_util.EXISTING:
-            cases.append((f"{p.label} does not exist", _argv(cmd, {p: str(tmp / "nowhere")}, tmp), "no such"))
         if p.required:  # every other required option, and the positional arguments before it
             given = {q: _valid(q, tmp) for q in cmd.params if q is not p and (
                 q.required if q.position is None else p.position is not None and q.position < p.position)}
