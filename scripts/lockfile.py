@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -63,9 +64,13 @@ def project_name(pyproject: Path = PYPROJECT) -> str:
 
 
 def installed() -> dict[str, str]:
-    """{canonical name: version} of every distribution this interpreter can import from."""
+    """{canonical name: version} of every distribution installed in this interpreter's environment.
+
+    Its site-packages only, not all of sys.path: ray, once imported, puts its vendored psutil and colorama
+    (with their dist-info) on sys.path, and those are ray's files, not installed packages."""
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     out: dict[str, str] = {}
-    for d in metadata.distributions():
+    for d in metadata.distributions(path=paths):
         name = d.metadata["Name"]
         if name:
             out[canon(name)] = d.version

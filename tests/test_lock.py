@@ -36,6 +36,12 @@ def test_environment_is_exactly_the_lock() -> None:
     assert not diff, f"{sys.prefix} is not requirements-lock.txt (run `make setup`):\n" + "\n".join(diff)
 
 
+def test_ray_vendored_packages_are_not_installed_packages() -> None:
+    import ray  # noqa: F401 - ray puts ray/thirdparty_files (psutil, colorama) on sys.path
+
+    assert "psutil" not in lockfile.installed() or "psutil" in lockfile.read_lock()[1]
+
+
 def test_differences_are_named() -> None:
     pins = {"a": "1", "b": "2", "c": "3"}
     have = {"a": "1", "b": "2.1", "d": "4", "ra-ssu": "0.1.0"}
