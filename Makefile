@@ -1,5 +1,5 @@
 # The two commands in the README: `make demo` and `make test`. Both set up .venv first (quick when done).
-.PHONY: setup demo test lint schemas
+.PHONY: setup demo test lint schemas lock
 setup:
 	@bash scripts/bootstrap.sh
 demo: setup
@@ -10,3 +10,7 @@ lint: setup
 	.venv/bin/ruff check .
 schemas: setup
 	.venv/bin/python -m schemas.jsonschema
+# Re-resolve pyproject.toml into requirements-lock.txt (after changing dependencies; commit the result).
+# Not behind `setup`: setup refuses a stale lock. Pass uv options with ARGS="--upgrade-package NAME".
+lock:
+	@bash scripts/lock.sh $(ARGS)

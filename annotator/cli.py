@@ -13,7 +13,7 @@ import typer
 
 from annotator import model_flags as mf
 from annotator.model_config import Device, DType, ModelKind, ModelsConfig
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gating -> VLM region captions.\n\n"
@@ -51,11 +51,12 @@ def _load_yaml(path: Path | None) -> dict:
 
 @app.command("run")
 def run_cmd(
-    root: Path = typer.Argument(..., help="dataset root (ssu.json)"),
+    root: Path = typer.Argument(..., help="dataset root (ssu.json)", parser=folder_path),
     force: bool = typer.Option(False, "--force", help="redo clips that already have an automatic draft"),
     clip: list[str] = typer.Option(None, "--clip", help="only these clip ids (repeatable)"),
     limit: int = typer.Option(None, "--limit", min=1, help="at most this many clips"),
-    config: Path = typer.Option(None, "--config", help="YAML of pipeline settings (see docs/annotate.md)"),
+    config: Path = typer.Option(None, "--config", parser=file_path,
+                                help="YAML of pipeline settings (see docs/annotate.md)"),
     audio_threshold: float = typer.Option(None, "--audio-threshold", min=0, max=1,
                                           help="tagger score that counts as heard (default 0.5)"),
     no_gate: bool = typer.Option(False, "--no-gate", help="keep masks in silent seconds too"),

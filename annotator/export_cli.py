@@ -10,12 +10,12 @@ from pathlib import Path
 import typer
 
 from annotator.export.options import MediaMode
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Export a dataset root: make splits, write standard formats, and a dataset card.\n\n"
               "Example: ssu-export splits /data/f-music --ratios 75,10,15 && ssu-export all /data/f-music")
 
-ROOT = typer.Argument(..., help="dataset root (folder with ssu.json)")
+ROOT = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path)
 STATUS_HELP = "clip status to export (repeat or comma-separate); default: accepted"
 OUT_HELP = "output folder; default ROOT/export"
 SKIP_HELP = ("leave out clips that fail the checks (annotation against the contract, media present) and list "
@@ -60,7 +60,7 @@ def _summary(sel) -> None:  # sel: Selection
 def splits(
     root: Path = ROOT,
     ratios: str = typer.Option("75,10,15", "--ratios", help="train,val,test shares, e.g. 75,10,15 or 70,15,15"),
-    seed: int = typer.Option(0, "--seed", help="same seed, same splits"),
+    seed: int = typer.Option(0, "--seed", min=0, help="same seed, same splits"),
     status: list[str] = typer.Option(None, "--status", help="clip status to split; default: accepted"),
     balance_test: bool = typer.Option(True, "--balance-test/--proportional-test",
                                       help="same number of test clips per category (the paper) or proportional"),
@@ -83,7 +83,7 @@ def splits(
 @app.command()
 def yvis(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     frames: bool = typer.Option(True, "--frames/--no-frames",
@@ -108,7 +108,7 @@ def yvis(
 @app.command()
 def coco(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="frames sampled per second"),
@@ -129,7 +129,7 @@ def coco(
 @app.command()
 def hf(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     shard_size: int = typer.Option(200, "--shard-size", min=1, help="clips per Parquet shard"),
@@ -150,7 +150,7 @@ def hf(
 @app.command()
 def wds(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     shard_size: int = typer.Option(100, "--shard-size", min=1, help="clips per tar shard"),
@@ -171,7 +171,7 @@ def wds(
 @app.command()
 def croissant(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="check the result with mlcroissant"),
@@ -196,7 +196,7 @@ def croissant(
 @app.command()
 def card(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
 ) -> None:
@@ -216,7 +216,7 @@ def card(
 @app.command(name="all")
 def all_(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", help=OUT_HELP),
+    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
     status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="COCO frames sampled per second"),

@@ -13,7 +13,7 @@ import typer
 
 from annotator import model_flags as mf
 from annotator.model_config import Device, DType, ModelKind
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
 app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, brush, SAM2 propagation), "
@@ -27,10 +27,10 @@ SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refi
 
 @app.command("serve", epilog=SERVE_EXAMPLE)
 def serve(
-    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)"),
-    users: Path = typer.Option(..., "--users", help="users.toml made with `ssu-refine add-user`"),
+    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path),
+    users: Path = typer.Option(..., "--users", parser=file_path, help="users.toml made with `ssu-refine add-user`"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
-    port: int = typer.Option(7860, help="TCP port"),
+    port: int = typer.Option(7860, min=1, max=65535, help="TCP port"),
     sam: str | None = mf.source(ModelKind.sam, off_by_default=True),
     sam2: str | None = mf.source(ModelKind.sam2, off_by_default=True),
     sam2_config: str | None = mf.SAM2_CONFIG,
@@ -39,8 +39,8 @@ def serve(
     dtype: DType = mf.DTYPE,
     offline: bool = mf.offline(True),
     no_review: bool = typer.Option(False, "--no-review", help="let refiners accept clips as final"),
-    lease_minutes: float = typer.Option(30.0, help="how long a claim lasts without activity"),
-    frame_cache_mb: int = typer.Option(1024, help="memory for decoded frames shared by all users"),
+    lease_minutes: float = typer.Option(30.0, min=1, help="how long a claim lasts without activity"),
+    frame_cache_mb: int = typer.Option(1024, min=32, help="memory for decoded frames shared by all users"),
 ) -> None:
     """Serve the refinement app (login required)."""
     import os
@@ -76,7 +76,7 @@ def serve(
 @app.command("add-user", epilog="Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
                                 "  echo \"$PW\" | ssu-refine add-user users.toml rita --role reviewer --password-stdin")
 def add_user_cmd(
-    users: Path = typer.Argument(..., help="users.toml (created if missing)"),
+    users: Path = typer.Argument(..., help="users.toml (created if missing)", parser=file_path),
     name: str = typer.Argument(..., help="login name"),
     role: str = typer.Option("refiner", help="refiner or reviewer"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),

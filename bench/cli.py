@@ -17,7 +17,7 @@ import typer
 
 from bench.ladder import RUNGS
 from bench.steps import AudioControl
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visual root.\n\n"
               "Example: ssu-bench learning --out runs/bench\n"
@@ -26,14 +26,14 @@ app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visu
 TARGETS = {"miou": 0.80, "bleu4": 0.50, "blind_gap": 0.15}
 
 # The options both commands take (one declaration each).
-_DATA = typer.Option(None, "--data", help="an existing dataset root (default: make a synthetic one in OUT/root "
-                     "with --clips/--seed)")
-_CLIPS = typer.Option(360, "--clips", help="clips of the synthetic root (70/15/15 % train/val/test)")
-_SEED = typer.Option(0, "--seed", help="seed of the synthetic root and of training")
+_DATA = typer.Option(None, "--data", parser=folder_path,
+                     help="an existing dataset root (default: make a synthetic one in OUT/root with --clips/--seed)")
+_CLIPS = typer.Option(360, "--clips", min=1, help="clips of the synthetic root (70/15/15 % train/val/test)")
+_SEED = typer.Option(0, "--seed", min=0, help="seed of the synthetic root and of training")
 _SET = typer.Option([], "--set", help="override a setting, e.g. --set train.epochs=20 (repeatable)")
-_EPOCHS = typer.Option(None, "--epochs", help="training epochs of each run (default: the config's)")
-_MAX_STEPS = typer.Option(None, "--max-steps", help="stop each training run after N steps")
-_MASK_STRIDE = typer.Option(1, "--mask-stride", help="predict test masks every k-th frame (0: T frames)")
+_EPOCHS = typer.Option(None, "--epochs", min=1, help="training epochs of each run (default: the config's)")
+_MAX_STEPS = typer.Option(None, "--max-steps", min=1, help="stop each training run after N steps")
+_MASK_STRIDE = typer.Option(1, "--mask-stride", min=0, help="predict test masks every k-th frame (0: T frames)")
 _METEOR = typer.Option(False, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s per run)")
 _PROGRESS = typer.Option(True, "--progress/--no-progress")
 
@@ -64,7 +64,8 @@ def _machine() -> dict[str, Any]:
 
 @app.command()
 def learning(
-    out: Path = typer.Option(..., "--out", help="output folder: root/, runs/, baselines/, report.md, *.png"),
+    out: Path = typer.Option(..., "--out", parser=folder_path,
+                             help="output folder: root/, runs/, baselines/, report.md, *.png"),
     data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config name or YAML path"),
     set_: list[str] = _SET, epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS,
@@ -72,7 +73,7 @@ def learning(
     audio_control: AudioControl = typer.Option(AudioControl.zero, "--audio-control",
                                                help="how the control loses its audio: zero (silence) or shuffle"),
     mask_stride: int = _MASK_STRIDE, meteor: bool = _METEOR,
-    strip_clips: int = typer.Option(2, "--strip-clips", help="test clips shown in strip.png"),
+    strip_clips: int = typer.Option(2, "--strip-clips", min=0, help="test clips shown in strip.png"),
     progress: bool = _PROGRESS,
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
@@ -161,7 +162,8 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 
 @app.command()
 def ladder(
-    out: Path = typer.Option(..., "--out", help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
+    out: Path = typer.Option(..., "--out", parser=folder_path,
+                             help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
     data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
     set_: list[str] = _SET,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import any_path, file_path, folder_path, new_app, run_cli
 
 app = new_app("Collect clips for keywords from VGG-Sound, MUSIC-AVQA, MUSIC or a local folder into a dataset "
               "root: fetch (local copies or yt-dlp), normalize to 512x512 / 30 fps / 300 frames + 16 kHz wav, "
@@ -19,17 +19,20 @@ EXAMPLE = ("Example: ssu-collect /data/f-music --source vggsound --index vggsoun
 
 @app.command(help=f"Collect into ROOT (created if absent). {EXAMPLE}")
 def collect(
-    root: Path = typer.Argument(None, help="dataset root (created when it does not exist)"),
+    root: Path = typer.Argument(None, parser=folder_path, help="dataset root (created when it does not exist)"),
     source: str = typer.Option("vggsound", "--source", help="vggsound | music_avqa | music21 | local"),
-    index: Path = typer.Option(..., "--index", help="the source's index file (VGG-Sound CSV, avqa-*.json, "
+    index: Path = typer.Option(..., "--index", parser=any_path,
+                               help="the source's index file (VGG-Sound CSV, avqa-*.json, "
                                "MUSIC *.json, or a folder with index.csv); never downloaded for you"),
     keywords: str = typer.Option("", "--keywords", help="comma-separated (';' if labels contain commas)"),
     per_keyword: int = typer.Option(50, "--per-keyword", min=1, help="clips per keyword (paper: 50-100)"),
-    seed: int = typer.Option(0, "--seed", help="sampling seed (also picks MUSIC-AVQA/MUSIC windows)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="sampling seed (also picks MUSIC-AVQA/MUSIC windows)"),
     split: str = typer.Option(None, "--split", help="only index rows of this split (train/test/...)"),
     list_keywords: bool = typer.Option(False, "--list-keywords", help="print the index's labels with counts"),
-    synonyms: Path = typer.Option(None, "--synonyms", help="synonym groups TOML (default: the shipped one)"),
-    media_dir: Path = typer.Option(None, "--media-dir", help="local copies (<ytid>_<start:06d>.mp4, "
+    synonyms: Path = typer.Option(None, "--synonyms", parser=file_path,
+                                  help="synonym groups TOML (default: the shipped one)"),
+    media_dir: Path = typer.Option(None, "--media-dir", parser=folder_path,
+                                   help="local copies (<ytid>_<start:06d>.mp4, "
                                    "<video_id>.mp4 for MUSIC-AVQA); without it, yt-dlp downloads"),
     available_only: bool = typer.Option(False, "--available-only", help="sample only entries with a file in "
                                         "--media-dir (others are not tried or recorded)"),
@@ -42,7 +45,7 @@ def collect(
     short: str = typer.Option("reject", "--short", help="sources under 10 s: reject | pad | loop"),
     no_audio: str = typer.Option("reject", "--no-audio", help="sources without audio: reject | silence"),
     allow_silent: bool = typer.Option(False, "--allow-silent", help="keep clips whose audio is silent"),
-    crf: int = typer.Option(20, "--crf", help="x264 quality"),
+    crf: int = typer.Option(20, "--crf", min=0, max=51, help="x264 quality"),
     preset: str = typer.Option("veryfast", "--preset", help="x264 preset"),
     workers: int = typer.Option(1, "--workers", min=1, help="local worker processes"),
     ffmpeg_threads: int = typer.Option(0, "--ffmpeg-threads", min=0, help="threads per ffmpeg job (0: auto)"),
@@ -51,7 +54,7 @@ def collect(
                                     "with --workers CPUs)"),
     url_template: str = typer.Option("https://www.youtube.com/watch?v={youtube_id}", "--url-template",
                                      help="download URL; fields {youtube_id} {start} {clip_id}"),
-    cookies: Path = typer.Option(None, "--cookies", help="cookies.txt passed to yt-dlp"),
+    cookies: Path = typer.Option(None, "--cookies", parser=file_path, help="cookies.txt passed to yt-dlp"),
     retries: int = typer.Option(3, "--retries", min=0, help="download retries on transient errors"),
     backoff: float = typer.Option(2.0, "--backoff", min=0, help="seconds before the first retry (doubles)"),
     rate_limit: str = typer.Option(None, "--rate-limit", help="download bytes/s per worker, e.g. 2M"),

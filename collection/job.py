@@ -176,7 +176,7 @@ def run_job(root: Path, job: Job, name: str, quiet: bool = False, args: dict[str
     finally:
         bar.close()
         droot.close()
-        if not quiet:
-            print(stats.summary())
-            print(f"stats: {Path(root) / 'runs' / (stats.run_id + '.json')}")
+        # --quiet hides the progress bar, never the summary (the CLI contract, tests/test_cli_contract.py)
+        print(stats.summary())
+        print(f"stats: {Path(root) / 'runs' / (stats.run_id + '.json')}")
     return stats

@@ -6,22 +6,25 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Write a synthetic dataset root: moving shapes that sound, with exact masks and captions.")
 
 
 @app.command()
 def synth(
-    root: Path = typer.Argument(..., help="folder of the dataset root (created, or resumed if partial)"),
-    clips: int = typer.Option(20, "--clips", "-n", help="number of clips"),
-    seed: int = typer.Option(0, "--seed", "-s", help="random seed; same seed, same dataset"),
-    workers: int = typer.Option(0, "--workers", "-w", help="clips rendered in parallel (processes); 0: one per core"),
+    root: Path = typer.Argument(..., parser=folder_path,
+                                help="folder of the dataset root (created, or resumed if partial)"),
+    clips: int = typer.Option(20, "--clips", "-n", min=1, help="number of clips"),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, help="random seed; same seed, same dataset"),
+    workers: int = typer.Option(0, "--workers", "-w", min=0,
+                                help="clips rendered in parallel (processes); 0: one per core"),
     splits: str = typer.Option("0.7,0.15,0.15", "--splits", help="train,val,test fractions"),
     preset: str = typer.Option("veryfast", "--preset", help="libx264 preset: ultrafast, superfast, veryfast, faster"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     union_baseline: Path | None = typer.Option(
-        None, "--union-baseline", help="instead of rendering: write the 'union of all objects' baseline for "
+        None, "--union-baseline", parser=folder_path,
+        help="instead of rendering: write the 'union of all objects' baseline for "
         "ROOT's --split into this folder (annotation format, for ssu-eval --predictions)"),
     split: str = typer.Option("test", "--split", help="split for --union-baseline"),
     caption: str | None = typer.Option(None, "--caption", help="caption the --union-baseline predicts on every frame"),

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Check a dataset root: manifest, catalog, annotations, clips, audio and splits.")
 
 
 @app.command()
 def validate(
-    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)"),
+    root: Path = typer.Argument(..., help="dataset root (folder with ssu.json)", parser=folder_path),
     no_media: bool = typer.Option(False, "--no-media", help="skip decoding clips and wavs (fast)"),
     workers: int = typer.Option(2, "--workers", min=1, help="threads decoding clips"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    max_problems: int = typer.Option(50, "--max-problems", help="problems to list (all are counted)"),
+    max_problems: int = typer.Option(50, "--max-problems", min=0, help="problems to list (all are counted)"),
 ) -> None:
     """Validate ROOT. Example: ssu-validate /data/f-music"""
     from tqdm import tqdm

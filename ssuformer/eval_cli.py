@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import any_path, file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 from ssuformer.metrics.captions import CaptionGrouping
 from ssuformer.metrics.evaluate import MaskInput
@@ -29,12 +29,14 @@ Example:
 
 @app.command(epilog=EXAMPLE)
 def main_cmd(
-    data: Path = typer.Option(..., "--data", help="dataset root (holds ssu.json and splits/)"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="dataset root (holds ssu.json and splits/)"),
     split: str = typer.Option("test", help="train, val or test"),
     predictions: Path | None = typer.Option(
-        None, help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W; float or "
-                   "uint8 q/255) or <clip_id>/ PNG folders (and its annotations/, probs/ subfolders); or one file"),
-    checkpoint: Path | None = typer.Option(None, help="an SSUFormer checkpoint: predict the split first, then score"),
+        None, parser=any_path,
+        help="folder of <clip_id>.json annotations, <clip_id>.npy probabilities (frames, H, W; float or uint8 q/255) "
+             "or <clip_id>/ PNG folders (and its annotations/, probs/ subfolders); or one file"),
+    checkpoint: Path | None = typer.Option(None, parser=file_path,
+                                           help="an SSUFormer checkpoint: predict the split first, then score"),
     protocol: Protocol = typer.Option(Protocol.per_frame, help="how frames are batched for mIoU/F-score "
                                       "(avsegformer: 10 frames, avsbench: 20, per-frame: batch-independent)"),
     masks: MaskInput = typer.Option(MaskInput.auto, help="what to score: a clip's probabilities when it has them "
@@ -44,7 +46,7 @@ def main_cmd(
     meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR starts a JVM (~12 s, ~1 GB)"),
     caption_grouping: CaptionGrouping = typer.Option(
         CaptionGrouping.frame, help="coco-caption 'images': one per frame, or one per run of identical captions"),
-    out: Path | None = typer.Option(None, help="where metrics.json and metrics.md go "
+    out: Path | None = typer.Option(None, parser=folder_path, help="where metrics.json and metrics.md go "
                                     "[default: <predictions>_eval_<split> beside the predictions]"),
     name: str | None = typer.Option(None, help="row label in the table [default: the predictions' name]"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import folder_path, new_app, run_cli
 
 app = new_app("Train SSUFormer on a dataset root (paper section IV).\n\n\b\nExamples:\n"
               "  ssu-train --data ROOT --config tiny --out runs/tiny\n"
@@ -21,14 +21,16 @@ SET_HELP = "override a setting, e.g. --set model.fusion_blocks=2 (repeatable)"
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., "--data", help="dataset root with splits/train.txt (and val.txt)"),
-    out: Path = typer.Option(..., "--out", help="run folder: checkpoints, log.csv, tb/, tokenizer.json"),
+    data: Path = typer.Option(..., "--data", parser=folder_path,
+                              help="dataset root with splits/train.txt (and val.txt)"),
+    out: Path = typer.Option(..., "--out", parser=folder_path,
+                             help="run folder: checkpoints, log.csv, tb/, tokenizer.json"),
     config: str = typer.Option("tiny", "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     resume: str = typer.Option("auto", "--resume", help="auto (continue RUN/last.pt if any), never, or a path"),
-    seed: int = typer.Option(0, "--seed", help="seed for init, shuffling and dropout (same seed, same run)"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed for init, shuffling and dropout (same seed, same run)"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="stop after this many optimizer steps"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train (the default command). Example: ssu-train --data ROOT --config tiny --out RUN --set train.epochs=20"""
@@ -46,12 +48,12 @@ def train(
 
 @app.command("cache-expert")
 def cache_expert_cmd(
-    data: Path = typer.Option(..., "--data", help="dataset root"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="dataset root"),
     config: str = typer.Option("paper", "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     expert: str | None = typer.Option(None, "--expert", help="LLaVA hub id or local folder (overrides config)"),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)"),
-    size: int = typer.Option(336, "--size", help="frame size handed to the expert's processor"),
+    size: int = typer.Option(336, "--size", min=16, help="frame size handed to the expert's processor"),
 ) -> None:
     """Run the frozen LLaVA expert once per clip and cache its prompt features for MoHE.
 
@@ -76,7 +78,7 @@ def cache_expert_cmd(
 def summary(
     config: str = typer.Option("paper", "--config", help=CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    expert_dim: int = typer.Option(4096, "--expert-dim", help="MoHE expert width (LLaVA-1.5-7B: 4096)"),
+    expert_dim: int = typer.Option(4096, "--expert-dim", min=1, help="MoHE expert width (LLaVA-1.5-7B: 4096)"),
 ) -> None:
     """Parameters per module and FLOPs per sample (one clip of T frames), measured.
 
