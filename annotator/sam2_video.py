@@ -32,6 +32,7 @@ from annotator.model_config import (
     version_of,
 )
 from schemas.errors import UserError
+from schemas.media import read_frames
 
 Masks = dict[int, dict[int, np.ndarray]]  # frame -> source id -> (H, W) bool
 
@@ -138,7 +139,6 @@ class VideoPropagator:
         reachable from one of its seeds in the given direction. on_frame(frame) ticks a progress bar.
         """
         if not isinstance(frames, np.ndarray):
-            from schemas.media import read_frames
 
             frames = read_frames(frames)
         n = len(frames)

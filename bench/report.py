@@ -10,6 +10,8 @@ import numpy as np
 
 from schemas import atomic
 from schemas import rle as rle_mod
+from schemas.media import read_frames
+from schemas.models import Annotation
 from schemas.root import DatasetRoot
 
 COLUMNS = ("run", "mIoU", "F-score", "BLEU-4", "ROUGE-L", "METEOR", "CIDEr", "steps", "train min", "steps/s")
@@ -78,8 +80,6 @@ def frame_strip(root_path: Path, predictions: Path, clip_ids: list[str], out: Pa
     mask's outline in green, and under each tile the predicted (P) and true (T) caption."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from schemas.media import read_frames
-    from schemas.models import Annotation
 
     root = DatasetRoot.open(root_path)
     frames = [s * 30 + 15 for s in seconds]

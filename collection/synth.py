@@ -25,8 +25,10 @@ from typing import NamedTuple
 import numpy as np
 
 from schemas import rle as rle_mod
+from schemas.atomic import atomic_path
 from schemas.constants import FPS, NUM_FRAMES, NUM_SAMPLES, SAMPLE_RATE, SECONDS, SIZE
 from schemas.errors import UserError
+from schemas.media import ffmpeg_exe, write_wav
 from schemas.models import (
     RLE,
     Agent,
@@ -381,7 +383,6 @@ def render_clip(spec: ClipSpec) -> RenderedClip:
 # -- files --------------------------------------------------------------------------------------------
 def ffmpeg_cmd(out: Path, wav: Path, threads: int = 0, preset: Preset = Preset.veryfast) -> list[str]:
     """ffmpeg reading raw RGB frames on stdin and the wav, writing H.264 + AAC mp4 (faststart)."""
-    from schemas.media import ffmpeg_exe
 
     return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{SIZE}x{SIZE}", "-r", str(FPS), "-i", "pipe:0",
@@ -397,8 +398,6 @@ def write_clip_media(spec: ClipSpec, mp4: Path, wav: Path, threads: int = 0,
 
     Both files are written atomically; the caller writes the annotation last, marking the clip complete.
     """
-    from schemas.atomic import atomic_path
-    from schemas.media import write_wav
 
     write_wav(wav, render_audio(spec), SAMPLE_RATE)
     per_obj: list[list[rle_mod.RLEDict | None]] = [[] for _ in spec.objects]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collection.synth import background, clip_spec, render_second
 from schemas import atomic
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SECONDS
@@ -22,7 +23,6 @@ from schemas.root import DatasetRoot
 
 def visible_masks(seed: int, index: int) -> np.ndarray:
     """(300, 512, 512) bool: every object's visible pixels in every frame, sounding or not."""
-    from collection.synth import background, clip_spec, render_second
 
     spec = clip_spec(seed, index)
     tex, speed = background(spec)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from schemas.atomic import atomic_path
 from schemas.errors import UserError
 
 
@@ -137,7 +138,6 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM wav, written atomically."""
     import soundfile as sf
 
-    from schemas.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.asarray(samples, dtype=np.float32), sample_rate, subtype="PCM_16", format="WAV")

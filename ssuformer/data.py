@@ -17,6 +17,7 @@ from schemas import atomic
 from schemas import rle as rle_mod
 from schemas.constants import FPS, NUM_FRAMES, SAMPLE_RATE
 from schemas.errors import UserError
+from schemas.media import read_frames, read_wav
 from schemas.models import Annotation
 from schemas.root import DatasetRoot
 from ssuformer.batch import collate
@@ -123,7 +124,6 @@ class ClipDataset(Dataset):
     def images(self, clip_id: str, frames: list[int] | None = None) -> np.ndarray:
         """(T, S, S, 3) uint8. Fixed frames cache as one file per frame list; jittered frames are read from
         the clip's all-frames cache (300 x S x S x 3 bytes per clip, memory-mapped)."""
-        from schemas.media import read_frames
 
         folder = self.cache / f"frames-{self.size}"
         clip = self.root.clip_path(clip_id)
@@ -136,7 +136,6 @@ class ClipDataset(Dataset):
         return np.ascontiguousarray(arr[frames])
 
     def audio(self, clip_id: str) -> np.ndarray:
-        from schemas.media import read_wav
 
         path = self.root.audio_path(clip_id)
 

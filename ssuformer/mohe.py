@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from schemas import atomic
 from schemas.errors import UserError
+from schemas.media import read_frames
 from ssuformer.config import ExpertConfig, SSUConfig
 from ssuformer.hub import offline
 from ssuformer.sampling import sample_frames
@@ -97,8 +99,6 @@ def cache_expert(root, cfg: ExpertConfig, frames: list[int], size: int, device: 
     """Run the expert once per clip of `root` (all splits by default) and cache its features."""
     from tqdm import tqdm
 
-    from schemas import atomic
-    from schemas.media import read_frames
 
     folder = cache_dir(root.path, cfg, frames)
     folder.mkdir(parents=True, exist_ok=True)

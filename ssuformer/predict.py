@@ -32,10 +32,16 @@ import torch
 from schemas import atomic
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
+from schemas.media import read_frames
 from schemas.models import Agent, AgentKind, Annotation, ClipStatus, SoundSource
 from schemas.root import DatasetRoot
+from ssuformer.batch import collate, to_device
+from ssuformer.checkpoint import load_model
+from ssuformer.data import ClipDataset, frame_example
 from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
+from ssuformer.mohe import expert_cache_for
+from ssuformer.sampling import frames_key
 
 AGENT = "ssuformer"
 CHUNK_FRAMES = 150
@@ -134,7 +140,6 @@ class _FrameReader:
     def read(self, frames: list[int]) -> dict[int, np.ndarray]:
         if self.cached is not None:
             return {f: np.array(self.cached[self.row[f]]) for f in frames}
-        from schemas.media import read_frames
 
         imgs = read_frames(self.clip, frames, size=self.size)  # one decode; only these frames are kept
         out = dict(zip(frames, imgs, strict=True))
@@ -152,10 +157,6 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     """Write predictions for every clip of `split` under out_dir; returns out_dir."""
     from tqdm import tqdm
 
-    from ssuformer.checkpoint import load_model
-    from ssuformer.data import ClipDataset, collate, frames_key
-    from ssuformer.mohe import expert_cache_for
-    from ssuformer.trainer import to_device
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg, tok, _ = load_model(checkpoint, dev)
@@ -211,8 +212,6 @@ def _clip_masks(model, ds, clip_id: str, passes: list[list[int]], predicted: lis
                 ) -> list[dict | None]:
     """Run every pass of one clip chunk by chunk; write its probabilities; return one RLE (or None) per
     predicted frame, in `predicted` order."""
-    from ssuformer.data import frame_example
-    from ssuformer.trainer import to_device
 
     size = ds.size
     mel = ds.audio(clip_id)  # the clip's log-mel (cached, small)

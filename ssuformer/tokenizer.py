@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from schemas import atomic
+
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]"]
 
@@ -45,7 +47,6 @@ class CaptionTokenizer:
         return self.tok.to_str()
 
     def save(self, path: str | Path) -> None:
-        from schemas import atomic
 
         atomic.write_text(path, self.to_json())
 

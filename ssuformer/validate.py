@@ -17,12 +17,13 @@ import torch
 from ssuformer.batch import collate, to_device
 from ssuformer.config import SSUConfig
 from ssuformer.data import ClipDataset
+from ssuformer.metrics import caption_scores, group_frame_captions
+from ssuformer.metrics.segmentation import fcurve, frame_stats, iou_float64
 from ssuformer.runtime import Dist, all_sum, gather_objects
 
 
 def threshold_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
-    """Mean per-frame IoU at 0.5 of (N, H, W) arrays, empty/empty = 1: the fallback when ssuformer.metrics
-    is unavailable, and the audio probe's IoU."""
+    """Mean per-frame IoU at 0.5 of (N, H, W) arrays, empty/empty = 1: the audio probe's IoU."""
     p, g = probs >= 0.5, gts >= 0.5
     inter = (p & g).reshape(len(p), -1).sum(1)
     union = (p | g).reshape(len(p), -1).sum(1)
@@ -37,12 +38,6 @@ class SegSums:
         self.fcurve: np.ndarray | None = None
 
     def update(self, probs: np.ndarray, gts: np.ndarray) -> None:
-        try:
-            from ssuformer.metrics.segmentation import fcurve, frame_stats, iou_float64
-        except ImportError:  # the metrics package is optional here: IoU at 0.5, no F-score
-            self.values["iou"] += threshold_miou(probs, gts)["miou"] * len(probs)
-            self.values["frames"] += len(probs)
-            return
         s = frame_stats(probs, gts)
         nonempty = s.gt > 0
         f = fcurve(s, np.float64)[nonempty].sum(axis=0)
@@ -68,10 +63,6 @@ class SegSums:
 
 def text_scores(cands: dict[str, list[str]], refs: dict[str, list[str | None]]) -> dict[str, Any]:
     """BLEU-4 and ROUGE-L of per-frame captions (METEOR skipped: its JVM costs ~12 s per call)."""
-    try:
-        from ssuformer.metrics import caption_scores, group_frame_captions
-    except ImportError:
-        return {"bleu4": None, "rouge_l": None}
     c, r = group_frame_captions({k: (cands[k], refs[k]) for k in cands})
     if not c:
         return {"bleu4": None, "rouge_l": None}
