@@ -178,7 +178,7 @@ def train_and_evaluate(name: str, root_path: Path, cfg, run_dir: Path, seed: int
     t1 = time.time()
     pred = predict_root(ckpt, root_path, "test", run_dir / "pred_test", mask_stride=mask_stride, progress=progress)
     out.predictions = str(pred / "annotations")
-    out.test = evaluate_predictions(root_path, "test", pred / "annotations", meteor)
+    out.test = evaluate_predictions(root_path, "test", pred, meteor)  # probabilities, as ssu-eval --checkpoint
     out.audio_probe = audio_probe(ckpt, root_path, "test")
     out.eval_seconds = time.time() - t1
     return out
