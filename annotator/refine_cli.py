@@ -35,6 +35,10 @@ def serve(
     sam2: str | None = mf.source(ModelKind.sam2, off_by_default=True),
     sam2_config: str | None = mf.SAM2_CONFIG,
     captioner: str | None = mf.source(ModelKind.captioner, off_by_default=True),
+    detector: str | None = mf.source(ModelKind.detector, off_by_default=True),
+    audio_tagger: str | None = mf.source(ModelKind.audio_tagger, off_by_default=True),
+    draft: bool = typer.Option(False, "--draft/--no-draft", help="give uploaded videos ssu-annotate's automatic "
+                               "draft (needs all five models: --sam --sam2 --captioner --detector --audio-tagger)"),
     device: Device = mf.DEVICE,
     dtype: DType = mf.DTYPE,
     offline: bool = mf.offline(True),
@@ -54,19 +58,28 @@ def serve(
     store = UserStore(users)
     if not store.users:
         raise UserError(f"{users}: has no users; add one with `ssu-refine add-user {users} NAME`")
-    if frame_cache_mb < 32:
-        raise UserError(f"--frame-cache-mb {frame_cache_mb}: use at least 32 (one second of frames is 24 MB)")
 
     from annotator.refine.app import launch
     from annotator.refine.controller import Controller, RefineConfig
     from annotator.refine.frames import FrameStore
     from annotator.refine.models_hub import ModelsHub
 
-    sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner}
-    hub = ModelsHub.load(mf.models_config(sources, sam2_config, device, dtype, offline),
-                         [k for k, v in sources.items() if v])
+    sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner,
+               ModelKind.detector: detector, ModelKind.audio_tagger: audio_tagger}
+    settings = mf.models_config(sources, sam2_config, device, dtype, offline)
+    auto = None
+    if draft:
+        if missing_flags := [k.flag for k, v in sources.items() if not v]:
+            raise UserError(f"--draft runs ssu-annotate's pipeline on uploads and needs {', '.join(missing_flags)} "
+                            "too; give them, or drop --draft")
+        from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+        from annotator.refine.upload import AutoDraft
+
+        cfg = PipelineConfig()
+        auto = AutoDraft(AutoAnnotator(Loaded.load(settings, cfg), cfg))
+    hub = ModelsHub.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner) if sources[k]])
     ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
-                     FrameStore(frame_cache_mb))
+                     FrameStore(frame_cache_mb), draft=auto)
     missing = [k for k, v in hub.names().items() if v is None]
     print(f"ssu-refine: serving {root} on http://{host}:{port} ({len(store.users)} users"
           + (f"; tools off: {', '.join(missing)}" if missing else "") + ")", file=sys.stderr)

@@ -107,7 +107,8 @@ def build_app(ctl: Controller) -> Any:
                 def say(m: str) -> None:
                     lines.append(m)
                     progress(len(lines) / (len(paths or []) + 1), desc=m)
-                results = upload.ingest(ctl.root_path, [Path(p) for p in paths or []], lab, s.user.name, say)
+                results = upload.ingest(ctl.root_path, [Path(p) for p in paths or []], lab, s.user.name, say,
+                                        draft=ctl.draft)
             except UserError as e:
                 return {up_log: f"⚠️ {e}"}
             ctl.reload_categories()

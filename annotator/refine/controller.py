@@ -24,6 +24,7 @@ from annotator.refine.frames import FrameStore
 from annotator.refine.models_hub import Direction, ModelsHub
 from annotator.refine.state import ClipView, RefineConfig, Session, SourceInfo
 from annotator.refine.tools import Tool, Who
+from annotator.refine.upload import AutoDraft
 from annotator.search.engine import Searcher
 from schemas.catalog import Catalog, LeaseHeld
 from schemas.constants import NUM_FRAMES
@@ -46,8 +47,10 @@ def revision_of(ann: Annotation) -> str:
 
 class Controller:
     def __init__(self, root_path: str | Path, users: UserStore, hub: ModelsHub | None = None,
-                 config: RefineConfig | None = None, frames: FrameStore | None = None) -> None:
+                 config: RefineConfig | None = None, frames: FrameStore | None = None,
+                 draft: AutoDraft | None = None) -> None:
         self.root_path = Path(root_path)
+        self.draft = draft  # the automatic draft of uploaded clips (ssu-refine --draft), or None
         self.users = users
         self.hub = hub or ModelsHub()
         self.config = config or RefineConfig()

@@ -3,8 +3,9 @@
 The upload is written as a local-source index (a folder with index.csv: file,label) and run through
 collection's public job functions (collection.job.build_job / run_job) with ssu-collect's default options,
 so normalization and refusal reasons are the same as on the command line. A collected clip then gets its
-first annotation: the automatic draft when the server has models for it (not yet: see docs/refine.md), else
-an empty one (no sources yet) that a refiner starts from by hand. Either way it appears in the queue.
+first annotation: the automatic draft when the server runs with `--draft` (ssu-annotate's pipeline, the five
+models loaded once, one clip at a time, each stage reported as progress), else an empty one (no sources yet)
+that a refiner starts from by hand. Either way it appears in the queue.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus, now_utc
 from schemas.root import DatasetRoot
+
+if TYPE_CHECKING:
+    from annotator.pipeline import AutoAnnotator
 
 MAX_FILES = 50
 UPLOADS = ".uploads"
@@ -33,14 +39,28 @@ class UploadResult:
     reason: str  # why it was refused (collection's reason text), or what happened
 
 
+class AutoDraft:
+    """The automatic pipeline for uploaded clips, shared by every user of the server: one clip at a time (the
+    models keep per-call state, as in ModelsHub)."""
+
+    def __init__(self, annotator: AutoAnnotator) -> None:
+        self._annotator = annotator
+        self._lock = threading.Lock()
+
+    def __call__(self, root: DatasetRoot, clip_id: str, progress: Callable[[str], None]) -> Annotation:
+        with self._lock:
+            return self._annotator.annotate(root, clip_id, on_stage=progress).annotation
+
+
 def _safe_name(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(name).stem).strip("._") or "upload"
     return stem[:80] + Path(name).suffix.lower()
 
 
 def ingest(root_path: Path, files: list[Path], label: str, actor: str,
-           progress: Callable[[str], None] = lambda _m: None) -> list[UploadResult]:
-    """Collect `files` (all labelled `label`) into the root; returns one result per file."""
+           progress: Callable[[str], None] = lambda _m: None, draft: AutoDraft | None = None) -> list[UploadResult]:
+    """Collect `files` (all labelled `label`) into the root, drafting each new clip when `draft` is given;
+    returns one result per file."""
     from collection.job import build_job, run_job
 
     label = " ".join((label or "").split())
@@ -88,6 +108,11 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
                 results.append(UploadResult(original, cid, False, "not collected (see the run's stats in runs/)"))
             elif row.status == ClipStatus.failed:
                 results.append(UploadResult(original, cid, False, row.reason or "failed"))
+            elif row.status == ClipStatus.collected and draft is not None:
+                ann = draft(root, cid, lambda stage, o=original: progress(f"{o}: automatic draft, {stage}"))
+                root.write_annotation(ann, actor=actor)
+                results.append(UploadResult(original, cid, True, f"normalized; in the queue with an automatic "
+                                            f"draft ({ann.note or f'{len(ann.sources)} source(s)'})"))
             elif row.status == ClipStatus.collected:
                 root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
                 results.append(UploadResult(original, cid, True, "normalized; in the queue with no sources yet "
