@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from schemas.cli_util import new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
 
 app = new_app("Find the clips, sources and frames whose region captions match a description (paper §V.B.3).\n\n"
               "Example: ssu-search data/f-music \"violin on the left\" --top 10 --split test --preview sheet.png")
@@ -15,18 +15,21 @@ app = new_app("Find the clips, sources and frames whose region captions match a 
 
 @app.command()
 def search(
-    root: Path = typer.Argument(..., help="dataset root"),
+    root: Path = typer.Argument(..., help="dataset root", parser=folder_path),
     query: str = typer.Argument(..., help="what to find, e.g. \"a white dog barking on the left\""),
     top: int = typer.Option(20, "--top", min=1, max=10_000, help="how many hits to show"),
     split: str | None = typer.Option(None, "--split", help="search only this split (train, val, test)"),
-    predictions: Path | None = typer.Option(None, "--predictions", help="search a model's predictions (a folder "
-                                            "of annotation JSON files, e.g. ssu-eval's) instead of the annotations"),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", parser=folder_path,
+        help="search a model's predictions (a folder of annotation JSON files, e.g. ssu-eval's) instead of the "
+             "annotations"),
     embedder: str | None = typer.Option(None, "--embedder", help="rank with a sentence-embedding model (local "
                                         "folder or hub id) instead of BM25"),
     offline: bool = typer.Option(False, "--offline", help="never touch the network (also HF_HUB_OFFLINE=1)"),
     as_json: bool = typer.Option(False, "--json", help="print the hits as JSON instead of a table"),
-    preview: Path | None = typer.Option(None, "--preview", help="also write a contact sheet PNG of the hits' "
-                                        "frames with the region outlined"),
+    preview: Path | None = typer.Option(
+        None, "--preview", parser=file_path,
+        help="also write a contact sheet PNG of the hits' frames with the region outlined"),
     preview_hits: int = typer.Option(8, "--preview-hits", min=1, max=64, help="hits on the contact sheet"),
 ) -> None:
     """Rank every (clip, sound source, caption) of ROOT by how well the caption matches QUERY.
@@ -42,8 +45,6 @@ def search(
     from schemas.root import DatasetRoot
 
     check_query(query)  # before the index is built: a bad query costs nothing
-    if preview is not None and preview.is_dir():
-        raise UserError(f"--preview {preview}: is a folder; give a file name such as {preview / 'hits.png'}")
     r = DatasetRoot.open(root)
     searcher = Searcher(r, predictions=predictions, split=split, embedder=embedder, offline=offline)
     result = searcher.search(query, top=top)
