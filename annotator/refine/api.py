@@ -49,6 +49,16 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             raise NotLoggedIn()
         return user
 
+    def known_clip(clip_id: str) -> str:
+        """The clip id from a URL, checked: well-formed and in the catalog."""
+        try:
+            cid = check_clip_id(clip_id)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if ctl.catalog.get(cid) is None:
+            raise UserError(f"unknown clip {cid!r}")
+        return cid
+
     def sid_of(request: Request, body: dict[str, Any]) -> str:
         tab = str(body.get("tab") or "")
         if not 8 <= len(tab) <= 64 or not tab.replace("-", "").isalnum():
@@ -99,12 +109,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             from PIL import Image
 
             user_of(request)
-            try:
-                cid = check_clip_id(clip_id)
-            except ValueError as e:
-                raise UserError(str(e)) from None
-            if ctl.catalog.get(cid) is None:
-                raise UserError(f"unknown clip {cid!r}")
+            cid = known_clip(clip_id)
             buf = io.BytesIO()
             Image.fromarray(ctl.frame_image(cid, frame)).save(buf, "JPEG", quality=JPEG_QUALITY)
             # served from memory (the shared frame cache), never through a temp file; the page asks with the
@@ -117,13 +122,9 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
     def video(request: Request, clip_id: str) -> Response:
         def run() -> Response:
             user_of(request)
-            try:
-                cid = check_clip_id(clip_id)
-            except ValueError as e:
-                raise UserError(str(e)) from None
-            path = ctl.root.clip_path(cid)
-            if ctl.catalog.get(cid) is None or not path.is_file():
-                raise UserError(f"unknown clip {cid!r}")
+            path = ctl.root.clip_path(known_clip(clip_id))
+            if not path.is_file():
+                raise UserError(f"{path.name}: the clip's video is missing from the root")
             return FileResponse(path, media_type="video/mp4")  # answers Range requests: the video can seek
         return answer(run)
 

@@ -225,13 +225,8 @@ class Controller:
         return ""
 
     def claim_next(self, sid: str, category: str | None = None) -> ClipView:
-        s = self.session(sid)
-        statuses = {ClipStatus.needs_review} if s.user.can_review else REFINER_STATUSES
-        lease = self.catalog.claim_next(s.user.name, statuses, category or None,
-                                        timedelta(minutes=self.config.lease_minutes))
-        if lease is None:
-            raise UserError("no free clip in the queue" + (f" for category {category!r}" if category else ""))
-        return self.open_clip(sid, lease.clip_id)
+        """Lease the next clip the queue offers this user and open it in this session."""
+        return self.open_clip(sid, self.next_clip_id(sid, category))
 
     def _leave_clip(self, s: Session, next_clip: str) -> None:
         if s.clip_id and s.clip_id != next_clip and not s.read_only:

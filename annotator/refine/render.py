@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from annotator.overlay import outline
 from schemas import rle as rle_mod
 from schemas.models import Annotation
 
@@ -30,19 +31,6 @@ def hex_colour(index: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _outline(mask: np.ndarray, width: int) -> np.ndarray:
-    """Pixels of `mask` within `width` of its border (no scipy needed: shifted ANDs)."""
-    inner = mask.copy()
-    for _ in range(width):
-        shrunk = inner.copy()
-        shrunk[1:] &= inner[:-1]
-        shrunk[:-1] &= inner[1:]
-        shrunk[:, 1:] &= inner[:, :-1]
-        shrunk[:, :-1] &= inner[:, 1:]
-        inner = shrunk
-    return mask & ~inner
-
-
 def overlay(frame: np.ndarray, ann: Annotation, index: int, selected: int | None = None,
             points: Sequence[tuple[float, float, int]] = (), box: Sequence[float] | None = None) -> np.ndarray:
     """(H, W, 3) uint8: masks blended in their colours with outlines (thicker for the selected source),
@@ -59,7 +47,7 @@ def overlay(frame: np.ndarray, ann: Annotation, index: int, selected: int | None
         c = np.array(colour(i), np.float32)
         a = ALPHA + (0.1 if s.id == selected else 0.0)
         out[mask] = out[mask] * (1 - a) + c * a
-        outlines.append((_outline(mask, 4 if s.id == selected else 2), colour(i)))
+        outlines.append((outline(mask, 4 if s.id == selected else 2), colour(i)))
     for edge, c in outlines:
         out[edge] = c
     img = Image.fromarray(out.clip(0, 255).astype(np.uint8))

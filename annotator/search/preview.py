@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.overlay import outline
 from annotator.search.engine import Hit
 from annotator.search.segments import Corpus, read_annotation_file
 from schemas import atomic
@@ -20,19 +21,6 @@ LABEL_H = 44
 # A two-tone ring (black outside, white inside) stays visible on any picture, whatever colour the object has.
 RING = ((0, 0, 0), (255, 255, 255))
 RING_PX = 4  # per tone, at 512 px: 2 px each after the thumbnail's downscale
-
-
-def outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
-    """Pixels of `mask` within `width` of its border (True where the outline is drawn)."""
-    inner = mask.copy()
-    for _ in range(width):
-        shrunk = inner.copy()
-        shrunk[1:] &= inner[:-1]
-        shrunk[:-1] &= inner[1:]
-        shrunk[:, 1:] &= inner[:, :-1]
-        shrunk[:, :-1] &= inner[:, 1:]
-        inner = shrunk
-    return mask & ~inner
 
 
 def tile(frame: np.ndarray, mask: np.ndarray | None, label: list[str]) -> np.ndarray:
