@@ -5,7 +5,9 @@ Heavy libraries (pyarrow, datasets, webdataset, mlcroissant, matplotlib, PIL) lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -22,6 +24,10 @@ SKIP_HELP = ("leave out clips that fail the checks (annotation against the contr
              "them with their reasons; default: stop at the first, before writing anything")
 MEDIA_HELP = ("how clips/*.mp4 and audio/*.wav get into OUT: hardlink (default; a copy across filesystems), copy, "
               "or symlink (absolute links into the root: local use only, not a release)")
+# The options every format command takes, declared once.
+OUT = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP)
+STATUS = typer.Option(None, "--status", help=STATUS_HELP)
+SKIP_BAD = typer.Option(False, "--skip-bad", help=SKIP_HELP)
 
 
 def _open(root: Path):  # -> DatasetRoot
@@ -56,6 +62,19 @@ def _summary(sel) -> None:  # sel: Selection
                + (": " + ", ".join(k.clip_id for k in sel.skipped) if sel.skipped else ""))
 
 
+def _export(root: Path, out: Path | None, status: list[str] | None, skip_bad: bool,
+            write: Callable[[Any, Path], list[Path]]) -> None:
+    """Every format command: check and select, write (no empty folders left if it fails), report, summarise.
+    `write(selection, out_folder)` returns the files it wrote."""
+    from annotator.export.common import no_empty_dirs_on_failure
+
+    sel, dest = _prepare(root, out, status, skip_bad)
+    with no_empty_dirs_on_failure(dest):
+        written = write(sel, dest)
+    _report(written)
+    _summary(sel)
+
+
 @app.command()
 def splits(
     root: Path = ROOT,
@@ -83,9 +102,9 @@ def splits(
 @app.command()
 def yvis(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     frames: bool = typer.Option(True, "--frames/--no-frames",
                                 help="write every frame as JPEG (300 per clip) where file_names point"),
     media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
@@ -95,22 +114,19 @@ def yvis(
 
     Example: ssu-export yvis /data/f-music --status accepted
     """
-    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.media import place_media
     from annotator.export.yvis import export_yvis
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report([*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest, frames=frames)])
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: [
+        *place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest, frames=frames)])
 
 
 @app.command()
 def coco(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="frames sampled per second"),
 ) -> None:
     """COCO instances JSON per split of frames sampled at --fps, with the frame images, in OUT/coco/.
@@ -118,62 +134,51 @@ def coco(
     Example: ssu-export coco /data/f-music --fps 1
     """
     from annotator.export.coco import export_coco
-    from annotator.export.common import no_empty_dirs_on_failure
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report(export_coco(sel, dest / "coco", fps=fps))
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: export_coco(sel, dest / "coco", fps=fps))
 
 
 @app.command()
 def hf(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     shard_size: int = typer.Option(200, "--shard-size", min=1, help="clips per Parquet shard"),
 ) -> None:
     """Hugging Face `datasets` layout: OUT/data/<split>-*.parquet and OUT/README.md with `configs:`.
 
     Example: ssu-export hf /data/f-music && python -c "import datasets; datasets.load_dataset('/data/f-music/export')"
     """
-    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.hf import export_hf
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report(export_hf(sel, dest, shard_size=shard_size))
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: export_hf(sel, dest, shard_size=shard_size))
 
 
 @app.command()
 def wds(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     shard_size: int = typer.Option(100, "--shard-size", min=1, help="clips per tar shard"),
 ) -> None:
     """WebDataset tar shards (mp4 + wav + json per clip) in OUT/wds/.
 
     Example: ssu-export wds /data/f-music --shard-size 100
     """
-    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.wds import export_wds
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report(export_wds(sel, dest / "wds", shard_size=shard_size))
-    _summary(sel)
+    _export(root, out, status, skip_bad,
+            lambda sel, dest: export_wds(sel, dest / "wds", shard_size=shard_size))
 
 
 @app.command()
 def croissant(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     validate: bool = typer.Option(True, "--validate/--no-validate", help="check the result with mlcroissant"),
     url: str = typer.Option(None, "--url", help="where the dataset will be published; default: none"),
     media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
@@ -183,42 +188,35 @@ def croissant(
 
     Example: ssu-export croissant /data/f-music
     """
-    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
     from annotator.export.media import place_media
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report([*place_media(sel, dest, media), export_croissant(sel, dest, validate=validate, url=url)])
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: [
+        *place_media(sel, dest, media), export_croissant(sel, dest, validate=validate, url=url)])
 
 
 @app.command()
 def card(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
 ) -> None:
     """Dataset card OUT/README.md (Hugging Face style) with statistics, provenance and plots (OUT/figures/).
 
     Example: ssu-export card /data/f-music
     """
     from annotator.export.card import write_card
-    from annotator.export.common import no_empty_dirs_on_failure
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        _report(write_card(sel, dest))
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: write_card(sel, dest))
 
 
 @app.command(name="all")
 def all_(
     root: Path = ROOT,
-    out: Path = typer.Option(None, "--out", parser=folder_path, help=OUT_HELP),
-    status: list[str] = typer.Option(None, "--status", help=STATUS_HELP),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help=SKIP_HELP),
+    out: Path = OUT,
+    status: list[str] = STATUS,
+    skip_bad: bool = SKIP_BAD,
     fps: float = typer.Option(1.0, "--fps", min=0.1, max=30, help="COCO frames sampled per second"),
     media: MediaMode = typer.Option(MediaMode.hardlink, "--media", help=MEDIA_HELP),
 ) -> None:
@@ -229,20 +227,16 @@ def all_(
     """
     from annotator.export.card import write_card
     from annotator.export.coco import export_coco
-    from annotator.export.common import no_empty_dirs_on_failure
     from annotator.export.croissant import export_croissant
     from annotator.export.hf import export_hf
     from annotator.export.media import place_media
     from annotator.export.wds import export_wds
     from annotator.export.yvis import export_yvis
 
-    sel, dest = _prepare(root, out, status, skip_bad)
-    with no_empty_dirs_on_failure(dest):
-        written = [*place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest),
-                   *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest), *export_wds(sel, dest / "wds"),
-                   *write_card(sel, dest), export_croissant(sel, dest)]
-    _report(written)
-    _summary(sel)
+    _export(root, out, status, skip_bad, lambda sel, dest: [
+        *place_media(sel, dest, media), *export_yvis(sel, dest / "yvis", dest),
+        *export_coco(sel, dest / "coco", fps=fps), *export_hf(sel, dest), *export_wds(sel, dest / "wds"),
+        *write_card(sel, dest), export_croissant(sel, dest)])
 
 
 def main() -> None:
