@@ -73,11 +73,16 @@ def serve(
             raise UserError(f"--draft runs ssu-annotate's pipeline on uploads and needs {', '.join(missing_flags)} "
                             "too; give them, or drop --draft")
         from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+        from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
         from annotator.refine.upload import AutoDraft
 
         cfg = PipelineConfig()
-        auto = AutoDraft(AutoAnnotator(Loaded.load(settings, cfg), cfg))
-    hub = ModelsHub.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner) if sources[k]])
+        loaded = Loaded.load(settings, cfg)  # the five models once; the tools share SAM, SAM2 and the VLM
+        hub = ModelsHub(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
+        auto = AutoDraft(AutoAnnotator(loaded, cfg), hub)
+    else:
+        hub = ModelsHub.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner)
+                                        if sources[k]])
     ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
                      FrameStore(frame_cache_mb), draft=auto)
     missing = [k for k, v in hub.names().items() if v is None]

@@ -106,6 +106,13 @@
     const t0 = performance.now();
     const r = await api("/ssu/api/edit", {...e.body, kind: e.kind, rev: S.revision, seq});
     if (r.status === 401) { busy = false; seq -= 1; pending(); return; }  // kept: sent again after login
+    if (r.status === 0) {  // no answer (server restarting): keep the edit, in order, and send it again soon
+      busy = false; seq -= 1;
+      message(r.data.error, "error");
+      pending();
+      setTimeout(pump, 2000);
+      return;
+    }
     queue.shift();
     if (r.status === 200) {
       applyState(r.data, false);

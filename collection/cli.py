@@ -86,9 +86,7 @@ def collect(
         raise typer.Exit(130) from None
     # a run that collected nothing (every planned clip failed) is an error even without --strict: scripts notice
     all_failed = stats.failed > 0 and stats.done + stats.skipped == 0
-    if all_failed:
-        if quiet:  # the summary was not printed: the reasons must still reach the user
-            print(stats.summary(), file=sys.stderr)
+    if all_failed:  # run_job printed the summary (always, --quiet or not): the reasons are on screen
         print(f"error: all {stats.failed} clip(s) failed; the reasons are in the summary and in the catalog",
               file=sys.stderr)
     raise typer.Exit(1 if all_failed or (strict and stats.failed) else 0)

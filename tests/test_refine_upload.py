@@ -14,6 +14,8 @@ from tiny_models import build_forced_models
 
 from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
 from annotator.refine import upload
+from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
+from annotator.refine.models_hub import ModelsHub
 from schemas.models import ClipStatus
 from schemas.root import DatasetRoot
 
@@ -24,7 +26,9 @@ CLIP = "-0pJqpNjft4_000267.mp4"  # a real VGG-Sound clip (../shared/data/media/v
 def test_uploaded_clip_gets_the_automatic_draft(shared_data: Path, synth_root_copy, tmp_path: Path) -> None:
     settings = build_forced_models(tmp_path / "models").models_config(device="cpu", offline=True)
     cfg = PipelineConfig(gate=False, max_instances=1)  # the tiny audio tagger would gate every mask out
-    draft = upload.AutoDraft(AutoAnnotator(Loaded.load(settings, cfg), cfg))
+    loaded = Loaded.load(settings, cfg)
+    hub = ModelsHub(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
+    draft = upload.AutoDraft(AutoAnnotator(loaded, cfg), hub)  # as `ssu-refine --draft` builds it
     said: list[str] = []
     res = upload.ingest(synth_root_copy.path, [shared_data / "media" / "vggsound" / CLIP], "playing piano",
                         "rita", said.append, draft=draft)
@@ -39,6 +43,22 @@ def test_uploaded_clip_gets_the_automatic_draft(shared_data: Path, synth_root_co
     assert src.captions and any(a.kind == "model" for a in ann.agents.values())
     stages = [m for m in said if "automatic draft" in m]
     assert any("sam2" in m for m in stages) and any("caption" in m for m in stages)  # progress per stage
+    # the same file again: a clip of that name exists, so it is refused with the reason, never dropped silently
+    again = upload.ingest(synth_root_copy.path, [shared_data / "media" / "vggsound" / CLIP], "playing piano",
+                          "rita", said.append, draft=draft)
+    assert not again[0].ok and "already has a clip" in again[0].reason
+
+
+def test_a_failing_draft_still_queues_the_clip(shared_data: Path, synth_root_copy) -> None:
+    class Broken:
+        def __call__(self, root, clip_id, progress):  # noqa: ANN001, ANN204 - stands in for AutoDraft
+            raise RuntimeError("CUDA out of memory")
+
+    res = upload.ingest(synth_root_copy.path, [shared_data / "media" / "vggsound" / CLIP], "playing piano",
+                        "rita", draft=Broken())  # type: ignore[arg-type]
+    assert res[0].ok and "automatic draft failed (RuntimeError: CUDA out of memory)" in res[0].reason
+    ann = DatasetRoot.open(synth_root_copy.path).read_annotation(res[0].clip_id)
+    assert ann.status == ClipStatus.auto and not ann.sources
 
 
 def test_draft_needs_all_five_models(synth_root, tmp_path: Path) -> None:

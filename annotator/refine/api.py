@@ -10,12 +10,14 @@ Answers: 200 with the editor state; 400 {error} for a user mistake; 409 {error, 
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from annotator.refine import assets, payload
 from annotator.refine.controller import Controller, StaleEdit
@@ -66,6 +68,13 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
         sid = f"tab:{tab}"
         ctl.open_session(sid, user_of(request)).render_image = False
         return sid
+
+    seq_lock = threading.Lock()
+
+    async def off_loop(fn: Callable[[], Any]) -> Response:
+        """answer(fn) in the thread pool: SAM, SAM2 and the captioner run for seconds, and the event loop that
+        serves every user's frames, heartbeats and the Gradio UI must not wait for them."""
+        return await run_in_threadpool(answer, fn)
 
     def answer(fn: Callable[[], Any]) -> Response:
         try:
@@ -136,17 +145,17 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             sid = sid_of(request, body)
             v = ctl.open_clip(sid, str(body.get("clip") or ""))
             return payload.editor_state(ctl, sid, v.message)
-        return answer(run)
+        return await off_loop(run)
 
     @r.post("/ssu/api/state")
     async def state(request: Request) -> Response:
         body = await body_of(request)
-        return answer(lambda: payload.editor_state(ctl, sid_of(request, body)))
+        return await off_loop(lambda: payload.editor_state(ctl, sid_of(request, body)))
 
     @r.post("/ssu/api/heartbeat")
     async def heartbeat(request: Request) -> Response:
         body = await body_of(request)
-        return answer(lambda: ctl.heartbeat(sid_of(request, body)))
+        return await off_loop(lambda: ctl.heartbeat(sid_of(request, body)))
 
     @r.post("/ssu/api/close")
     async def close(request: Request) -> Response:
@@ -159,7 +168,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             if s is not None and s.user.name == current_user(request):
                 ctl.close_session(f"tab:{tab}")
             return {"closed": s is not None}
-        return answer(run)
+        return await off_loop(run)
 
     edits: dict[str, Callable[[str, str | None, dict[str, Any]], Any]] = {
         "stroke": lambda sid, rev, b: ctl.stroke(sid, rev, _int(b, "frame"), _int(b, "source_id"),
@@ -198,9 +207,10 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             sid = sid_of(request, body)
             s = ctl.session(sid)
             seq = _int(body, "seq")
-            if seq <= s.last_seq:
-                raise UserError(f"edit #{seq} arrived after #{s.last_seq}: refused (not applied twice); reload")
-            s.last_seq = seq
+            with seq_lock:  # requests run in parallel threads: check-and-set the tab's sequence number at once
+                if seq <= s.last_seq:
+                    raise UserError(f"edit #{seq} arrived after #{s.last_seq}: refused (not applied twice); reload")
+                s.last_seq = seq
             kind = str(body.get("kind") or "")
             if kind not in edits:
                 raise UserError(f"unknown edit {kind!r}; use one of {', '.join(edits)}")
@@ -212,6 +222,6 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             out["seq"] = seq
             return out
 
-        return answer(run)
+        return await off_loop(run)
 
     return r

@@ -9,8 +9,9 @@ ModelsConfig that ssu-annotate uses.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -94,6 +95,15 @@ class ModelsHub:
         cap = self.captioner
         text = self._call("vlm", cap, lambda: cap.caption(frame, mask, category, prompt))  # type: ignore[union-attr]
         return " ".join(str(text).split())
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold every model's lock (in one fixed order): for a caller that uses the same model objects outside
+        the hub, such as the automatic draft of uploads, which shares SAM, SAM2 and the VLM with the tools."""
+        with contextlib.ExitStack() as stack:
+            for k in TOOLS:
+                stack.enter_context(self._locks[k])
+            yield
 
     def names(self) -> dict[str, str | None]:
         return {"sam": getattr(self.segmenter, "name", None), "sam2": getattr(self.propagator, "name", None),

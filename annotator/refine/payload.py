@@ -41,16 +41,16 @@ def loudness(path: Path) -> list[float]:
         return []  # no wav: the timeline shows no waveform, everything else works
 
 
-@lru_cache(maxsize=256)
-def _palette(clip_path: str, mtime: float, n: int, frame0: bytes) -> tuple[str, ...]:
-    img = np.frombuffer(frame0, np.uint8).reshape(SIZE, SIZE, 3)
-    return tuple(render.distinct_palette([img], n))
+_PALETTES: dict[tuple[str, float, int], tuple[str, ...]] = {}  # (clip, mtime, n) -> colours; a few bytes each
 
 
 def palette(ctl: Controller, clip_id: str, n: int) -> list[str]:
+    """Mask colours that stand apart from the clip's own colours (read from its first frame, once per clip)."""
     path = ctl.root.clip_path(clip_id)
-    frame0 = ctl.frame_image(clip_id, 0)
-    return list(_palette(str(path), path.stat().st_mtime, max(n, 4), frame0.tobytes()))
+    key = (str(path), path.stat().st_mtime, max(n, 4))
+    if key not in _PALETTES:
+        _PALETTES[key] = tuple(render.distinct_palette([ctl.frame_image(clip_id, 0)], key[2]))
+    return list(_PALETTES[key])
 
 
 def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]:

@@ -10,10 +10,13 @@ that a refiner starts from by hand. Either way it appears in the queue.
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
+import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,10 @@ from schemas.root import DatasetRoot
 
 if TYPE_CHECKING:
     from annotator.pipeline import AutoAnnotator
+    from annotator.refine.models_hub import ModelsHub
 
 MAX_FILES = 50
+_COLLECTING = threading.Lock()  # one collection run on the root at a time (uploads by several reviewers)
 UPLOADS = ".uploads"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 
@@ -40,15 +45,16 @@ class UploadResult:
 
 
 class AutoDraft:
-    """The automatic pipeline for uploaded clips, shared by every user of the server: one clip at a time (the
-    models keep per-call state, as in ModelsHub)."""
+    """The automatic pipeline for uploaded clips, shared by every user of the server: one clip at a time. Its
+    SAM, SAM2 and VLM are the objects the refine tools use (loaded once), so a draft holds all of the hub's
+    model locks: the tools wait for it, and it waits for them (the models keep per-call state)."""
 
-    def __init__(self, annotator: AutoAnnotator) -> None:
+    def __init__(self, annotator: AutoAnnotator, hub: ModelsHub) -> None:
         self._annotator = annotator
-        self._lock = threading.Lock()
+        self._hub = hub
 
     def __call__(self, root: DatasetRoot, clip_id: str, progress: Callable[[str], None]) -> Annotation:
-        with self._lock:
+        with self._hub.exclusive():
             return self._annotator.annotate(root, clip_id, on_stage=progress).annotation
 
 
@@ -74,7 +80,7 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
     # the originals are kept under the root (hidden: validators and listings skip it) so that each clip's
     # source_path names a file that exists, as it does for ssu-collect --source local
     folder = Path(tempfile.mkdtemp(prefix=now_utc().strftime("%Y%m%dT%H%M%S-"), dir=_uploads(root_path)))
-    rows, names = ["file,label"], {}
+    names: dict[str, str] = {}
     for f in files:
         f = Path(f)
         if f.suffix.lower() not in VIDEO_SUFFIXES:
@@ -86,19 +92,27 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
             name = f"{Path(name).stem}_{len(names)}{Path(name).suffix}"
         shutil.copy(f, folder / name)
         names[name] = f.name
-        rows.append(f'"{name}","{label}"')
     if not names:
         return results
-    (folder / "index.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
-    job, manifest_name = build_job(
-        source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
-        synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
-        short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
-        ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
-        cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
-    run_job(root_path, job, manifest_name, quiet=True,
-            args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
+    with open(folder / "index.csv", "w", newline="", encoding="utf-8") as fh:  # csv quotes what needs it
+        w = csv.writer(fh)
+        w.writerow(["file", "label"])
+        w.writerows([name, label] for name in names)
+    if not _COLLECTING.acquire(blocking=False):  # ssu-collect refuses a second run on a root at once
+        progress("waiting for another upload to finish…")
+        _COLLECTING.acquire()
+    try:
+        progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
+        job, manifest_name = build_job(
+            source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
+            synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
+            short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
+            ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
+            cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
+        run_job(root_path, job, manifest_name, quiet=True,
+                args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
+    finally:
+        _COLLECTING.release()
     root = DatasetRoot.open(root_path)
     try:
         for name, original in names.items():
@@ -106,13 +120,14 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
             row = root.catalog.get(cid) if cid else None
             if row is None:
                 results.append(UploadResult(original, cid, False, "not collected (see the run's stats in runs/)"))
+            elif row.source_path and Path(row.source_path).resolve() != (folder / name).resolve():
+                (folder / name).unlink(missing_ok=True)
+                results.append(UploadResult(original, cid, False, f"the root already has a clip {cid} (from "
+                                            f"{Path(row.source_path).name}); rename the file and upload it again"))
             elif row.status == ClipStatus.failed:
                 results.append(UploadResult(original, cid, False, row.reason or "failed"))
             elif row.status == ClipStatus.collected and draft is not None:
-                ann = draft(root, cid, lambda stage, o=original: progress(f"{o}: automatic draft, {stage}"))
-                root.write_annotation(ann, actor=actor)
-                results.append(UploadResult(original, cid, True, f"normalized; in the queue with an automatic "
-                                            f"draft ({ann.note or f'{len(ann.sources)} source(s)'})"))
+                results.append(_drafted(root, cid, original, actor, draft, progress))
             elif row.status == ClipStatus.collected:
                 root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
                 results.append(UploadResult(original, cid, True, "normalized; in the queue with no sources yet "
@@ -123,6 +138,22 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
     finally:
         root.close()
     return results
+
+
+def _drafted(root: DatasetRoot, cid: str, original: str, actor: str, draft: AutoDraft,
+             progress: Callable[[str], None]) -> UploadResult:
+    """The automatic draft of one collected upload; if the pipeline fails, the clip still enters the queue
+    (with no sources) and the result says why, so one bad clip does not stop the others."""
+    try:
+        ann = draft(root, cid, lambda stage: progress(f"{original}: automatic draft, {stage}"))
+    except Exception as e:  # a model error on one clip: report it, keep the upload
+        traceback.print_exc(file=sys.stderr)
+        root.write_annotation(Annotation(clip_id=cid, status=ClipStatus.auto), actor=actor)
+        return UploadResult(original, cid, True, f"normalized; the automatic draft failed ({type(e).__name__}: "
+                            f"{e}); in the queue with no sources")
+    root.write_annotation(ann, actor=actor)
+    return UploadResult(original, cid, True, f"normalized; in the queue with an automatic draft "
+                        f"({ann.note or f'{len(ann.sources)} source(s)'})")
 
 
 def _uploads(root_path: Path) -> Path:
