@@ -48,7 +48,7 @@ def _setup(out: Path, data: Path | None, clips: int, seed: int, config: str, set
     cfg = load_config(config, set_)
     if epochs is not None:
         cfg.train.epochs = epochs
-    dense = ("test",) if mask_stride and cfg.model.segmentation else ()
+    dense = ("train",) if cfg.data.jitter else ()  # predict_root streams the test split: no cache to warm
     warm_cache(root, cfg, dense, ("train", "val", "test"), progress)
     return root, cfg
 

@@ -19,10 +19,9 @@ def main() -> None:
 
     from schemas.root import DatasetRoot
     from ssuformer.config import load_config
-    from ssuformer.data import ClipDataset, collate, train_captions
+    from ssuformer.data import ClipDataset, collate
     from ssuformer.model import SSUFormer
-    from ssuformer.tokenizer import CaptionTokenizer
-    from ssuformer.trainer import make_optimizer
+    from ssuformer.trainer import caption_tokenizer, make_optimizer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -34,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         cfg = load_config(a.config, [*a.set, f"data.cache={cache}", f"data.workers={a.workers}"])
         root = DatasetRoot.open(a.data)
-        tok = CaptionTokenizer.train(train_captions(root), cfg.model.vocab_size)
+        tok, _ = caption_tokenizer(root, cfg)  # as ssu-train builds it (limit resolved from the data)
         ds = ClipDataset(root, "train", cfg, tok)
         bs = cfg.train.batch_size
 

@@ -47,8 +47,8 @@ def ensure_root(path: Path, clips: int, seed: int, progress: bool) -> Path:
 
 def warm_cache(root: Path, cfg, dense_splits: tuple[str, ...], splits: tuple[str, ...], progress: bool) -> None:
     """Decode every clip of `splits` into the frame cache that training reads (the sampled frames; all 300
-    frames too for `dense_splits`, as predict_root reads them), before the timed runs start. The files and
-    their places are the loader's own (ssuformer.data.ClipDataset), so the runs find them."""
+    frames too for `dense_splits`: the train split when training draws jittered frames), before the timed runs
+    start. The files and their places are the loader's own (ssuformer.data.ClipDataset), so the runs find them."""
     from tqdm import tqdm
 
     from ssuformer.data import ClipDataset

@@ -11,6 +11,7 @@ from schemas.atomic import atomic_path
 from schemas.errors import UserError
 from ssuformer.config import SSUConfig, config_from_dict
 from ssuformer.hub import without_pretrained
+from ssuformer.model import SSUFormer
 from ssuformer.tokenizer import CaptionTokenizer
 
 FORMAT = 1
@@ -37,7 +38,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, config, tokenizer or None, state) from a checkpoint."""
-    from ssuformer.model import SSUFormer
 
     state = read_checkpoint(path)
     cfg: SSUConfig = config_from_dict(state["config"], source=str(path))

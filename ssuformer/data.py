@@ -95,7 +95,11 @@ class ClipDataset(Dataset):
         self.size = cfg.data.image_size
         self.frames = sample_frames(cfg.data.frames)
         self.jitter, self.seed = jitter, seed
-        self.max_tokens = int(cfg.model.max_caption_tokens)
+        limit = cfg.model.max_caption_tokens
+        if tokenizer is not None and limit == "auto":  # a dataset without a tokenizer yields no caption tokens
+            raise UserError("model.max_caption_tokens is 'auto': resolve it from the train captions first "
+                            "(ssuformer.trainer.caption_tokenizer)")
+        self.max_tokens = int(limit) if tokenizer is not None else 0
         self.tokenizer = tokenizer
         self.expert_dir = expert_dir
         self.cache = Path(cfg.data.cache) if cfg.data.cache else self.root_path / ".cache"

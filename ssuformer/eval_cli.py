@@ -85,7 +85,8 @@ def main_cmd(
     print_table(name, result, meta)
     for what, n in result.scored.items():
         typer.echo(f"scored {what} of {n} clip{'s' if n != 1 else ''}")
-    doc = {"meta": meta, "overall": result.overall, "per_category": result.per_category}
+    doc = {"meta": meta, "overall": result.overall, "protocols": result.protocols,
+           "per_category": result.per_category}
     atomic.write_json(out / "metrics.json", doc, indent=2)
     atomic.write_text(out / "metrics.md", markdown_table(name, result, meta))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")

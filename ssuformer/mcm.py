@@ -100,7 +100,10 @@ class FrozenClip(nn.Module):
         x = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         hidden = vm(pixel_values=(x - self.mean) / self.std, output_hidden_states=True).hidden_states[-2]
         last = vm.encoder.layers[-1]
-        v = last.self_attn.out_proj(last.self_attn.v_proj(last.layer_norm1(hidden)))[:, 1:]  # value path, no CLS
+        # MaskCLIP's last block: the value path replaces self-attention (no query-key weights, so each patch keeps
+        # its own content); the residual and the MLP stay, as in MaskCLIP's ViT code
+        v = hidden + last.self_attn.out_proj(last.self_attn.v_proj(last.layer_norm1(hidden)))
+        v = (v + last.mlp(last.layer_norm2(v)))[:, 1:]  # patches only (no CLS)
         dense = self.clip.visual_projection(vm.post_layernorm(v))
         g = int(round(dense.shape[1] ** 0.5))
         return dense.view(dense.shape[0], g, g, -1)

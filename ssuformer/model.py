@@ -16,6 +16,9 @@ from ssuformer.encoders import VisualEncoder, build_audio_encoder
 from ssuformer.fusion import MMI
 from ssuformer.losses import adaptive_loss, dice_loss, mask_bce, token_loss
 from ssuformer.mask_decoder import MaskDecoder, _gn
+from ssuformer.mcm import FrozenClip, MaskCollaboration
+from ssuformer.rcc import rcc_loss
+from ssuformer.router import MoHERouter
 from ssuformer.tokenizer import CaptionTokenizer
 
 
@@ -42,14 +45,10 @@ class SSUFormer(nn.Module):
                                                   cfg.max_caption_tokens, cfg.dropout)
             self.mem_norm = nn.LayerNorm(d)
         if cfg.mcm or cfg.rcc:
-            from ssuformer.mcm import FrozenClip, MaskCollaboration
-
             self.clip = FrozenClip(cfg.clip, tokenizer, cfg.max_caption_tokens, random_weights=random_clip)
             if cfg.mcm:
                 self.mcm = MaskCollaboration(self.clip.vision_dim, d)
         if cfg.mohe:
-            from ssuformer.router import MoHERouter
-
             if expert_dim is None:
                 raise ValueError("MoHE needs the expert's feature size (from the expert cache)")
             self.mohe = MoHERouter(d, expert_dim, len(cfg.expert.layers), cfg.heads, cfg.dropout)
@@ -137,8 +136,6 @@ class SSUFormer(nn.Module):
             l_tex = parts["text"] = token_loss(out["logits"], targets, gamma, cfg.label_smoothing)
         total = parts["ada"] = adaptive_loss(l_seg, l_tex, cfg.alpha)
         if self.cfg.rcc and "region" in out:
-            from ssuformer.rcc import rcc_loss
-
             parts["clip"] = rcc_loss(self.clip, out["region"], out["logits"], batch["tokens"].flatten(0, 1))
             total = total + cfg.clip_weight * parts["clip"]
         parts["loss"] = total

@@ -23,7 +23,6 @@ predicted frames of a clip are kept under <cache>/frames-<size>/, like training 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +50,6 @@ def nearest(frames: list[int]) -> np.ndarray:
     """For each of the 300 frames, the position in `frames` of the nearest one (the earlier on a tie)."""
     f = np.asarray(frames)
     return np.abs(f[None, :] - np.arange(NUM_FRAMES)[:, None]).argmin(1)
-
-
-def nearest_sampled(frames: list[int]) -> list[int]:
-    """For each of the 300 frames, the position (0..T-1) of the nearest sampled frame."""
-    return nearest(frames).tolist()
 
 
 def binary_masks(q: np.ndarray) -> np.ndarray:
@@ -95,10 +89,15 @@ def _dense_frames(frames: list[int], stride: int) -> list[list[int]] | None:
     return [[o + j * period for j in range(t)] for o in range(0, period, stride)]
 
 
+def groups(passes: list[list[int]], per: int) -> list[list[list[int]]]:
+    """Consecutive groups of at most `per` passes (at least one each)."""
+    per = max(1, per)
+    return [passes[i:i + per] for i in range(0, len(passes), per)]
+
+
 def chunks(passes: list[list[int]], chunk_frames: int) -> list[list[list[int]]]:
     """Consecutive groups of passes holding at most chunk_frames frames (at least one pass each)."""
-    per = max(1, chunk_frames // len(passes[0]))
-    return [passes[i:i + per] for i in range(0, len(passes), per)]
+    return groups(passes, chunk_frames // len(passes[0]))
 
 
 class _RowsWriter:
@@ -202,11 +201,6 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     return out
 
 
-def _batches(passes: list[list[int]], batch_size: int) -> Iterator[list[list[int]]]:
-    for i in range(0, len(passes), max(1, batch_size)):
-        yield passes[i:i + max(1, batch_size)]
-
-
 def _clip_masks(model, ds, clip_id: str, passes: list[list[int]], predicted: list[int], probs_path: Path,
                 dense_cache: Path | None, chunk_frames: int, batch_size: int, dev: torch.device
                 ) -> list[dict | None]:
@@ -223,10 +217,10 @@ def _clip_masks(model, ds, clip_id: str, passes: list[list[int]], predicted: lis
     rles: list[dict | None] = [None] * len(predicted)
     with contextlib.ExitStack() as stack:
         writer = _RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
-        reader = _FrameReader(ds.root_path / "clips" / f"{clip_id}.mp4", size, predicted, dense_cache, stack)
+        reader = _FrameReader(ds.root.clip_path(clip_id), size, predicted, dense_cache, stack)
         for chunk in chunks(passes, chunk_frames):
             frames = reader.read(sorted(f for p in chunk for f in p))
-            for group in _batches(chunk, batch_size):
+            for group in groups(chunk, batch_size):
                 flat = [f for p in group for f in p]
                 images = torch.from_numpy(np.stack([frames[f] for f in flat])).permute(0, 3, 1, 2)
                 images = images.reshape(len(group), len(group[0]), 3, size, size).float() / 255.0

@@ -11,6 +11,7 @@ import torch
 
 from ssuformer.config import SSUConfig
 from ssuformer.hub import without_pretrained
+from ssuformer.model import SSUFormer, param_counts
 
 PAPER_PARAMS = 319.62e6
 PAPER_FLOPS = 1.596e12
@@ -34,7 +35,6 @@ def _fmt(n: float) -> str:
 
 
 def build_for_summary(cfg: SSUConfig, expert_dim: int, device: str = "meta"):
-    from ssuformer.model import SSUFormer
 
     cfg = cfg.model_copy(deep=True)
     cfg.model = without_pretrained(cfg.model)  # counting needs the architecture, not the pretrained files
@@ -61,7 +61,6 @@ def count_flops(model, cfg: SSUConfig, expert_dim: int, device: str) -> int:
 
 
 def summarize(cfg: SSUConfig, expert_dim: int = 4096) -> str:
-    from ssuformer.model import param_counts
 
     try:
         model, cfg = build_for_summary(cfg, expert_dim, "meta")

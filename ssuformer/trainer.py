@@ -33,6 +33,7 @@ from ssuformer.checkpoint import read_checkpoint, save_checkpoint
 from ssuformer.config import Optimizer, Schedule, SSUConfig, config_from_dict
 from ssuformer.data import ClipDataset, train_captions
 from ssuformer.hub import check_pretrained, without_pretrained
+from ssuformer.model import SSUFormer
 from ssuformer.mohe import expert_cache_for, read_meta
 from ssuformer.runtime import (
     Dist,
@@ -187,10 +188,19 @@ def caption_limit(tok: CaptionTokenizer, texts: list[str], limit: int | str) -> 
                f"p99 {p99}, max {int(lengths.max())})")
 
 
+def caption_tokenizer(root: DatasetRoot, cfg: SSUConfig, saved: str | None = None) -> tuple[CaptionTokenizer, str]:
+    """The caption tokenizer (trained on the train split's distinct caption targets, or the saved one) and the
+    line on its length limit; sets cfg.model.max_caption_tokens from the data when it is `auto`."""
+    texts = train_captions(root)
+    tok = (CaptionTokenizer.from_json(saved) if saved
+           else CaptionTokenizer.train(sorted(set(texts)), cfg.model.vocab_size))
+    cfg.model.max_caption_tokens, line = caption_limit(tok, texts, cfg.model.max_caption_tokens)
+    return tok, line
+
+
 def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None = "auto", seed: int = 0,
           device: str | None = None) -> TrainRun:
     """Stage 1: process group, resume state, tokenizer, model (pretrained parts loaded), data, optimizer."""
-    from ssuformer.model import SSUFormer
 
     out = Path(out)
     cfg = cfg.model_copy(deep=True)
@@ -210,10 +220,7 @@ def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     notes = [*sources, f"{dist.world} process(es) on {dev}"]
     tok = None
     if cfg.model.caption:
-        texts = train_captions(root)
-        tok = (CaptionTokenizer.from_json(state["tokenizer"]) if state and state.get("tokenizer")
-               else CaptionTokenizer.train(sorted(set(texts)), cfg.model.vocab_size))
-        cfg.model.max_caption_tokens, line = caption_limit(tok, texts, cfg.model.max_caption_tokens)
+        tok, line = caption_tokenizer(root, cfg, state.get("tokenizer") if state else None)
         notes.append(line)
     elif cfg.model.max_caption_tokens == "auto":
         cfg.model.max_caption_tokens = 1  # no caption head: the limit is unused

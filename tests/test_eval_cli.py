@@ -184,6 +184,12 @@ def test_predict_layout_probabilities_or_binary(synth_root, tmp_path):
         assert doc["overall"]["miou"] == pytest.approx(exp["miou"], abs=2e-6)
         assert doc["overall"]["fscore"] == pytest.approx(exp["fscore"], abs=2e-6)
         assert 0.3 < doc["overall"]["fscore"] < 0.99
+        # every protocol from the same counting pass, the chosen one equal to the table's
+        assert set(doc["protocols"]) == {"per-frame", "avsbench", "avsegformer"}
+        assert doc["protocols"][protocol]["miou"] == doc["overall"]["miou"]
+        other = "avsegformer" if protocol == "per-frame" else "per-frame"
+        assert doc["protocols"][other]["miou"] == pytest.approx(
+            segmentation_scores(big.clamp(0, 1).numpy(), gts, other)["miou"], abs=2e-6)
     r = run("--data", str(synth_root.path), "--predictions", str(pred), "--out", str(tmp_path / "bin"),
             "--masks", "binary")
     assert r.exit_code == 0, r.output

@@ -21,7 +21,8 @@ def _lin(x, m):
 
 def reference_dense(clip, pixels: torch.Tensor) -> torch.Tensor:
     """MaskCLIP by hand: patchify, CLS + positions, pre-LN, full blocks but the last, then the last block's
-    value path only (LN1 -> v_proj -> out_proj; no attention weights, residual or MLP), post-LN, projection."""
+    value path in place of attention (LN1 -> v_proj -> out_proj, no query-key weights) with its residual and MLP,
+    post-LN, projection (MaskCLIP's ViT code: `v += x; v = ffn(norm2(v), identity=v)`)."""
     vm = clip.vision_model
     emb = vm.embeddings
     x = F.conv2d(pixels, emb.patch_embedding.weight, stride=emb.patch_embedding.stride).flatten(2).transpose(1, 2)
@@ -39,7 +40,9 @@ def reference_dense(clip, pixels: torch.Tensor) -> torch.Tensor:
         h = _lin(h, layer.mlp.fc1)
         x = x + _lin(h * torch.sigmoid(1.702 * h), layer.mlp.fc2)  # CLIP's quick_gelu
     last = vm.encoder.layers[-1]
-    v = _lin(_lin(_ln(x, last.layer_norm1), last.self_attn.v_proj), last.self_attn.out_proj)[:, 1:]
+    v = x + _lin(_lin(_ln(x, last.layer_norm1), last.self_attn.v_proj), last.self_attn.out_proj)
+    h = _lin(_ln(v, last.layer_norm2), last.mlp.fc1)
+    v = (v + _lin(h * torch.sigmoid(1.702 * h), last.mlp.fc2))[:, 1:]
     return _ln(v, vm.post_layernorm) @ clip.visual_projection.weight.T
 
 

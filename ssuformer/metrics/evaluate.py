@@ -171,6 +171,7 @@ class EvalResult:
     clips: int = 0
     caption_frames_skipped: int = 0
     scored: dict[str, int] = field(default_factory=dict)  # "probabilities (uint8, 64x64 ...)" -> clips
+    protocols: dict[str, dict[str, object]] = field(default_factory=dict)  # every protocol's mIoU / F-score
 
     def masks_meta(self) -> dict[str, object]:
         kinds = {k.split(" ")[0] for k in self.scored}
@@ -194,7 +195,9 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
         raise UserError(f"--predictions {predictions}: no prediction for {len(missing)} of {len(ids)} {split} "
                         f"clips (e.g. {', '.join(missing[:3])}); predict every clip of the split")
     category = {c: (row.category if (row := root.catalog.get(c)) else "unknown") for c in ids}
-    overall = SegmentationMeter(protocol)
+    # one counting pass per frame serves every protocol; `protocol` picks the one the table shows
+    every = {p: SegmentationMeter(p) for p in Protocol}
+    overall = every[Protocol(protocol)]
     by_cat: dict[str, SegmentationMeter] = {}
     cap_clips: dict[str, tuple[list[str], list[str]]] = {}
     cap_cats: dict[str, str] = {}
@@ -204,7 +207,7 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
         gt_ann = root.read_annotation(clip_id)
         src = _ProbSource(preds[clip_id], NUM_FRAMES, MaskInput(masks))
         scored[src.describe()] = scored.get(src.describe(), 0) + 1
-        meters = [overall]
+        meters = list(every.values())
         if per_category:
             meters.append(by_cat.setdefault(category[clip_id], SegmentationMeter(protocol)))
         for start in range(0, NUM_FRAMES, FRAME_CHUNK):
@@ -219,7 +222,8 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
             pred_ann = read_prediction_annotation(preds[clip_id].annotation)  # type: ignore[arg-type]
             cap_clips[clip_id] = (pred_ann.frame_captions(), gt_ann.frame_captions())
             cap_cats[clip_id] = category[clip_id]
-    result = EvalResult(overall=overall.compute(), clips=len(ids), scored=scored)
+    result = EvalResult(overall=overall.compute(), clips=len(ids), scored=scored,
+                        protocols={p.value: m.compute() for p, m in every.items()})
     if per_category:
         result.per_category = {k: by_cat[k].compute() for k in sorted(by_cat)}
     if cap_clips:
@@ -246,4 +250,5 @@ def _add_captions(result: EvalResult, clips: dict[str, tuple[list[str], list[str
 
 
 def to_json(result: EvalResult) -> str:
-    return json.dumps({"overall": result.overall, "per_category": result.per_category}, indent=2)
+    return json.dumps({"overall": result.overall, "protocols": result.protocols,
+                       "per_category": result.per_category}, indent=2)
