@@ -48,16 +48,19 @@ def main() -> None:
     from test_refine_support import PASSWORDS, make_users
     from tiny_models import build_tiny_sam
 
+    from annotator.model_config import Device, ModelKind, ModelsConfig, ModelSpec, Runtime
     from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
     from annotator.refine.controller import Controller
-    from annotator.refine.models_hub import HubConfig, ModelsHub
+    from annotator.refine.models_hub import ModelsHub
     from collection.synth import make_synthetic_root
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-refine-"))
     try:
         make_synthetic_root(tmp / "root", clips=2, seed=0)
-        hub = ModelsHub.load(HubConfig(sam=str(build_tiny_sam(tmp / "sam")), device="cpu", offline=True))
+        settings = ModelsConfig(sam=ModelSpec(source=str(build_tiny_sam(tmp / "sam"))),
+                                runtime=Runtime(device=Device.cpu, offline=True))
+        hub = ModelsHub.load(settings, [ModelKind.sam])
         ctl = Controller(tmp / "root", UserStore(make_users(tmp / "users.toml")), hub)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
