@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from collection.normalize import (
     LEVEL_OF,
     NormalizeOptions,
@@ -37,7 +35,7 @@ from collection.normalize import (
     window_of,
 )
 from collection.reasons import CollectError, FailReason
-from schemas.constants import SAMPLE_RATE, SECONDS, SIZE
+from schemas.constants import SECONDS, SIZE
 from schemas.media import VideoInfo, ffmpeg_exe
 from schemas.models import Region
 
@@ -60,18 +58,6 @@ class TileSource:
     info: VideoInfo | None = None
     allowed: dict[str, Any] | None = None
     rms_db: float = -200.0
-
-
-def window_audio(path: Path, start: float, timeout: float = 60) -> np.ndarray:
-    """The window's audio as 16 kHz mono float32 on the clip's timeline (sample 0 = the window's start, as the
-    wav has it: a stream that starts late is padded), empty when the file has no audio."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-ss", f"{start:.3f}", "-t",
-            str(SECONDS), "-i", str(path), "-vn", "-af", "aresample=first_pts=0", "-ac", "1", "-ar",
-            str(SAMPLE_RATE), "-f", "s16le", "-"]
-    p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    if p.returncode != 0:
-        return np.zeros(0, np.float32)
-    return np.frombuffer(p.stdout, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def source_level_db(path: Path, start: float, timeout: float = 60) -> float:

@@ -112,7 +112,8 @@ def run(*args: object, code: int = 0) -> str:
 
 
 def test_ytdlp_sections_network_failure_and_rerun(served: tuple[str, Path], tmp_path: Path) -> None:
-    from collection.compose import window_audio
+    from media_oracles import window_audio
+
     from schemas.media import read_wav
 
     url, www = served

@@ -149,7 +149,9 @@ def test_killed_runs_resume_to_the_same_root(shared_data: Path, tmp_path: Path) 
 
 
 def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
-    from collection.compose import LAYOUTS, window_audio
+    from media_oracles import window_audio
+
+    from collection.compose import LAYOUTS
 
     root = tmp_path / "root"
     collect(root, "--source", "vggsound", "--index", shared_data / "index/vggsound/test.csv", "--media-dir",
