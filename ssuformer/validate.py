@@ -18,7 +18,7 @@ from ssuformer.batch import collate, to_device
 from ssuformer.config import SSUConfig
 from ssuformer.data import ClipDataset
 from ssuformer.metrics import caption_scores, group_frame_captions
-from ssuformer.metrics.segmentation import fcurve, frame_stats, iou_float64
+from ssuformer.metrics.segmentation import Protocol, SegmentationMeter
 from ssuformer.runtime import Dist, all_sum, gather_objects
 
 
@@ -28,37 +28,6 @@ def threshold_miou(probs: np.ndarray, gts: np.ndarray) -> dict[str, float]:
     inter = (p & g).reshape(len(p), -1).sum(1)
     union = (p | g).reshape(len(p), -1).sum(1)
     return {"miou": float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean()), "fscore": None}
-
-
-class SegSums:
-    """Per-frame IoU and F-curve sums (the per-frame protocol of ssuformer.metrics), which add up over ranks."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, float] = {"frames": 0.0, "iou": 0.0, "f_frames": 0.0}
-        self.fcurve: np.ndarray | None = None
-
-    def update(self, probs: np.ndarray, gts: np.ndarray) -> None:
-        s = frame_stats(probs, gts)
-        nonempty = s.gt > 0
-        f = fcurve(s, np.float64)[nonempty].sum(axis=0)
-        self.fcurve = f if self.fcurve is None else self.fcurve + f
-        self.values["iou"] += float(iou_float64(s).sum())
-        self.values["frames"] += len(s)
-        self.values["f_frames"] += float(np.count_nonzero(nonempty))
-
-    def reduce(self, dist: Dist, dev: torch.device) -> dict[str, Any]:
-        curve = self.fcurve if self.fcurve is not None else np.zeros(0)
-        sizes = gather_objects(len(curve), dist)
-        width = max(sizes)
-        if width:  # a rank without non-empty frames contributes zeros
-            curve = np.pad(curve, (0, width - len(curve)))
-        v = all_sum({**self.values, **{f"f{i}": float(x) for i, x in enumerate(curve)}}, dist, dev)
-        if not v["frames"]:
-            return {}
-        out: dict[str, Any] = {"miou": v["iou"] / v["frames"], "fscore": None}
-        if width and v["f_frames"]:
-            out["fscore"] = float(max(v[f"f{i}"] for i in range(width)) / v["f_frames"])
-        return out
 
 
 def text_scores(cands: dict[str, list[str]], refs: dict[str, list[str | None]]) -> dict[str, Any]:
@@ -88,7 +57,7 @@ def validate(model, ds: ClipDataset, cfg: SSUConfig, dev: torch.device, amp: tor
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine), batch_size=max(1, cfg.train.batch_size),
                                          collate_fn=collate, num_workers=cfg.data.workers)
     sums: dict[str, float] = {}
-    seg = SegSums()
+    seg = SegmentationMeter(Protocol.per_frame)  # ssu-eval's per-frame protocol; its sums add up over ranks
     cands: dict[str, list[str]] = {}
     refs: dict[str, list[str | None]] = {}
     for batch in tqdm(loader, desc="validate", unit="batch", disable=not (progress and dist.main), leave=False):
@@ -106,7 +75,10 @@ def validate(model, ds: ClipDataset, cfg: SSUConfig, dev: torch.device, amp: tor
                 refs[clip_id] = batch["captions"][b]
     keys = gather_objects(sorted(sums), dist)[0]  # a rank with no clips has no keys: take rank 0's
     out: dict[str, Any] = {k: v / n for k, v in all_sum({k: sums.get(k, 0.0) for k in keys}, dist, dev).items()}
-    out.update(seg.reduce(dist, dev))
+    total = all_sum(seg.sums(), dist, dev)
+    if total["frames"]:
+        s = SegmentationMeter.from_sums(total).compute()
+        out.update(miou=s["miou"], fscore=s["fscore"] if total["f_count"] else None)
     scores = [out["miou"]] if "miou" in out else []
     gathered = gather_objects((cands, refs), dist)
     if cfg.model.caption:

@@ -109,6 +109,25 @@ def test_streaming_equals_one_shot():
             assert whole["miou"] == pytest.approx(ref["miou"], abs=1e-6)
 
 
+def test_per_frame_sums_add_up_across_processes():
+    """Validation under DDP: each rank's per-frame sums, added, score like one meter over all frames."""
+    rng = np.random.default_rng(5)
+    gts = rng.random((12, 16, 16)) > 0.6
+    gts[3] = False  # an empty ground truth: in the mIoU, not in the F curve
+    probs = rng.random((12, 16, 16)).astype(np.float32)
+    ranks = [SegmentationMeter(Protocol.per_frame) for _ in range(2)]
+    for i, m in enumerate(ranks):
+        m.update(probs[i::2], gts[i::2])
+    a, b = (m.sums() for m in ranks)
+    got = SegmentationMeter.from_sums({k: a[k] + b[k] for k in a}).compute()
+    whole = segmentation_scores(probs, gts, Protocol.per_frame)
+    assert got["frames"] == 12 and got["empty_gt_frames"] == 1
+    assert got["miou"] == pytest.approx(whole["miou"], abs=1e-12)
+    assert got["fscore"] == pytest.approx(whole["fscore"], abs=1e-12)
+    with pytest.raises(ValueError, match="avsbench"):
+        SegmentationMeter(Protocol.avsbench).sums()
+
+
 def test_values_on_threshold_boundaries():
     """Probabilities exactly at, and one ulp around, every threshold land on the right side (p >= t)."""
     t = fscore_thresholds()

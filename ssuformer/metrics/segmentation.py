@@ -179,6 +179,25 @@ class SegmentationMeter:
         fval = 0.0 if acc is None else float((acc / _F32(used)).max())
         return _F32(self._miou_acc + miou), self._f_acc + fval, self._batches + 1
 
+    def sums(self) -> dict[str, float]:
+        """The per-frame protocol's running sums, by name, to add up across processes (validation under DDP).
+        The batch protocols have none: their batches would straddle the processes."""
+        if self.protocol.batch_frames is not None:
+            raise ValueError(f"the {self.protocol.value} protocol's batches cannot be summed across processes")
+        return {"frames": float(self.frames), "empty_gt_frames": float(self.empty_gt_frames),
+                "iou_sum": self._iou_sum, "f_count": float(self._f_count),
+                **{f"f{i}": float(x) for i, x in enumerate(self._f_sum)}}
+
+    @classmethod
+    def from_sums(cls, sums: dict[str, float]) -> SegmentationMeter:
+        """A per-frame meter holding `sums` (e.g. the all-reduced sums of every process)."""
+        m = cls(Protocol.per_frame)
+        m.frames, m.empty_gt_frames = int(sums["frames"]), int(sums["empty_gt_frames"])
+        m._f_count = int(sums["f_count"])
+        m._iou_sum = float(sums["iou_sum"])
+        m._f_sum = np.array([sums[f"f{i}"] for i in range(NUM_THRESHOLDS)], np.float64)
+        return m
+
     def compute(self) -> dict[str, object]:
         """Scores so far; a pending short batch counts as the last batch (DataLoader keeps it)."""
         out: dict[str, object] = {"protocol": self.protocol.value, "version": SEGMENTATION_VERSION,
