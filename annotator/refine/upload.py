@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from collection.index import read_local
+from collection.job import build_job, run_job
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus, now_utc
 from schemas.root import DatasetRoot
@@ -67,8 +69,6 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
            progress: Callable[[str], None] = lambda _m: None, draft: AutoDraft | None = None) -> list[UploadResult]:
     """Collect `files` (all labelled `label`) into the root, drafting each new clip when `draft` is given;
     returns one result per file."""
-    from collection.job import build_job, run_job
-
     label = " ".join((label or "").split())
     if not label or "," in label or ";" in label:
         raise UserError("label: give one category for the uploaded videos (no commas), e.g. 'playing piano'")
@@ -164,8 +164,6 @@ def _uploads(root_path: Path) -> Path:
 
 def _clip_id(root: DatasetRoot, path: Path) -> str | None:
     """The clip id collection gave this file (local sources: <stem>_<start:06d>, start 0 here)."""
-    from collection.index import read_local
-
     for e in read_local(path.parent).entries:
         if Path(e.local_name or "").name == path.name:
             return e.clip_id
