@@ -139,6 +139,11 @@ class SoundSource(_Strict):
     mask_by: list[AgentSpan] = Field(default_factory=list, description="who produced which frames' masks")
     region: list[float] | None = Field(None, min_length=4, max_length=4,
                                        description="[x, y, w, h] of a stitched clip's tile, in pixels")
+    # A model's confidence that this source sounds in each frame (instance predictions: ranks detections for
+    # mask AP, and tells a refiner which frames to check first); null for truth made by people or programs.
+    scores: list[Annotated[float, Field(ge=0, le=1)] | None] | None = Field(
+        None, min_length=NUM_FRAMES, max_length=NUM_FRAMES,
+        description="per-frame confidence in [0, 1] of a predicted source (null where it has no mask)")
 
     @field_validator("captions", "mask_by")
     @classmethod
