@@ -6,7 +6,14 @@ out_dir/annotations/<clip_id>.json  Annotation: one source ("sounding"); the mas
                                     probabilities resampled to 512x512 (ssuformer.metrics.resample) and
                                     thresholded p > 0.5, as RLE; caption spans from the T sampled frames
 out_dir/predictions.json            {"checkpoint", "split", "frames", "mask_stride", "predicted_frames",
-                                     "chunk_frames", "probs": {dtype, scale, size, resampling}, "clips"}
+                                     "chunk_frames", "probs": {dtype, scale, size, resampling}, "instances",
+                                     "tracking" (instance models), "clips"}
+
+Instance models (model.instances): the probabilities are the union map, as above; the annotation holds one
+source per track of predicted instances ("predicted source 1", ...; ssuformer.tracks links them through the
+clip): in each predicted frame the queries scoring >= 0.5 are the instances, each with its mask (its own
+probabilities resampled and thresholded as above; null where the track has no instance or the mask is empty),
+its score (SoundSource.scores) and its caption (the caption decoder runs on every predicted frame).
 
 Masks, with mask_stride k (default 1): the model runs on every k-th frame, in passes of T frames shifted
 together (each pass is one frame per second, like a training sample), and a frame without its own pass
@@ -39,11 +46,14 @@ from ssuformer.checkpoint import load_model
 from ssuformer.data import ClipDataset, frame_example
 from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
-from ssuformer.mohe import expert_cache_for
+from ssuformer.mohe import expert_cache_for, load_features
 from ssuformer.sampling import frames_key
+from ssuformer.tracks import MAX_GAP, Instance, Track, TrackParams, link
 
 AGENT = "ssuformer"
 CHUNK_FRAMES = 150
+# A query is an instance when its score is at least this: the instance model writes captions for those only.
+SCORE_THRESHOLD = 0.5
 
 
 def nearest(frames: list[int]) -> np.ndarray:
@@ -77,6 +87,40 @@ def to_annotation(clip_id: str, frames: list[int], masks: list[dict | None] | No
     agent = Agent(kind=AgentKind.model, name="ssuformer", version=config_name,
                   params={"threshold": IOU_THRESHOLD, "rule": f"p > 0.5 after resampling to {SIZE}x{SIZE}"})
     return Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=[src], agents={AGENT: agent})
+
+
+def to_instance_annotation(clip_id: str, frames: list[int], tracks: list[Track],
+                           rles: dict[tuple[int, int], dict | None], config_name: str, tracking: dict) -> Annotation:
+    """An annotation with one source per track: each of the 300 frames takes its nearest frame in `frames`;
+    where the track has an instance there whose mask (rles[(frame, index)]) is not empty, the source has that
+    mask, score and caption, else null."""
+    near = nearest(frames)
+    sources = []
+    for t in tracks:
+        masks: list = [None] * NUM_FRAMES
+        scores: list[float | None] = [None] * NUM_FRAMES
+        caps: list[str | None] = [None] * NUM_FRAMES
+        for i in range(NUM_FRAMES):
+            f = frames[near[i]]
+            m = rles.get((f, t.members[f])) if f in t.members else None
+            if m is not None:
+                masks[i], scores[i], caps[i] = m, t.scores[f], t.captions[f] or None
+        src = SoundSource(id=t.id, category="sounding", name=f"predicted source {t.id + 1}", masks=masks,
+                          scores=scores)
+        src.set_masks(masks, by=AGENT)
+        src.set_frame_captions(caps, by=AGENT)
+        sources.append(src)
+    agent = Agent(kind=AgentKind.model, name="ssuformer", version=config_name,
+                  params={"threshold": IOU_THRESHOLD, "rule": f"p > 0.5 after resampling to {SIZE}x{SIZE}",
+                          "instance_score": SCORE_THRESHOLD, **tracking})
+    return Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=sources, agents={AGENT: agent})
+
+
+def track_params(predicted: list[int]) -> TrackParams:
+    """Tracking for these predicted frames: a track stays linkable across at least one step between them
+    (mask_stride 0 or a large stride puts them further apart than MAX_GAP)."""
+    steps = np.diff(predicted) if len(predicted) > 1 else np.array([0])
+    return TrackParams(max_gap=max(MAX_GAP, int(steps.max())))
 
 
 def _dense_frames(frames: list[int], stride: int) -> list[list[int]] | None:
@@ -156,16 +200,17 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     """Write predictions for every clip of `split` under out_dir; returns out_dir."""
     from tqdm import tqdm
 
-
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg, tok, _ = load_model(checkpoint, dev)
     if cache is not None:
         cfg.data.cache = cache
+    instances = bool(getattr(model.cfg, "instances", False))
     ds_root = DatasetRoot.open(root)
     ds = ClipDataset(ds_root, split, cfg, tok, expert_cache_for(ds_root.path, cfg) if cfg.model.caption else None)
     dense = _dense_frames(ds.frames, mask_stride)
     passes = dense or [ds.frames]
     predicted = sorted(f for p in passes for f in p)
+    tracking = track_params(predicted)
     size = cfg.data.image_size
     out = Path(out_dir)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
@@ -174,20 +219,25 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     for s in range(0, len(ds), batch_size):
         ids = ds.ids[s:s + batch_size]
         caps: dict[str, list[str] | None] = dict.fromkeys(ids)
-        if model.caption_decoder is not None and tok is not None:  # captions: the T sampled frames
+        # captions: the T sampled frames (an instance model captions every predicted frame in its passes)
+        if model.caption_decoder is not None and tok is not None and not instances:
             batch = to_device(collate([ds[i] for i in range(s, s + len(ids))]), dev)
             toks = model.predict(batch, beam=beam or cfg.train.beam)["tokens"]
             caps = {c: [tok.decode(t) for t in toks[b].tolist()] for b, c in enumerate(ids)}
         for clip_id in ids:
-            masks = None
-            if model.mask_decoder is not None:
-                dense_cache = (ds.cache / f"frames-{size}" / f"{clip_id}.{frames_key(predicted)}.npy"
-                               if cache_frames else None)
-                masks = _clip_masks(model, ds, clip_id, passes, predicted, out / "probs" / f"{clip_id}.npy",
-                                    dense_cache, chunk_frames, batch_size, dev)
-            ann = to_annotation(clip_id, predicted, masks, caps[clip_id], cfg.name, caption_frames=ds.frames)
+            dense_cache = (ds.cache / f"frames-{size}" / f"{clip_id}.{frames_key(predicted)}.npy"
+                           if cache_frames else None)
+            probs_path = out / "probs" / f"{clip_id}.npy"
+            run = _Passes(ds, clip_id, passes, predicted, dense_cache, chunk_frames, batch_size, dev)
+            if instances:
+                ann = _clip_instances(model, run, probs_path, tok, beam or cfg.train.beam, tracking, cfg.name)
+                caps[clip_id] = [ann.frame_captions()[f] for f in ds.frames]
+                index[clip_id] = {"captions": caps[clip_id], "sources": len(ann.sources)}
+            else:
+                masks = _clip_masks(model, run, probs_path) if model.mask_decoder is not None else None
+                ann = to_annotation(clip_id, predicted, masks, caps[clip_id], cfg.name, caption_frames=ds.frames)
+                index[clip_id] = {"captions": caps[clip_id]}
             atomic.write_text(out / "annotations" / f"{clip_id}.json", ann.model_dump_json() + "\n")
-            index[clip_id] = {"captions": caps[clip_id]}
             bar.update(1)
     bar.close()
     atomic.write_json(out / "predictions.json", {
@@ -196,42 +246,105 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
         "predicted_frames": predicted, "chunk_frames": chunk_frames,
         "probs": {"dtype": "uint8", "scale": SCALE, "size": [size, size], "frames": NUM_FRAMES,
                   "resampling_to_annotation": RESAMPLING} if model.mask_decoder is not None else None,
+        "instances": instances,
+        **({"tracking": {**tracking.as_dict(), "instance_score": SCORE_THRESHOLD}} if instances else {}),
         "clips": index}, indent=2)
     ds_root.close()
     return out
 
 
-def _clip_masks(model, ds, clip_id: str, passes: list[list[int]], predicted: list[int], probs_path: Path,
-                dense_cache: Path | None, chunk_frames: int, batch_size: int, dev: torch.device
-                ) -> list[dict | None]:
-    """Run every pass of one clip chunk by chunk; write its probabilities; return one RLE (or None) per
-    predicted frame, in `predicted` order."""
+class _Passes:
+    """The passes of one clip as model batches, chunk by chunk (frames decoded once per chunk), and the
+    clip's (300, H, W) probability file: each predicted frame's map goes to every frame nearest to it."""
 
-    size = ds.size
-    mel = ds.audio(clip_id)  # the clip's log-mel (cached, small)
-    near = nearest(predicted)
-    rows_of: dict[int, list[int]] = {}
-    for i in range(NUM_FRAMES):
-        rows_of.setdefault(predicted[near[i]], []).append(i)
-    position = {f: i for i, f in enumerate(predicted)}
-    rles: list[dict | None] = [None] * len(predicted)
-    with contextlib.ExitStack() as stack:
-        writer = _RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
-        reader = _FrameReader(ds.root.clip_path(clip_id), size, predicted, dense_cache, stack)
-        for chunk in chunks(passes, chunk_frames):
-            frames = reader.read(sorted(f for p in chunk for f in p))
-            for group in groups(chunk, batch_size):
-                flat = [f for p in group for f in p]
-                images = torch.from_numpy(np.stack([frames[f] for f in flat])).permute(0, 3, 1, 2)
-                images = images.reshape(len(group), len(group[0]), 3, size, size).float() / 255.0
-                audio = torch.from_numpy(np.stack([frame_example(mel, f) for f in flat]))
-                batch = to_device({"images": images, "audio": audio.view(len(group), len(group[0]), *audio.shape[1:])},
-                                  dev)
-                probs = model.segment(model.encode(batch["images"], batch["audio"]), (size, size))["probs"]
-                q = quantize(probs.float().cpu().numpy())
-                for f, qf, m in zip(flat, q, binary_masks(q), strict=True):
-                    for row in rows_of.get(f, []):
+    def __init__(self, ds, clip_id: str, passes: list[list[int]], predicted: list[int], dense_cache: Path | None,
+                 chunk_frames: int, batch_size: int, dev: torch.device) -> None:
+        self.ds, self.clip_id, self.passes, self.predicted = ds, clip_id, passes, predicted
+        self.dense_cache, self.chunk_frames, self.batch_size, self.dev = dense_cache, chunk_frames, batch_size, dev
+        near = nearest(predicted)
+        self.rows_of: dict[int, list[int]] = {}
+        for i in range(NUM_FRAMES):
+            self.rows_of.setdefault(predicted[near[i]], []).append(i)
+
+    def batches(self, probs_path: Path):
+        """Yield (frames, batch, write): the flat frames of a group of passes, its batch, and a function
+        taking their (n, H, W) uint8 probabilities into the probability file (renamed into place at the end)."""
+        size = self.ds.size
+        mel = self.ds.audio(self.clip_id)  # the clip's log-mel (cached, small)
+        expert = (torch.from_numpy(load_features(self.ds.expert_dir, self.clip_id).astype(np.float32))
+                  if self.ds.expert_dir is not None else None)  # MoHE reads the whole clip's expert features
+        with contextlib.ExitStack() as stack:
+            writer = _RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
+            reader = _FrameReader(self.ds.root.clip_path(self.clip_id), size, self.predicted, self.dense_cache,
+                                  stack)
+
+            def write(flat: list[int], q: np.ndarray) -> None:
+                for f, qf in zip(flat, q, strict=True):
+                    for row in self.rows_of.get(f, []):
                         writer.write(row, qf)
-                    rles[position[f]] = rle_mod.encode(m) if m.any() else None  # null: nothing sounding
-            del frames
+
+            for chunk in chunks(self.passes, self.chunk_frames):
+                frames = reader.read(sorted(f for p in chunk for f in p))
+                for group in groups(chunk, self.batch_size):
+                    b, t = len(group), len(group[0])
+                    flat = [f for p in group for f in p]
+                    images = torch.from_numpy(np.stack([frames[f] for f in flat])).permute(0, 3, 1, 2)
+                    audio = torch.from_numpy(np.stack([frame_example(mel, f) for f in flat]))
+                    batch = {"images": images.reshape(b, t, 3, size, size).float() / 255.0,
+                             "audio": audio.view(b, t, *audio.shape[1:])}
+                    if expert is not None:
+                        batch["expert"] = expert.expand(b, *expert.shape)
+                    yield flat, to_device(batch, self.dev), write
+                del frames
+
+
+def _clip_masks(model, run: _Passes, probs_path: Path) -> list[dict | None]:
+    """Run every pass of one clip; write its probabilities; return one RLE (or None) per predicted frame,
+    in `predicted` order."""
+    position = {f: i for i, f in enumerate(run.predicted)}
+    rles: list[dict | None] = [None] * len(run.predicted)
+    for flat, batch, write in run.batches(probs_path):
+        probs = model.segment(model.encode(batch["images"], batch["audio"]), (run.ds.size, run.ds.size))["probs"]
+        q = quantize(probs.float().cpu().numpy())
+        write(flat, q)
+        for f, m in zip(flat, binary_masks(q), strict=True):
+            rles[position[f]] = rle_mod.encode(m) if m.any() else None  # null: nothing sounding
     return rles
+
+
+def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, tracking: TrackParams,
+                    config_name: str) -> Annotation:
+    """Run every pass of one clip through the instance model; write its union probabilities; link the
+    instances of the predicted frames into tracks; return the annotation of the tracks.
+
+    Kept per instance until linking: its mask at the model's size as packed bits (for IoU), its RLE at 512,
+    score and caption; the dense maps of a chunk are dropped with it."""
+    kept: dict[int, list[tuple[np.ndarray, float, str]]] = {}  # frame -> (packed mask, score, caption)
+    rles: dict[tuple[int, int], dict | None] = {}
+    shape: tuple[int, int] = (run.ds.size, run.ds.size)
+    for flat, batch, write in run.batches(probs_path):
+        out = model.predict(batch, beam=beam)
+        write(flat, quantize(out["probs"].flatten(0, 1).float().cpu().numpy()))
+        inst_q = quantize(out["inst_probs"].flatten(0, 1).float().cpu().numpy())  # (n, Q, H, W)
+        scores = out["inst_scores"].flatten(0, 1).float().cpu().numpy()  # (n, Q)
+        tokens = out["inst_tokens"].flatten(0, 1).cpu() if "inst_tokens" in out else None  # (n, Q, L)
+        for k, f in enumerate(flat):
+            qs = np.flatnonzero(scores[k] >= SCORE_THRESHOLD)
+            masks512 = binary_masks(inst_q[k, qs]) if len(qs) else []
+            kept[f] = []
+            for q, m in zip(qs, masks512, strict=True):
+                if not m.any():
+                    continue  # nothing above 0.5 at the annotation size: no region to draft
+                caption = tok.decode(tokens[k, q].tolist()) if tokens is not None and tok is not None else ""
+                # the model-size mask of the same dequantized map: non-empty whenever its upsampling is
+                mask = dequantize(inst_q[k, q]) > np.float32(IOU_THRESHOLD)
+                rles[(f, len(kept[f]))] = rle_mod.encode(m)
+                kept[f].append((np.packbits(mask), float(scores[k, q]), caption))
+
+    def frames():
+        for f in run.predicted:
+            yield f, [Instance(np.unpackbits(p, count=shape[0] * shape[1]).reshape(shape).astype(bool), s, c)
+                      for p, s, c in kept.get(f, [])]
+
+    tracks = link(frames(), tracking)
+    return to_instance_annotation(run.clip_id, run.predicted, tracks, rles, config_name, tracking.as_dict())

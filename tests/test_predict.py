@@ -110,3 +110,32 @@ def test_eval_checkpoint_scores_probabilities(synth_root, checkpoint, tmp_path):
     assert prob["overall"]["miou"] > 0.05  # the model does segment: its binary masks are not empty
     assert prob["overall"]["fscore"] > binary["overall"]["fscore"] > 0.05
     assert prob["overall"]["miou"] == pytest.approx(binary["overall"]["miou"], abs=1e-12)
+
+
+def test_instance_annotation_from_tracks():
+    """One source per track: nearest predicted frame fills the others; mask, score and caption null together."""
+    from schemas.constants import NUM_FRAMES
+    from ssuformer.predict import to_instance_annotation, track_params
+    from ssuformer.tracks import Track
+
+    frames = list(range(0, NUM_FRAMES, 30))
+    square = np.zeros((512, 512), bool)
+    square[100:200, 50:150] = True
+    rle = rle_mod.encode(square)
+    a = Track(id=0, members={0: 0, 30: 1, 60: 0}, scores={0: 0.9, 30: 0.8, 60: 0.7},
+              captions={0: "a red circle", 30: "a red circle", 60: ""})
+    b = Track(id=1, members={270: 0}, scores={270: 0.6}, captions={270: "a blue star"})
+    rles = {(0, 0): rle, (30, 1): rle, (60, 0): rle, (270, 0): rle}
+    params = track_params(frames)
+    assert params.max_gap == 30 and track_params(list(range(0, NUM_FRAMES, 60))).max_gap == 60
+    ann = to_instance_annotation("synth_0_00000", frames, [a, b], rles, "tiny", params.as_dict())
+    ann = Annotation.model_validate_json(ann.model_dump_json())  # what ssu-refine reads
+    s0, s1 = ann.sources
+    assert [s.name for s in ann.sources] == ["predicted source 1", "predicted source 2"]
+    # frame 60 reaches frame 75 (ties go to the earlier frame)
+    assert [f for f in range(NUM_FRAMES) if s0.masks[f] is not None] == list(range(76))
+    assert s0.scores[15] == 0.9 and s0.scores[16] == 0.8 and s0.scores[75] == 0.7 and s0.scores[76] is None
+    caps = s0.frame_captions()
+    assert caps[45] == "a red circle" and caps[46] is None  # an empty caption is no caption
+    assert s1.scores[256] == 0.6 and s1.scores[255] is None and s1.frame_captions()[299] == "a blue star"
+    assert ann.agents["ssuformer"].params["max_gap_frames"] == 30
