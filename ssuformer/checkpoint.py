@@ -43,6 +43,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     cfg: SSUConfig = config_from_dict(state["config"], source=str(path))
     tok = CaptionTokenizer.from_json(state["tokenizer"]) if state.get("tokenizer") else None
     # the checkpoint holds the trained encoders: the pretrained files are not needed
-    model = SSUFormer(without_pretrained(cfg.model), tok, expert_dim=state.get("expert_dim"))
+    model = SSUFormer(without_pretrained(cfg.model), tok, expert_dim=state.get("expert_dim"), loss=cfg.loss)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, tok, state

@@ -133,6 +133,10 @@ class ModelConfig(_Strict):
     mcm: bool = True
     rcc: bool = True
     mohe: bool = True
+    instances: bool = Field(False, description="SSUFormer-I: each query predicts one sounding source's mask, a "
+                            "sounding score and (conditioning the caption decoder) that source's caption")
+    instance_threshold: float = Field(0.5, ge=0, le=1, description="instance mode: a query whose sounding score "
+                                      "is at least this is a predicted source")
     clip: ClipConfig = Field(default_factory=ClipConfig)
     expert: ExpertConfig = Field(default_factory=ExpertConfig)
 
@@ -144,6 +148,8 @@ class ModelConfig(_Strict):
             raise ValueError("model.mcm / model.rcc need both model.segmentation and model.caption")
         if self.mohe and not self.caption:
             raise ValueError("model.mohe needs model.caption")
+        if self.instances and not self.segmentation:
+            raise ValueError("model.instances needs model.segmentation (each instance is a query's mask)")
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden {self.hidden} must be divisible by model.heads {self.heads}")
         return self
@@ -156,6 +162,13 @@ class LossConfig(_Strict):
     seg_bce: float = Field(0.0, ge=0, description="extra BCE weight on masks (0 = Dice only, as the paper)")
     clip_weight: float = Field(1.0, ge=0, description="weight of L_clip (eq. 6 uses 1)")
     label_smoothing: float = 0.0
+    # instance mode (model.instances): MaskFormer's set prediction. Queries are matched to the frame's sources by
+    # Hungarian matching on  cost_class * -p(sounding) + cost_dice * Dice + cost_mask * mean BCE  (Mask2Former's
+    # 2 / 5 / 5); matched pairs get the mask and caption losses, every query the sounding-score loss.
+    cls_weight: float = Field(2.0, ge=0, description="instance mode: weight of the sounding-score BCE")
+    cost_class: float = Field(2.0, ge=0, description="instance matching: weight of -p(sounding)")
+    cost_dice: float = Field(5.0, ge=0, description="instance matching: weight of the Dice cost")
+    cost_mask: float = Field(5.0, ge=0, description="instance matching: weight of the per-pixel BCE cost")
 
 
 class DataConfig(_Strict):

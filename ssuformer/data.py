@@ -26,8 +26,8 @@ from ssuformer.mohe import load_features
 from ssuformer.sampling import frames_key, jitter_frames, sample_frames
 from ssuformer.tokenizer import PAD, CaptionTokenizer
 
-__all__ = ["ClipDataset", "collate", "frame_example", "frames_key", "log_mel", "ordered_captions",
-           "sample_frames", "train_captions"]
+__all__ = ["ClipDataset", "collate", "frame_example", "frames_key", "instance_targets", "log_mel",
+           "ordered_captions", "sample_frames", "train_captions"]
 
 # VGGish log-mel: 10 ms hop, examples of 96 hops (0.96 s) x 64 mel bands.
 MEL_HOP_S, EXAMPLE_HOPS = 0.01, 96
@@ -151,6 +151,31 @@ class ClipDataset(Dataset):
 
         return self._cached(self.cache / "logmel" / f"{clip_id}.npy", make)
 
+    def _tokens(self, texts: list[str | None]) -> tuple[np.ndarray, int]:
+        """(len(texts), max_tokens) token ids (PAD rows for None) and how many texts were cut."""
+        assert self.tokenizer is not None
+        toks = np.full((len(texts), self.max_tokens), PAD, dtype=np.int64)
+        cut = 0
+        for k, text in enumerate(texts):
+            if text is None:
+                continue
+            ids = self.tokenizer.encode(text, self.max_tokens)
+            cut += self.tokenizer.length(text) > self.max_tokens
+            toks[k, : len(ids)] = ids
+        return toks, cut
+
+    def _instance_targets(self, ann: Annotation, frames: list[int]) -> dict[str, torch.Tensor]:
+        masks, valid, caps, dropped = instance_targets(ann, frames, self.size, self.cfg.model.audio_queries)
+        out = {"inst_masks": torch.from_numpy(masks), "inst_valid": torch.from_numpy(valid),
+               "inst_dropped": torch.tensor(dropped)}
+        if self.tokenizer is not None:
+            flat = [c for row in caps for c in row]
+            toks, cut = self._tokens(flat)
+            out["truncated"] = torch.tensor(cut)  # the instance captions are the targets here
+            out["inst_tokens"] = torch.from_numpy(toks.reshape(len(frames), len(caps[0]), -1))
+            out["inst_has_caption"] = torch.tensor([[c is not None for c in row] for row in caps])
+        return out
+
     # -- one sample -------------------------------------------------------------------------------
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
         i, epoch = key if isinstance(key, tuple) else (key, None)
@@ -173,17 +198,41 @@ class ClipDataset(Dataset):
             caps = ordered_captions(ann, frames)
             out["captions"] = caps
             if self.tokenizer is not None:
-                toks = np.full((len(frames), self.max_tokens), PAD, dtype=np.int64)
-                cut = 0
-                for k, text in enumerate(caps):
-                    ids = self.tokenizer.encode(text, self.max_tokens)
-                    cut += self.tokenizer.length(text) > self.max_tokens
-                    toks[k, : len(ids)] = ids
+                toks, cut = self._tokens(caps)
                 out["tokens"] = torch.from_numpy(toks)
                 out["truncated"] = torch.tensor(cut)  # captions cut at max_caption_tokens (counted per epoch)
+            if self.cfg.model.instances:
+                out.update(self._instance_targets(ann, frames))
         if self.expert_dir is not None:
             out["expert"] = torch.from_numpy(load_features(self.expert_dir, clip_id).astype(np.float32))
         return out
+
+
+def instance_targets(ann: Annotation, frames: list[int], size: int, slots: int
+                     ) -> tuple[np.ndarray, np.ndarray, list[list[str | None]], int]:
+    """Per frame, the sources with a mask there (in id order; at most `slots`, the model's queries): masks
+    (T, slots, size, size) float32, valid (T, slots) bool, captions [T][slots] (None: no caption), and how
+    many sources were dropped for want of a slot. A mask that vanishes at the model's size is no target."""
+    masks = np.zeros((len(frames), slots, size, size), np.float32)
+    valid = np.zeros((len(frames), slots), bool)
+    caps: list[list[str | None]] = [[None] * slots for _ in frames]
+    per_source = [(s, s.frame_captions()) for s in sorted(ann.sources, key=lambda s: s.id)]
+    dropped = 0
+    for t, f in enumerate(frames):
+        k = 0
+        for src, texts in per_source:
+            rle = src.masks[f]
+            if rle is None:
+                continue
+            m = resize_mask(rle_mod.decode(rle.model_dump()), size)
+            if not m.any():
+                continue
+            if k == slots:
+                dropped += 1
+                continue
+            masks[t, k], valid[t, k], caps[t][k] = m, True, texts[f]
+            k += 1
+    return masks, valid, caps, dropped
 
 
 def train_captions(root: DatasetRoot, split: str = "train") -> list[str]:

@@ -65,7 +65,8 @@ class MaskDecoder(nn.Module):
                 ) -> dict[str, torch.Tensor]:
         """queries (N, Q, d); levels: 4 NCHW maps at d channels; mem/mpos (N, S, d).
 
-        Returns query_masks (N, Q, H/4, W/4) logits, weights (N, Q) and probs (N, H/4, W/4).
+        Returns query_masks (N, Q, H/4, W/4) logits, score_logits (N, Q), weights (N, Q) = their softmax,
+        probs (N, H/4, W/4), the decoded queries (N, Q, d) and the per-pixel embeddings (N, d, H/4, W/4).
         """
         pix = self.pixel(levels)
         q = queries
@@ -74,6 +75,8 @@ class MaskDecoder(nn.Module):
             q = layer(q, qpos, mem, mpos)
         q = self.norm(q)
         masks = torch.einsum("nqd,ndhw->nqhw", self.mask_embed(q), pix)
-        weights = self.score(q).squeeze(-1).softmax(-1)
+        scores = self.score(q).squeeze(-1)
+        weights = scores.softmax(-1)
         probs = torch.einsum("nq,nqhw->nhw", weights, masks.sigmoid())
-        return {"query_masks": masks, "weights": weights, "probs": probs, "queries": q}
+        return {"query_masks": masks, "score_logits": scores, "weights": weights, "probs": probs, "queries": q,
+                "pixels": pix}

@@ -51,8 +51,8 @@ from ssuformer.validate import validate as run_validation
 __all__ = ["GlobalBatches", "TrainResult", "TrainRun", "fit", "make_optimizer", "save", "setup", "to_device",
            "train", "validate"]
 
-LOG_FIELDS = ["epoch", "step", "phase", "loss", "dice", "bce", "text", "clip", "truncated", "miou", "fscore",
-              "bleu4", "rouge_l", "score", "lr", "seconds"]
+LOG_FIELDS = ["epoch", "step", "phase", "loss", "dice", "bce", "inst_mask", "cls", "text", "clip", "truncated",
+              "miou", "fscore", "bleu4", "rouge_l", "score", "lr", "seconds"]
 
 
 @dataclass
@@ -228,7 +228,7 @@ def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     expert_dim = int(read_meta(expert_dir)["dim"]) if expert_dir is not None else None
     # resuming, the checkpoint holds the trained encoders: the pretrained files are not loaded again
     built = without_pretrained(cfg.model) if state is not None else cfg.model
-    model = SSUFormer(built, tok, expert_dim=expert_dim).to(dev)
+    model = SSUFormer(built, tok, expert_dim=expert_dim, loss=cfg.loss).to(dev)
     train_ds = ClipDataset(root, Split.train, cfg, tok, expert_dir, jitter=cfg.data.jitter, seed=seed)
     val_ds = None
     if cfg.train.run_val and root.split_path(Split.val).is_file() and root.read_split(Split.val):
@@ -297,12 +297,13 @@ def fit(run: TrainRun, epoch: int, max_steps: int | None = None, progress: bool 
     run.batches.epoch = epoch
     run.net.train()
     sums: dict[str, float] = {}
-    count, truncated, t0 = 0, 0, time.time()
+    count, truncated, dropped, t0 = 0, 0, 0, time.time()
     bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                disable=not (progress and dist.main), leave=False)
     for i, batch in enumerate(bar):
         batch = to_device(batch, run.dev)
         truncated += int(batch["truncated"].sum()) if "truncated" in batch else 0
+        dropped += int(batch["inst_dropped"].sum()) if "inst_dropped" in batch else 0
         last_micro = (i + 1) % cfg.train.grad_accum == 0 or i + 1 == len(run.batches)
         sync = contextlib.nullcontext() if (last_micro or dist.world == 1) else run.net.no_sync()
         with sync:
@@ -325,12 +326,15 @@ def fit(run: TrainRun, epoch: int, max_steps: int | None = None, progress: bool 
             bar.set_postfix(loss=f"{parts['loss'].item():.4f}")
             if max_steps is not None and run.step >= max_steps:
                 break
-    totals = all_sum({**{k: v / max(count, 1) for k, v in sums.items()}, "truncated": float(truncated)},
-                     dist, run.dev)
+    totals = all_sum({**{k: v / max(count, 1) for k, v in sums.items()}, "truncated": float(truncated),
+                      "dropped": float(dropped)}, dist, run.dev)
     row: dict[str, Any] = {"epoch": epoch, "step": run.step, "phase": "train",
-                           **{k: v / dist.world for k, v in totals.items() if k != "truncated"},
+                           **{k: v / dist.world for k, v in totals.items() if k not in ("truncated", "dropped")},
                            "truncated": int(totals["truncated"]),
                            "lr": run.sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)}
+    if totals["dropped"] and run.log is not None:
+        run.log.note(f"epoch {epoch + 1}: {int(totals['dropped'])} frame sources had no query to match "
+                     f"(more sources than model.audio_queries = {cfg.model.audio_queries})")
     if row["truncated"] and run.log is not None:
         run.log.note(f"epoch {epoch + 1}: {row['truncated']} caption targets were cut at "
                      f"{cfg.model.max_caption_tokens} tokens (model.max_caption_tokens)")

@@ -16,7 +16,8 @@ import torch
 
 from ssuformer.batch import collate, to_device
 from ssuformer.config import SSUConfig
-from ssuformer.data import ClipDataset
+from ssuformer.data import CAPTION_JOINER, ClipDataset
+from ssuformer.instances import joined_captions
 from ssuformer.metrics import caption_scores, group_frame_captions
 from ssuformer.metrics.segmentation import Protocol, SegmentationMeter
 from ssuformer.runtime import Dist, all_sum, gather_objects
@@ -72,6 +73,12 @@ def validate(model, ds: ClipDataset, cfg: SSUConfig, dev: torch.device, amp: tor
         if "tokens" in pred:
             for b, clip_id in enumerate(batch["clip_id"]):
                 cands[clip_id] = [ds.tokenizer.decode(t) for t in pred["tokens"][b].tolist()]
+                refs[clip_id] = batch["captions"][b]
+        elif "inst_tokens" in pred:  # instance mode: the frame's caption is its sources' captions, joined
+            for b, clip_id in enumerate(batch["clip_id"]):
+                cands[clip_id] = joined_captions(pred["inst_probs"][b].cpu(), pred["inst_scores"][b].cpu(),
+                                                 pred["inst_tokens"][b].cpu(), cfg.model.instance_threshold,
+                                                 ds.tokenizer.decode, CAPTION_JOINER)
                 refs[clip_id] = batch["captions"][b]
     keys = gather_objects(sorted(sums), dist)[0]  # a rank with no clips has no keys: take rank 0's
     out: dict[str, Any] = {k: v / n for k, v in all_sum({k: sums.get(k, 0.0) for k in keys}, dist, dev).items()}
