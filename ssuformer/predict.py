@@ -11,9 +11,10 @@ out_dir/predictions.json            {"checkpoint", "split", "frames", "mask_stri
 
 Instance models (model.instances): the probabilities are the union map, as above; the annotation holds one
 source per track of predicted instances ("predicted source 1", ...; ssuformer.tracks links them through the
-clip): in each predicted frame the queries scoring >= 0.5 are the instances, each with its mask (its own
-probabilities resampled and thresholded as above; null where the track has no instance or the mask is empty),
-its score (SoundSource.scores) and its caption (the caption decoder runs on every predicted frame).
+clip): in each predicted frame the queries scoring >= model.instance_threshold (0.5) are the instances, each
+with its mask (its own probabilities resampled and thresholded as above; null where the track has no
+instance or the mask is empty), its score (SoundSource.scores) and its caption (the caption decoder runs on
+every predicted frame, in the same passes).
 
 Masks, with mask_stride k (default 1): the model runs on every k-th frame, in passes of T frames shifted
 together (each pass is one frame per second, like a training sample), and a frame without its own pass
@@ -52,8 +53,6 @@ from ssuformer.tracks import MAX_GAP, Instance, Track, TrackParams, link
 
 AGENT = "ssuformer"
 CHUNK_FRAMES = 150
-# A query is an instance when its score is at least this: the instance model writes captions for those only.
-SCORE_THRESHOLD = 0.5
 
 
 def nearest(frames: list[int]) -> np.ndarray:
@@ -90,7 +89,8 @@ def to_annotation(clip_id: str, frames: list[int], masks: list[dict | None] | No
 
 
 def to_instance_annotation(clip_id: str, frames: list[int], tracks: list[Track],
-                           rles: dict[tuple[int, int], dict | None], config_name: str, tracking: dict) -> Annotation:
+                           rles: dict[tuple[int, int], dict | None], config_name: str, tracking: dict,
+                           score_threshold: float) -> Annotation:
     """An annotation with one source per track: each of the 300 frames takes its nearest frame in `frames`;
     where the track has an instance there whose mask (rles[(frame, index)]) is not empty, the source has that
     mask, score and caption, else null."""
@@ -112,7 +112,7 @@ def to_instance_annotation(clip_id: str, frames: list[int], tracks: list[Track],
         sources.append(src)
     agent = Agent(kind=AgentKind.model, name="ssuformer", version=config_name,
                   params={"threshold": IOU_THRESHOLD, "rule": f"p > 0.5 after resampling to {SIZE}x{SIZE}",
-                          "instance_score": SCORE_THRESHOLD, **tracking})
+                          "instance_score": score_threshold, **tracking})
     return Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=sources, agents={AGENT: agent})
 
 
@@ -204,7 +204,7 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     model, cfg, tok, _ = load_model(checkpoint, dev)
     if cache is not None:
         cfg.data.cache = cache
-    instances = bool(getattr(model.cfg, "instances", False))
+    instances = model.cfg.instances
     ds_root = DatasetRoot.open(root)
     ds = ClipDataset(ds_root, split, cfg, tok, expert_cache_for(ds_root.path, cfg) if cfg.model.caption else None)
     dense = _dense_frames(ds.frames, mask_stride)
@@ -247,7 +247,7 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
         "probs": {"dtype": "uint8", "scale": SCALE, "size": [size, size], "frames": NUM_FRAMES,
                   "resampling_to_annotation": RESAMPLING} if model.mask_decoder is not None else None,
         "instances": instances,
-        **({"tracking": {**tracking.as_dict(), "instance_score": SCORE_THRESHOLD}} if instances else {}),
+        **({"tracking": {**tracking.as_dict(), "instance_score": model.cfg.instance_threshold}} if instances else {}),
         "clips": index}, indent=2)
     ds_root.close()
     return out
@@ -329,7 +329,7 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
         scores = out["inst_scores"].flatten(0, 1).float().cpu().numpy()  # (n, Q)
         tokens = out["inst_tokens"].flatten(0, 1).cpu() if "inst_tokens" in out else None  # (n, Q, L)
         for k, f in enumerate(flat):
-            qs = np.flatnonzero(scores[k] >= SCORE_THRESHOLD)
+            qs = np.flatnonzero(scores[k] >= model.cfg.instance_threshold)  # the queries the model captioned
             masks512 = binary_masks(inst_q[k, qs]) if len(qs) else []
             kept[f] = []
             for q, m in zip(qs, masks512, strict=True):
@@ -347,4 +347,5 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
                       for p, s, c in kept.get(f, [])]
 
     tracks = link(frames(), tracking)
-    return to_instance_annotation(run.clip_id, run.predicted, tracks, rles, config_name, tracking.as_dict())
+    return to_instance_annotation(run.clip_id, run.predicted, tracks, rles, config_name, tracking.as_dict(),
+                                  model.cfg.instance_threshold)

@@ -128,7 +128,7 @@ def test_instance_annotation_from_tracks():
     rles = {(0, 0): rle, (30, 1): rle, (60, 0): rle, (270, 0): rle}
     params = track_params(frames)
     assert params.max_gap == 30 and track_params(list(range(0, NUM_FRAMES, 60))).max_gap == 60
-    ann = to_instance_annotation("synth_0_00000", frames, [a, b], rles, "tiny", params.as_dict())
+    ann = to_instance_annotation("synth_0_00000", frames, [a, b], rles, "tiny", params.as_dict(), 0.5)
     ann = Annotation.model_validate_json(ann.model_dump_json())  # what ssu-refine reads
     s0, s1 = ann.sources
     assert [s.name for s in ann.sources] == ["predicted source 1", "predicted source 2"]
@@ -139,3 +139,83 @@ def test_instance_annotation_from_tracks():
     assert caps[45] == "a red circle" and caps[46] is None  # an empty caption is no caption
     assert s1.scores[256] == 0.6 and s1.scores[255] is None and s1.frame_captions()[299] == "a blue star"
     assert ann.agents["ssuformer"].params["max_gap_frames"] == 30
+
+
+@pytest.fixture(scope="module")
+def instance_checkpoint(synth_root, cache, tmp_path_factory) -> Path:
+    """A tiny SSUFormer-I with random weights (nothing trained), saved as ssu-train saves its checkpoints."""
+    import torch
+
+    from ssuformer.checkpoint import save_checkpoint
+    from ssuformer.data import train_captions
+    from ssuformer.model import SSUFormer
+    from ssuformer.tokenizer import CaptionTokenizer
+
+    cfg = load_config("tiny", [*SMALL, f"data.cache={cache}", "model.instances=true",
+                               "model.audio_queries=4"])  # queries beyond the sources: duplicates happen
+    tok = CaptionTokenizer.train(train_captions(synth_root), cfg.model.vocab_size)
+    torch.manual_seed(0)
+    model = SSUFormer(cfg.model, tok, loss=cfg.loss)
+    path = tmp_path_factory.mktemp("inst") / "random.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "config": cfg.model_dump(mode="json"),
+                           "tokenizer": tok.to_json(), "expert_dim": None})
+    return path
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_instance_model_writes_one_source_per_track(synth_root, cache, instance_checkpoint, tmp_path):
+    """Every source frame is one of the model's instances (a query scoring >= the threshold: its mask, score and
+    caption), every instance is a source frame unless it duplicates a stronger one, and a source's mask lies
+    where the union probabilities are at least half its score (union >= score x instance probability)."""
+    import torch
+
+    from ssuformer.batch import collate
+    from ssuformer.checkpoint import load_model
+    from ssuformer.data import ClipDataset
+    from ssuformer.metrics.resample import dequantize, quantize, resize_bilinear
+    from ssuformer.predict import binary_masks, predict_root
+    from ssuformer.tracks import DEDUP_IOU, iou
+
+    clip = synth_root.read_split("test")[0]
+    out = predict_root(instance_checkpoint, synth_root.path, "test", tmp_path / "p", cache=str(cache),
+                       progress=False, mask_stride=25)  # 12 predicted frames: 0, 25, ..., 275
+    meta = json.loads((out / "predictions.json").read_text())
+    assert meta["instances"] is True and meta["tracking"]["max_gap_frames"] == 30
+    assert meta["tracking"]["link_iou"] == 0.3 and meta["tracking"]["instance_score"] == 0.5
+    ann = Annotation.model_validate_json((out / "annotations" / f"{clip}.json").read_text())
+    assert ann.sources and meta["clips"][clip]["sources"] == len(ann.sources)
+    assert [s.name for s in ann.sources] == [f"predicted source {i + 1}" for i in range(len(ann.sources))]
+    for s in ann.sources:
+        assert s.category == "sounding" and s.scores is not None
+        assert [m is None for m in s.masks] == [v is None for v in s.scores]  # a score exactly where a mask is
+        assert all(c is None or m is not None for c, m in zip(s.frame_captions(), s.masks, strict=True))
+    union = np.load(out / "probs" / f"{clip}.npy")
+    assert union.shape == (300, 32, 32) and union.dtype == np.uint8
+
+    # the oracle: the model itself on the dataset's sample of the clip (frames 75 and 225, one of the passes)
+    model, cfg, tok, _ = load_model(instance_checkpoint)
+    ds = ClipDataset(synth_root, "test", cfg, tok)
+    with torch.no_grad():
+        pred = model.predict(collate([ds[0]]), beam=cfg.train.beam)
+    assert np.abs(union[ds.frames].astype(int) - quantize(pred["probs"][0].numpy()).astype(int)).max() <= 1
+    inst_q = quantize(pred["inst_probs"][0].numpy())
+    scores = pred["inst_scores"][0].numpy()
+    found = 0
+    for k, f in enumerate(ds.frames):
+        expected = []
+        for q in np.flatnonzero(scores[k] >= 0.5):
+            m = binary_masks(inst_q[k, q][None])[0]
+            if m.any():
+                expected.append((m, float(scores[k, q]), tok.decode(pred["inst_tokens"][0, k, q].tolist())))
+        have = [(rle_mod.decode(s.masks[f].model_dump()), s.scores[f], s.frame_captions()[f] or "")
+                for s in ann.sources if s.masks[f] is not None]
+        for m, sc, cap in have:  # each source frame is an instance of the model's
+            assert any(np.array_equal(m, em) and sc == pytest.approx(es, abs=1e-3) and cap == ec
+                       for em, es, ec in expected)
+            on = resize_bilinear(dequantize(union[f][None]), (512, 512))[0][m]
+            assert on.min() >= 0.5 * sc - 2 / 255  # union >= score x p, and p > 0.5 on the mask
+        for em, es, _ in expected:  # each instance is a source frame, or a duplicate of a stronger one
+            if not any(np.array_equal(em, m) for m, _, _ in have):
+                assert any(s2 >= es and iou(em, m) >= DEDUP_IOU - 0.05 for m, s2, _ in have)
+        found += len(have)
+    assert found  # the random model does propose instances here: the checks above are not vacuous
