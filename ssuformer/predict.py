@@ -49,7 +49,7 @@ from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
 from ssuformer.mohe import expert_cache_for, load_features
 from ssuformer.sampling import frames_key
-from ssuformer.tracks import MAX_GAP, Instance, Track, TrackParams, link
+from ssuformer.tracks import MAX_GAP, Instance, Track, TrackParams, colour_histogram, link
 
 AGENT = "ssuformer"
 CHUNK_FRAMES = 150
@@ -267,8 +267,9 @@ class _Passes:
             self.rows_of.setdefault(predicted[near[i]], []).append(i)
 
     def batches(self, probs_path: Path):
-        """Yield (frames, batch, write): the flat frames of a group of passes, its batch, and a function
-        taking their (n, H, W) uint8 probabilities into the probability file (renamed into place at the end)."""
+        """Yield (frames, images, batch, write): the flat frames of a group of passes, their (n, H, W, 3) uint8
+        pictures, its batch, and a function taking their (n, H, W) uint8 probabilities into the probability
+        file (renamed into place at the end)."""
         size = self.ds.size
         mel = self.ds.audio(self.clip_id)  # the clip's log-mel (cached, small)
         expert = (torch.from_numpy(load_features(self.ds.expert_dir, self.clip_id).astype(np.float32))
@@ -288,13 +289,14 @@ class _Passes:
                 for group in groups(chunk, self.batch_size):
                     b, t = len(group), len(group[0])
                     flat = [f for p in group for f in p]
-                    images = torch.from_numpy(np.stack([frames[f] for f in flat])).permute(0, 3, 1, 2)
+                    pictures = np.stack([frames[f] for f in flat])
+                    images = torch.from_numpy(pictures).permute(0, 3, 1, 2)
                     audio = torch.from_numpy(np.stack([frame_example(mel, f) for f in flat]))
                     batch = {"images": images.reshape(b, t, 3, size, size).float() / 255.0,
                              "audio": audio.view(b, t, *audio.shape[1:])}
                     if expert is not None:
                         batch["expert"] = expert.expand(b, *expert.shape)
-                    yield flat, to_device(batch, self.dev), write
+                    yield flat, pictures, to_device(batch, self.dev), write
                 del frames
 
 
@@ -303,7 +305,7 @@ def _clip_masks(model, run: _Passes, probs_path: Path) -> list[dict | None]:
     in `predicted` order."""
     position = {f: i for i, f in enumerate(run.predicted)}
     rles: list[dict | None] = [None] * len(run.predicted)
-    for flat, batch, write in run.batches(probs_path):
+    for flat, _, batch, write in run.batches(probs_path):
         probs = model.segment(model.encode(batch["images"], batch["audio"]), (run.ds.size, run.ds.size))["probs"]
         q = quantize(probs.float().cpu().numpy())
         write(flat, q)
@@ -318,11 +320,11 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
     instances of the predicted frames into tracks; return the annotation of the tracks.
 
     Kept per instance until linking: its mask at the model's size as packed bits (for IoU), its RLE at 512,
-    score and caption; the dense maps of a chunk are dropped with it."""
-    kept: dict[int, list[tuple[np.ndarray, float, str]]] = {}  # frame -> (packed mask, score, caption)
+    score, caption and colour histogram (re-identification); the dense maps of a chunk are dropped with it."""
+    kept: dict[int, list[tuple[np.ndarray, float, str, np.ndarray]]] = {}  # frame -> (packed mask, score, ...)
     rles: dict[tuple[int, int], dict | None] = {}
     shape: tuple[int, int] = (run.ds.size, run.ds.size)
-    for flat, batch, write in run.batches(probs_path):
+    for flat, pictures, batch, write in run.batches(probs_path):
         out = model.predict(batch, beam=beam)
         write(flat, quantize(out["probs"].flatten(0, 1).float().cpu().numpy()))
         inst_q = quantize(out["inst_probs"].flatten(0, 1).float().cpu().numpy())  # (n, Q, H, W)
@@ -339,12 +341,12 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
                 # the model-size mask of the same dequantized map: non-empty whenever its upsampling is
                 mask = dequantize(inst_q[k, q]) > np.float32(IOU_THRESHOLD)
                 rles[(f, len(kept[f]))] = rle_mod.encode(m)
-                kept[f].append((np.packbits(mask), float(scores[k, q]), caption))
+                kept[f].append((np.packbits(mask), float(scores[k, q]), caption, colour_histogram(pictures[k], mask)))
 
     def frames():
         for f in run.predicted:
-            yield f, [Instance(np.unpackbits(p, count=shape[0] * shape[1]).reshape(shape).astype(bool), s, c)
-                      for p, s, c in kept.get(f, [])]
+            yield f, [Instance(np.unpackbits(p, count=shape[0] * shape[1]).reshape(shape).astype(bool), s, c, a)
+                      for p, s, c, a in kept.get(f, [])]
 
     tracks = link(frames(), tracking)
     return to_instance_annotation(run.clip_id, run.predicted, tracks, rles, config_name, tracking.as_dict(),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssuformer.tracks import Instance, TrackParams, link, shift
+from ssuformer.tracks import Instance, TrackParams, colour_histogram, link, shift
 
 S = 64  # frame size
 
@@ -91,6 +91,60 @@ def test_silent_source_does_not_lend_its_track_to_another():
     data, who = scene({"a": back}, frames)
     assert [sorted(t.members)[0] for t in link(data, TrackParams(max_gap=11))] == [0, 16]
     assert len(link(data, TrackParams(max_gap=12))) == 1
+
+
+RGB = {"red": (225, 35, 35), "blue": (40, 80, 235), "green": (40, 200, 60)}
+
+
+def painted(frames: list[int], objects: dict[str, dict[int, tuple[float, float]]], half: int = 6
+            ) -> tuple[list[tuple[int, list[Instance]]], dict[tuple[int, int], str]]:
+    """Frames of coloured squares on a grey background (name: colour[-n]; frame -> centre where it sounds),
+    each sounding square an instance with its colour histogram as its appearance."""
+    out, who = [], {}
+    for f in frames:
+        img = np.full((S, S, 3), 100, np.uint8)
+        insts = []
+        for name, path in objects.items():
+            if f in path:
+                m = square(*path[f], half=half)
+                img[m] = RGB[name.split("-")[0]]
+                who[(f, len(insts))] = name
+                insts.append(Instance(m, 0.9, name))
+        out.append((f, [Instance(i.mask, i.score, i.caption, colour_histogram(img, i.mask)) for i in insts]))
+    return out, who
+
+
+def test_source_back_from_silence_elsewhere_is_reidentified_by_colour():
+    frames = list(range(0, 120, 2))
+    red = {f: (12 + f / 10, 14) if f < 30 else (50, 50) for f in frames if f < 30 or f >= 70}  # silent, then far
+    blue = {f: (50, 12) for f in frames}  # sounds all along, elsewhere
+    green = {f: (14, 14) for f in frames if 40 <= f < 60}  # at red's last place while red is silent
+    data, who = painted(frames, {"red": red, "blue": blue, "green": green})
+    tracks = link(data)
+    assert identities(tracks, who) == [{"red"}, {"blue"}, {"green"}]
+    assert sorted(tracks[0].members)[-1] == 118 and len(tracks[0].members) == len(red)
+    # IoU alone: green takes silent red's track, and red comes back as a new one
+    assert identities(link(data, TrackParams(reid=None)), who) == [{"red", "green"}, {"blue"}, {"red"}]
+
+
+def test_reidentification_does_not_guess_between_lookalikes():
+    frames = list(range(0, 80, 2))
+    a = {f: (12, 12) for f in frames if f < 20}
+    b = {f: (52, 12) for f in frames if f < 20}
+    back = {f: (32, 50) for f in frames if f >= 60}  # red again: a or b? equally like both
+    data, who = painted(frames, {"red-a": a, "red-b": b, "red-back": back})
+    assert identities(link(data), who) == [{"red-a"}, {"red-b"}, {"red-back"}]
+
+
+def test_colour_vetoes_an_overlapping_link_to_another_source():
+    # every 30th frame: red and blue swap places; by IoU each would take the other's track
+    frames = [0, 30, 60]
+    red = {0: (20, 30), 30: (31, 30), 60: (20, 30)}
+    blue = {0: (31, 30), 30: (20, 30), 60: (31, 30)}
+    data, who = painted(frames, {"red": red, "blue": blue}, half=5)
+    assert all(len(i) == 2 for _, i in data)
+    assert identities(link(data), who) == [{"red"}, {"blue"}]
+    assert any(len(t) > 1 for t in identities(link(data, TrackParams(reid=None)), who))
 
 
 def test_gap_is_counted_in_frames_between_predictions():
