@@ -25,9 +25,9 @@ Per frame:
    second, so IoU linking alone splits a source at every silence. The same appearance vetoes an IoU link to
    a track of clearly other colours (similarity < reid / 2): at sparse strides sources move by their own
    size between predicted frames and overlap another's last place.
-   Measured on the truth masks (at 128 px) of 6 synthetic clips, 17 sources, every frame: IoU alone gives 49
-   tracks, with appearances 20 and no track holding two sources (every 10th frame: IoU alone 174 tracks, 7
-   of them holding two sources; with appearances 20 and none).
+   Measured on the truth masks (at 128 px) of 30 clips of the synthetic benchmark, 73 sources, every frame:
+   IoU alone gives 214 tracks, with appearances 81 and no track holding two sources (every 10th frame: IoU
+   alone 568 tracks, 18 of them holding two sources; with appearances 76 and none).
 6. Every unlinked instance starts a new track.
 
 What this cannot do: tell apart two sources of the same colours when one reappears after the other fell
@@ -201,12 +201,12 @@ def _assign(gain: np.ndarray, least: float, margin: float = 0.0) -> dict[int, in
     """Row -> column of the Hungarian assignment maximising the summed gain over pairs at gain >= least (pairs
     below count as no link, so a weak pair never displaces a strong one); with a margin, a row whose next best
     column is within `margin` of its chosen one is left out (ambiguous)."""
-    gain = np.where(gain >= least, gain, 0.0)
-    rows, cols = linear_sum_assignment(gain, maximize=True)
+    strong = np.where(gain >= least, gain, 0.0)
+    rows, cols = linear_sum_assignment(strong, maximize=True)
     out = {}
     for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        others = np.delete(gain[r], c)
-        if gain[r, c] > 0 and (not margin or not len(others) or gain[r, c] - others.max() >= margin):
+        others = np.delete(gain[r], c)  # all of them: a runner-up just below `least` is as ambiguous
+        if strong[r, c] > 0 and (not margin or not len(others) or gain[r, c] - others.max() >= margin):
             out[r] = c
     return out
 
