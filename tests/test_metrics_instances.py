@@ -80,6 +80,10 @@ def test_missing_source_and_false_positive():
     assert high["ap"] < 0.9 and high["ap50"] < 0.9
     assert {k: high[k] for k in ("matched", "missed", "unmatched", "miou")} == {
         k: low[k] for k in ("matched", "missed", "unmatched", "miou")}
+    # a frame without truth is a COCO image too: its confident prediction is a false positive
+    alone = score(source(0, A, score=0.5), source(1, B, score=0.5), source(2, A, score=0.9, frames=(7,)))
+    assert alone["images"] == 4 and alone["unmatched"] == 1 and alone["miou"] == pytest.approx(1.0)
+    assert alone["ap"] < 1.0
 
 
 def test_prediction_order_does_not_matter():
