@@ -131,3 +131,33 @@ def test_per_source_captions():
     m.update(truth(), Annotation(clip_id="c", sources=[source(0, A, CAP_A)]))
     cands, refs = m.caption_pairs("span")
     assert cands == {"c/0#0-3": CAP_A.strip()} and refs == {"c/0#0-3": [CAP_A]}
+
+
+def test_ap_equals_pycocotools_used_the_documented_way():
+    """The meter builds COCO's indexes by hand; loadRes (COCO's own path for results) must give the same stats."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    preds = [source(0, box(70), score=0.6), source(1, B, score=0.7), source(2, box(300, 50), score=0.9),
+             source(3, box(60), score=0.3, frames=(1, 5))]
+    got = score(*preds)
+    images = [{"id": f + 1, "height": 512, "width": 512} for f in range(300)]
+    gt_anns = [{"id": i + 1, "image_id": f + 1, "category_id": 1, "iscrowd": 0, "area": 10000,
+                "segmentation": {"size": m.size, "counts": m.counts}}
+               for i, (f, m) in enumerate((f, s.masks[f]) for s in truth().sources for f in FRAMES)]
+    dets = [{"image_id": f + 1, "category_id": 1, "score": s.scores[f],
+             "segmentation": {"size": s.masks[f].size, "counts": s.masks[f].counts}}
+            for s in preds for f in range(300) if s.masks[f] is not None]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": images, "categories": [{"id": 1, "name": "x"}], "annotations": gt_anns}
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), iouType="segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert [got["ap"], got["ap50"], got["ap75"]] == pytest.approx(list(ev.stats[:3]), abs=1e-12)
+    assert 0 < got["ap"] < got["ap50"] < 1

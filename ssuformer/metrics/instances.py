@@ -67,8 +67,13 @@ def _coco(rle: Any) -> dict[str, Any]:
 
 def _instances(src: list[SoundSource], f: int) -> list[tuple[SoundSource, dict[str, Any], int]]:
     """(source, RLE, area) of the sources with a non-empty mask in frame f."""
-    out = [(s, r, int(mask_util.area(r))) for s in src if (m := s.masks[f]) is not None and (r := _coco(m))]
-    return [x for x in out if x[2] > 0]
+    out = []
+    for s in src:
+        if (m := s.masks[f]) is not None:
+            r = _coco(m)
+            if (a := int(mask_util.area(r))) > 0:
+                out.append((s, r, a))
+    return out
 
 
 def _score(s: SoundSource, f: int) -> float:
