@@ -74,7 +74,8 @@ def test_missing_source_and_false_positive():
     # a false positive ranked below every true detection costs nothing in COCO AP ...
     low = score(source(0, A, score=0.8), source(1, B, score=0.7), source(2, box(300, 50), score=0.1))
     assert (low["matched"], low["unmatched"]) == (6, 3) and low["precision"] == pytest.approx(6 / 9)
-    assert low["ap"] == pytest.approx(1.0) and low["miou"] == pytest.approx(1.0)
+    assert low["ap"] == pytest.approx(1.0) and low["miou_truth"] == pytest.approx(1.0)
+    assert low["miou"] == pytest.approx(2 / 3)  # each frame: 2 exact + 1 silent region said to sound
     # ... ranked above them it costs precision at every recall
     high = score(source(0, A, score=0.8), source(1, B, score=0.7), source(2, box(300, 50), score=0.9))
     assert high["ap"] < 0.9 and high["ap50"] < 0.9
@@ -82,7 +83,8 @@ def test_missing_source_and_false_positive():
         k: low[k] for k in ("matched", "missed", "unmatched", "miou")}
     # a frame without truth is a COCO image too: its confident prediction is a false positive
     alone = score(source(0, A, score=0.5), source(1, B, score=0.5), source(2, A, score=0.9, frames=(7,)))
-    assert alone["images"] == 4 and alone["unmatched"] == 1 and alone["miou"] == pytest.approx(1.0)
+    assert alone["images"] == 4 and alone["unmatched"] == 1 and alone["miou_truth"] == pytest.approx(1.0)
+    assert alone["miou"] == pytest.approx(6 / 7)
     assert alone["ap"] < 1.0
 
 

@@ -12,8 +12,14 @@ Matching (instance mIoU, counts, per-source captions)
     Per frame, predictions are assigned to ground-truth instances one to one by the Hungarian algorithm
     (scipy.optimize.linear_sum_assignment) maximizing the summed IoU. A pair is *matched* when its IoU is
     >= 0.5 (IOU_MATCH).
-    miou        mean over all ground-truth instances (one per source per frame) of the IoU of the prediction
-                assigned to it; 0 when none is (fewer predictions than truths in that frame)
+    miou        instance-matched mIoU: the assigned IoUs summed over all frames, divided by the number of
+                instances either side would have to account for, sum over frames of max(#truth, #predicted):
+                a truth without a prediction counts 0, and so does a prediction without a truth (a silent
+                object said to sound). A model that outlines every object whether it sounds or not (what an
+                audio-blind model can at best do) is penalized for the silent ones, as it should be: the
+                task is to say *which* region sounds.
+    miou_truth  the same IoUs over the ground-truth instances only (predictions in excess are free): the
+                recall side of miou
     matched     matched pairs; missed = ground-truth instances without a match; unmatched = predictions
                 without a match (false positives, including those assigned at IoU < 0.5)
     precision   matched / predicted instances; recall = matched / ground-truth instances (None when the
@@ -56,7 +62,7 @@ from schemas.constants import NUM_FRAMES, SIZE
 from schemas.models import Annotation, SoundSource
 from ssuformer.metrics.captions import CaptionGrouping, caption_scores, group_frame_captions
 
-INSTANCES_VERSION = "inst-1"  # bump when any number of this module could change for the same input
+INSTANCES_VERSION = "inst-2"  # bump when any number of this module could change for the same input
 IOU_MATCH = 0.5
 CATEGORY = {"id": 1, "name": "sound source"}
 
@@ -90,6 +96,7 @@ class InstanceMeter:
         self.pred_instances = 0
         self.matched = 0
         self.iou_sum = 0.0  # of the assigned IoUs, over truth instances
+        self.slots = 0  # sum over frames of max(#truth, #predicted): miou's denominator
         self._images: list[dict[str, Any]] = []
         self._gt: list[dict[str, Any]] = []
         self._dt: list[dict[str, Any]] = []
@@ -117,6 +124,7 @@ class InstanceMeter:
             dts.sort(key=lambda x: (-_score(x[0], f), x[1]["counts"]))
             self.gt_instances += len(gts)
             self.pred_instances += len(dts)
+            self.slots += max(len(gts), len(dts))
             image_id = len(self._images) + 1
             self._images.append({"id": image_id, "height": SIZE, "width": SIZE})
             for _, r, a in gts:
@@ -182,7 +190,8 @@ class InstanceMeter:
         "captions"."""
         n_gt, n_dt, m = self.gt_instances, self.pred_instances, self.matched
         out: dict[str, Any] = {
-            "miou": self.iou_sum / n_gt if n_gt else None,
+            "miou": self.iou_sum / self.slots if self.slots else None,
+            "miou_truth": self.iou_sum / n_gt if n_gt else None,
             "gt_instances": n_gt, "pred_instances": n_dt,
             "matched": m, "missed": n_gt - m, "unmatched": n_dt - m,
             "precision": m / n_dt if n_dt else None, "recall": m / n_gt if n_gt else None,
