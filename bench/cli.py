@@ -17,13 +17,12 @@ import typer
 
 from bench.ladder import RUNGS
 from bench.steps import AudioControl
-from schemas.cli_util import folder_path, new_app, run_cli
+from schemas.cli_util import file_path, folder_path, new_app, run_cli
+from schemas.errors import UserError
 
 app = new_app("Benchmarks that show SSUFormer learning on a synthetic audio-visual root.\n\n"
               "Example: ssu-bench learning --out runs/bench\n"
               "         ssu-bench ladder --out runs/ladder --data runs/bench/root")
-
-TARGETS = {"miou": 0.80, "bleu4": 0.50, "blind_gap": 0.15}
 
 # The options both commands take (one declaration each).
 _DATA = typer.Option(None, "--data", parser=folder_path,
@@ -74,12 +73,19 @@ def learning(
                                                help="how the control loses its audio: zero (silence) or shuffle"),
     mask_stride: int = _MASK_STRIDE, meteor: bool = _METEOR,
     strip_clips: int = typer.Option(2, "--strip-clips", min=0, help="test clips shown in strip.png"),
+    compare: Path | None = typer.Option(None, "--compare", parser=file_path,
+                                        help="report.json of a semantic-model run on the same root: with an "
+                                             "instance config (bench_i), its union mIoU is set side by side"),
     progress: bool = _PROGRESS,
 ) -> None:
     """Train the audio-visual model and the controls, score them on the test split, write the report.
 
     Example: ssu-bench learning --out runs/bench --clips 120 --epochs 12  (quick look; default 360 clips, 26 epochs)
+             ssu-bench learning --config bench_i --data runs/bench/root --out runs/bench-i \\
+                 --compare runs/bench/report.json  (SSUFormer-I against the semantic run)
     """
+    import json
+
     from bench import report as rep
     from bench.steps import (
         audio_control_root,
@@ -88,6 +94,7 @@ def learning(
         trivial_predictions,
         warm_cache,
     )
+    from bench.targets import instance_targets, semantic_targets
 
     root, cfg = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress)
     runs = [train_and_evaluate("audio-visual", root, cfg, out / "runs" / "audio-visual", seed, max_steps,
@@ -98,15 +105,19 @@ def learning(
         runs.append(train_and_evaluate(f"audio-blind ({audio_control.value})", blind_root, cfg,
                                        out / "runs" / f"audio-{audio_control.value}", seed, max_steps, mask_stride,
                                        meteor, progress))
+    instances = cfg.model.instances
     base_dir, caption = trivial_predictions(root, out / "baselines", "test", progress)
-    baseline = evaluate_predictions(root, "test", base_dir / "annotations", meteor)
+    baseline = evaluate_predictions(root, "test", base_dir / "annotations", meteor, instances=instances)
     rows = [rep.table_row(r.name, r.test, r.steps, r.train_seconds) for r in runs]
     rows.append(rep.table_row("union of all objects + most frequent caption", baseline))
-    av = runs[0].test
-    checks = {"miou": av.get("miou"), "bleu4": (av.get("captions") or {}).get("bleu4")}
-    if controls:
-        checks["blind_gap"] = (av.get("miou") or 0) - (runs[1].test.get("miou") or 0)
-    passed = {k: (v is not None and v >= TARGETS[k]) for k, v in checks.items()}
+    av, blind = runs[0].test, (runs[1].test if controls else None)
+    semantic = None
+    if compare is not None:
+        try:
+            semantic = json.loads(compare.read_text())["runs"][0]["test"]
+        except (ValueError, KeyError, IndexError):
+            raise UserError(f"--compare {compare}: not the report.json of `ssu-bench learning`") from None
+    targets = instance_targets(av, blind, semantic) if instances else semantic_targets(av, blind)
     images = rep.plot_curves({r.name: r.history for r in runs}, out)
     from schemas.root import DatasetRoot
 
@@ -117,15 +128,18 @@ def learning(
            "runs": [r.to_json() for r in runs],
            "baseline": {"masks": "union of all objects' visible pixels, every frame (rendered from the synth spec)",
                         "caption": caption, "test": baseline},
-           "targets": TARGETS, "achieved": checks, "passed": passed}
+           "compare": None if compare is None else {"report": str(compare), "test": semantic},
+           "targets": [t.to_json() for t in targets]}
     from schemas import atomic
 
     atomic.write_json(out / "report.json", doc, indent=2)
     md = _learning_markdown(doc, rows, images, out)
     atomic.write_text(out / "report.md", md)
     typer.echo(rep.markdown_table(rows))
-    typer.echo(" ".join(f"{k} {_fmt(checks[k])} (target {'>=' if k != 'blind_gap' else 'gap >='} "
-                        f"{TARGETS[k]}: {'pass' if passed[k] else 'MISS'})" for k in checks))
+    if instances:
+        typer.echo(rep.instance_table(rep.instance_rows(doc)))
+    typer.echo("; ".join(f"{t.what} {_fmt(t.achieved)} (target {t.required}: {'pass' if t.passed else 'MISS'})"
+                         for t in targets))
     typer.echo(f"report: {out / 'report.md'}")
 
 
@@ -143,11 +157,15 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
              f"{doc['mask_stride'] or 'sampled'} frame(s). Machine: {m['cpus']} CPUs, torch threads "
              f"{m['torch_threads']}, load average {', '.join(f'{x:.1f}' for x in m['load_average'])}.", "",
              rep.markdown_table(rows), "",
-             f"Baseline masks: {doc['baseline']['masks']}; caption: \"{doc['baseline']['caption']}\".", "",
-             "| target | achieved | required | |", "|---|---|---|---|"]
-    for k, v in doc["achieved"].items():
-        lines.append(f"| {k} | {_fmt(v)} | {'>=' if k != 'blind_gap' else 'AV - blind >='} {doc['targets'][k]} "
-                     f"| {'pass' if doc['passed'][k] else 'MISS'} |")
+             f"Baseline masks: {doc['baseline']['masks']}; caption: \"{doc['baseline']['caption']}\".", ""]
+    if any("instances" in (r.get("test") or {}) for r in doc["runs"]):
+        lines += ["Instances (SSUFormer-I; every ground-truth source of every frame, matched by mask IoU, "
+                  "docs/metrics.md); union mIoU = the table above's mIoU:", "",
+                  rep.instance_table(rep.instance_rows(doc)), ""]
+    lines += ["| target | achieved | required | |", "|---|---|---|---|"]
+    for t in doc["targets"]:
+        lines.append(f"| {t['what']} | {_fmt(t['achieved'])} | {'<=' if t['at_most'] else '>='} {t['bound']} "
+                     f"| {'pass' if t['passed'] else 'MISS'} |")
     lines += ["", "Audio probe (test clips, sampled frames at the model's size; masks with each frame's own audio "
               "vs the audio of the clip's previous sampled second):", "",
               "| run | mean abs prob change | IoU own audio | IoU other audio |", "|---|---|---|---|"]
@@ -179,7 +197,6 @@ def ladder(
     from bench.ladder import rung_overrides
     from bench.steps import train_and_evaluate
     from schemas import atomic
-    from schemas.errors import UserError
     from ssuformer.config import load_config
 
     chosen = [r.strip() for r in rungs.split(",") if r.strip()]

@@ -29,6 +29,37 @@ def table_row(name: str, test: dict[str, Any], steps: int | None = None, seconds
             "-" if seconds is None else f"{seconds / 60:.1f}", _f(rate, 3)]
 
 
+INSTANCE_COLUMNS = ("run", "union mIoU", "instance mIoU", "mask AP", "AP50", "per-source BLEU-4",
+                    "per-source ROUGE-L", "per-source CIDEr", "matched", "missed", "unmatched")
+
+
+def instance_row(name: str, test: dict[str, Any]) -> list[str]:
+    """One run's (or the semantic model's, `instances` absent) union and per-instance test scores."""
+    inst = test.get("instances") or {}
+    cap = inst.get("captions") or {}
+
+    def n(k: str) -> str:
+        return "-" if inst.get(k) is None else str(inst[k])
+
+    return [name, _f(test.get("miou")), _f(inst.get("miou")), _f(inst.get("ap")), _f(inst.get("ap50")),
+            _f(cap.get("bleu4")), _f(cap.get("rouge_l")), _f(cap.get("cider"), 3), n("matched"), n("missed"),
+            n("unmatched")]
+
+
+def instance_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The instance table of a learning report: its runs, the trivial baseline and (--compare) the semantic model."""
+    rows = [instance_row(r["name"], r["test"]) for r in doc["runs"]]
+    rows.append(instance_row("union of all objects (one instance per frame)", doc["baseline"]["test"]))
+    if doc.get("compare"):
+        rows.append(instance_row(f"semantic model ({doc['compare']['report']})", doc["compare"]["test"] or {}))
+    return rows
+
+
+def instance_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(INSTANCE_COLUMNS) + " |", "|" + "---|" * len(INSTANCE_COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def markdown_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])

@@ -150,14 +150,16 @@ class RunResult:
         return {**asdict(self), "steps_per_s": self.steps_per_s}
 
 
-def evaluate_predictions(root_path: Path, split: str, pred: Path, meteor: bool) -> dict[str, Any]:
-    """ssu-eval's scores (the same engine and defaults) of a predictions folder."""
+def evaluate_predictions(root_path: Path, split: str, pred: Path, meteor: bool, instances: bool = False
+                         ) -> dict[str, Any]:
+    """ssu-eval's scores (the same engine and defaults) of a predictions folder; with `instances`, its
+    per-instance scores under "instances" (ssu-eval --instances)."""
     from ssuformer.metrics.evaluate import evaluate
 
     root = DatasetRoot.open(root_path)
-    res = evaluate(root, split, pred, meteor=meteor)
+    res = evaluate(root, split, pred, meteor=meteor, instances=instances)
     root.close()
-    return res.overall
+    return {**res.overall, "instances": res.instances} if instances else res.overall
 
 
 def train_and_evaluate(name: str, root_path: Path, cfg, run_dir: Path, seed: int, max_steps: int | None,
@@ -178,7 +180,8 @@ def train_and_evaluate(name: str, root_path: Path, cfg, run_dir: Path, seed: int
     t1 = time.time()
     pred = predict_root(ckpt, root_path, "test", run_dir / "pred_test", mask_stride=mask_stride, progress=progress)
     out.predictions = str(pred / "annotations")
-    out.test = evaluate_predictions(root_path, "test", pred, meteor)  # probabilities, as ssu-eval --checkpoint
+    # probabilities, as ssu-eval --checkpoint (which adds the per-instance scores for an instance model)
+    out.test = evaluate_predictions(root_path, "test", pred, meteor, instances=cfg.model.instances)
     out.audio_probe = audio_probe(ckpt, root_path, "test")
     out.eval_seconds = time.time() - t1
     return out

@@ -181,6 +181,11 @@ class SoundSource(_Strict):
             owners[f] = by
         self.masks = new
         self.mask_by = [AgentSpan(start=s, end=e, by=b) for s, e, b in compress_to_spans(owners)]
+        if self.scores is not None:  # a model's confidence does not carry over to masks someone else made
+            scores = list(self.scores)
+            for f in frames:
+                scores[f] = None
+            self.scores = scores if any(v is not None for v in scores) else None
 
 
 class Annotation(_Strict):

@@ -1,4 +1,5 @@
-"""ssu-eval: score predictions of a split (mIoU, F-score, BLEU, ROUGE-L, METEOR, CIDEr) like Tables II/III.
+"""ssu-eval: score predictions of a split (mIoU, F-score, BLEU, ROUGE-L, METEOR, CIDEr) like Tables II/III,
+and with --instances each predicted source on its own (instance mIoU, mask AP, per-source captions).
 
 Heavy work is imported inside the command so that `ssu-eval --help` is instant.
 """
@@ -24,6 +25,8 @@ Example:
   ssu-eval --data data/f-music --split test --predictions runs/ssu/pred_test --protocol avsegformer --per-category
 
   ssu-eval --data data/f-music --checkpoint runs/ssu/best.pt      # predict the test split, score its probabilities
+
+  ssu-eval --data data/synth --predictions runs/ssu_i/pred_test --instances   # per-source metrics too
 """
 
 
@@ -49,6 +52,10 @@ def main_cmd(
     out: Path | None = typer.Option(None, parser=folder_path, help="where metrics.json and metrics.md go "
                                     "[default: <predictions>_eval_<split> beside the predictions]"),
     name: str | None = typer.Option(None, help="row label in the table [default: the predictions' name]"),
+    instances: bool | None = typer.Option(
+        None, "--instances/--no-instances",
+        help="also score each predicted source on its own: instance mIoU, mask AP (COCO), per-source captions "
+             "[default: on for a --checkpoint whose config has model.instances, else off]"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Score predictions (or a checkpoint's predictions) of one split; print the table, write JSON and Markdown."""
@@ -65,6 +72,8 @@ def main_cmd(
             raise UserError(f"--checkpoint {checkpoint}: does not exist")
         from ssuformer.predict import predict_root
 
+        if instances is None:
+            instances = _instance_model(checkpoint)
         out = out or checkpoint.parent / f"{checkpoint.stem}_eval_{split}"
         predictions = predict_root(checkpoint, root.path, split, out / "predictions", progress=progress)
     assert predictions is not None
@@ -79,17 +88,26 @@ def main_cmd(
             return tqdm(it, total=total, desc="clips", unit="clip")
 
     result = evaluate(root, split, predictions, protocol=protocol, per_category=per_category, captions=captions,
-                      meteor=meteor, grouping=caption_grouping, progress=bar, masks=masks)
+                      meteor=meteor, grouping=caption_grouping, progress=bar, masks=masks,
+                      instances=bool(instances))
     meta = metadata(root, split, predictions, protocol, caption_grouping, result,
                     created=datetime.now(UTC).isoformat(timespec="seconds"))
     print_table(name, result, meta)
     for what, n in result.scored.items():
         typer.echo(f"scored {what} of {n} clip{'s' if n != 1 else ''}")
     doc = {"meta": meta, "overall": result.overall, "protocols": result.protocols,
-           "per_category": result.per_category}
+           "per_category": result.per_category, "instances": result.instances or None}
     atomic.write_json(out / "metrics.json", doc, indent=2)
     atomic.write_text(out / "metrics.md", markdown_table(name, result, meta))
     typer.echo(f"wrote {out / 'metrics.json'} and {out / 'metrics.md'}")
+
+
+def _instance_model(checkpoint: Path) -> bool:
+    """Whether the checkpoint's model predicts one source per instance (config model.instances)."""
+    from ssuformer.checkpoint import read_checkpoint
+
+    model = read_checkpoint(checkpoint).get("config", {}).get("model", {})
+    return bool(model.get("instances", False))
 
 
 def main() -> None:

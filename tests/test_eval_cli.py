@@ -56,6 +56,7 @@ def test_perfect_annotation_predictions(synth_root, tmp_path):
     assert meta["segmentation_version"] and meta["caption_version"] and meta["pycocoevalcap"] == "1.2"
     md = (out / "metrics.md").read_text()
     assert "| pred | 1.0000 | 1.0000 | 1.0000 | 1.0000 | - |" in md
+    assert doc["instances"] is None and "Instances" not in md  # off unless asked
 
 
 def test_perturbed_png_and_npy_predictions(synth_root, tmp_path):
@@ -210,3 +211,74 @@ def test_cli_one_line_error_exit_2(synth_root, tmp_path):
                         "--predictions", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: --predictions")
+
+
+def _instances(ann) -> list[int]:
+    """Per source: frames where it has a non-empty mask (an instance)."""
+    from schemas import rle
+
+    return [sum(1 for m in s.masks if m is not None and rle.area(m.model_dump()) > 0) for s in ann.sources]
+
+
+def test_instances_through_the_cli(synth_root, tmp_path):
+    """The test clip predicted source by source, exactly, except that its second source is missed and its first
+    source says what the second one does: the counts follow exactly, AP and per-source BLEU drop."""
+    clip = synth_root.read_split("test")[0]
+    pred = copy_annotations(synth_root, "test", tmp_path / "pred" / "annotations")
+    bad = synth_root.read_annotation(clip)
+    assert len(bad.sources) >= 2
+    total, dropped = sum(_instances(bad)), sum(_instances(bad)[1:])
+    t0, t1 = bad.sources[0].captions[0].text, bad.sources[1].captions[0].text
+    assert t0 != t1
+    for span in bad.sources[0].captions:
+        span.text = t1
+    bad.sources = bad.sources[:1]
+    (pred / f"{clip}.json").write_text(bad.model_dump_json())
+    out = tmp_path / "out"
+    r = run("--data", str(synth_root.path), "--predictions", str(pred.parent), "--out", str(out), "--instances")
+    assert r.exit_code == 0, r.output
+    assert "instances: one mask and caption per sounding source" in r.output
+    inst = json.loads((out / "metrics.json").read_text())["instances"]
+    assert inst["gt_instances"] == total and inst["pred_instances"] == total - dropped
+    assert (inst["matched"], inst["missed"], inst["unmatched"]) == (total - dropped, dropped, 0)
+    assert inst["miou"] == pytest.approx((total - dropped) / total)  # the other instances are exact
+    assert inst["recall"] == pytest.approx((total - dropped) / total) and inst["precision"] == 1.0
+    # precision 1 up to that recall, then nothing: COCO's 101-point AP is the recall, to one point
+    assert inst["ap"] == pytest.approx(inst["recall"], abs=0.011) and inst["ap"] == inst["ap50"] == inst["ap75"]
+    cap = inst["captions"]
+    assert cap["bleu4"] < 0.5 and cap["meteor"] is None and cap["empty_candidates"] == 0
+    assert cap["pairs"] == sum(1 for f, c in enumerate(bad.sources[0].frame_captions())
+                               if c and bad.sources[0].masks[f] is not None)
+    md = (out / "metrics.md").read_text()
+    assert "## Instances" in md and f"| {total - dropped} | {dropped} | 0 |" in md
+
+    npy_only = tmp_path / "npy"
+    npy_only.mkdir()
+    np.save(npy_only / f"{clip}.npy", np.zeros((300, 8, 8), np.float32))
+    r = run("--data", str(synth_root.path), "--predictions", str(npy_only), "--instances")
+    assert isinstance(r.exception, UserError) and f"clip {clip} has no <clip_id>.json" in str(r.exception)
+
+
+@pytest.mark.parametrize("flag", [True, None])
+def test_checkpoint_switches_instances_on(synth_root, tmp_path, monkeypatch, flag):
+    """With --checkpoint, --instances defaults to the checkpoint's model.instances (a missing key: off)."""
+    import ssuformer.checkpoint
+    import ssuformer.predict
+
+    def fake_predict(checkpoint, root, split, out_dir, progress=True):  # noqa: ANN001, ANN202 - predict_root's
+        return copy_annotations(synth_root, split, out_dir / "annotations").parent
+
+    monkeypatch.setattr(ssuformer.predict, "predict_root", fake_predict)
+    monkeypatch.setattr(ssuformer.checkpoint, "read_checkpoint",
+                        lambda p: {"config": {"model": {} if flag is None else {"instances": flag}}})
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"")
+    r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions")
+    assert r.exit_code == 0, r.output
+    inst = json.loads((tmp_path / "best_eval_test" / "metrics.json").read_text())["instances"]
+    assert (inst is not None) == bool(flag)
+    if flag:
+        assert inst["miou"] == pytest.approx(1.0) and inst["ap"] == pytest.approx(1.0) and "captions" not in inst
+        r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions", "--no-instances",
+                "--out", str(tmp_path / "off"))
+        assert json.loads((tmp_path / "off" / "metrics.json").read_text())["instances"] is None

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES
 from schemas.errors import UserError
 from schemas.media import read_wav
+from schemas.models import Annotation
 from schemas.root import DatasetRoot
 
 # The smallest settings the pipeline accepts: 32 px frames, 5 frames per clip, masks every 30th frame.
@@ -73,7 +75,6 @@ def test_union_baseline_covers_the_truth(synth_root_copy: DatasetRoot, tmp_path:
                 counts[t] = counts.get(t, 0) + 1
     assert caption == most_frequent_caption(synth_root_copy) == max(counts, key=counts.get)
     clip = synth_root_copy.read_split("test")[0]
-    from schemas.models import Annotation
 
     pred = Annotation.model_validate_json((out / "annotations" / f"{clip}.json").read_bytes())
     gt = synth_root_copy.read_annotation(clip)
@@ -104,7 +105,7 @@ def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp
         assert sorted(p.stem for p in preds.glob("*.json")) == synth_root_copy.read_split("test")
     base = doc["baseline"]["test"]
     assert base["miou"] > 0.2  # the union of all objects overlaps the sounding ones a lot
-    assert set(doc["achieved"]) == {"miou", "bleu4", "blind_gap"}
+    assert {t["key"] for t in doc["targets"]} == {"miou", "bleu4", "blind_gap"}
     md = (out / "report.md").read_text()
     assert "audio-blind (zero)" in md and "![strip](strip.png)" in md and "Audio probe" in md
     # the control really trained on silence
@@ -131,3 +132,30 @@ def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Pat
     bad = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),
                                    "--rungs", "nope"])
     assert isinstance(bad.exception, UserError) and "--rungs" in str(bad.exception)
+
+
+def test_learning_instances_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    """SSUFormer-I through the benchmark: per-instance scores, its own targets, the semantic run side by side."""
+    from bench.cli import app
+
+    semantic = tmp_path / "semantic.json"  # a semantic run's report (only its test scores are read)
+    semantic.write_text(json.dumps({"runs": [{"name": "audio-visual", "test": {"miou": 0.5, "fscore": 0.6}}]}))
+    out = tmp_path / "bench-i"
+    res = CliRunner().invoke(app, ["learning", "--config", "bench_i", "--out", str(out), "--data",
+                                   str(synth_root_copy.path), "--compare", str(semantic), *FAST],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "report.json").read_text())
+    assert {t["key"] for t in doc["targets"]} == {"instance_miou", "source_bleu4", "blind_gap", "union_vs_semantic"}
+    union = next(t for t in doc["targets"] if t["key"] == "union_vs_semantic")
+    assert union["achieved"] == pytest.approx(0.5 - doc["runs"][0]["test"]["miou"])
+    for r in doc["runs"]:
+        inst = r["test"]["instances"]
+        assert inst["gt_instances"] > 0 and inst["matched"] + inst["missed"] == inst["gt_instances"]
+        assert inst["miou"] is not None and 0.0 <= inst["miou"] <= 1.0
+        for p in Path(r["predictions"]).glob("*.json"):  # one source per predicted instance, with its scores
+            ann = Annotation.model_validate_json(p.read_bytes())
+            assert all(s.scores is not None for s in ann.sources)
+    md = (out / "report.md").read_text()
+    assert "instance mIoU" in md and "per-source BLEU-4" in md and str(semantic) in md
+    assert "instance-matched mIoU" in res.output  # the targets line

@@ -121,6 +121,19 @@ def test_set_masks_tracks_provenance_spans():
     assert s.masks[105] is None and s.masks[99] is not None
 
 
+def test_scores_are_a_models_and_leave_with_its_masks():
+    s = make_source()
+    s.scores = [0.9] * 300
+    s.set_masks(s.masks[100:110], by="alice", frames=range(100, 110))  # a refiner redraws ten frames
+    assert s.scores[99] == 0.9 and s.scores[100:110] == [None] * 10
+    s.set_masks(s.masks, by="alice")
+    assert s.scores is None  # nothing of the model's left
+    with pytest.raises(ValidationError):
+        SoundSource(id=0, category="x", masks=[None] * 300, scores=[1.5] * 300)
+    with pytest.raises(ValidationError):
+        SoundSource(id=0, category="x", masks=[None] * 300, scores=[0.5] * 10)
+
+
 def test_manifest_fixed_shape():
     Manifest(name="x")
     with pytest.raises(ValidationError, match="fps"):

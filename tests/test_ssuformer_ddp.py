@@ -16,7 +16,7 @@ from test_ssuformer_train import SMALL
 # The paper-derived files with the tiny parts swapped in (random weights, tiny CLIP) so they run on a CPU.
 TINY_PARTS = ["model.audio.tiny=true", "model.audio.weights=none", "model.visual.arch=pvt_v2_b0",
               "model.visual.weights=none", "model.clip.tiny=true", "model.max_caption_tokens=12"]
-CONFIGS = ["tiny", "ssu_d", "ssu_s", "baseline", "focal", "mcm", "rcc", "mohe"]
+CONFIGS = ["tiny", "ssu_d", "ssu_s", "baseline", "focal", "mcm", "rcc", "mohe", "paper_i"]
 
 
 def _free_port() -> int:

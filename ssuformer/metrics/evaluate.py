@@ -9,6 +9,7 @@ The annotations/ and probs/ subfolders of a folder are read too (ssuformer.predi
 clip's probabilities are scored when it has them, else its annotation's binary masks (MaskInput).
 Probabilities of another size than the ground truth are resampled to it (ssuformer.metrics.resample).
 Clips are read one at a time and their frames in chunks, so memory does not grow with the split.
+With instances=True each clip's annotation is also scored source by source (ssuformer.metrics.instances).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from schemas.errors import UserError
 from schemas.models import Annotation
 from schemas.root import DatasetRoot, format_validation_error
 from ssuformer.metrics.captions import CaptionGrouping, caption_scores_groups, group_frame_captions
+from ssuformer.metrics.instances import InstanceMeter
 from ssuformer.metrics.protocols import Protocol
 from ssuformer.metrics.resample import RESAMPLING, dequantize, resize_bilinear
 from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats
@@ -35,6 +37,7 @@ from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats
 FRAME_CHUNK = 50  # frames decoded at once: 50 x 512 x 512 float32 = 52 MB
 SUBFOLDERS = ("annotations", "probs")  # ssuformer.predict's layout
 NOT_PREDICTIONS = ("metrics.json", "predictions.json")
+INSTANCE_GROUP = "\x00instances"  # caption group of the per-source pairs: no category can be named so
 
 
 class MaskInput(StrEnum):
@@ -172,6 +175,7 @@ class EvalResult:
     caption_frames_skipped: int = 0
     scored: dict[str, int] = field(default_factory=dict)  # "probabilities (uint8, 64x64 ...)" -> clips
     protocols: dict[str, dict[str, object]] = field(default_factory=dict)  # every protocol's mIoU / F-score
+    instances: dict[str, object] = field(default_factory=dict)  # InstanceMeter.compute(); empty when not asked
 
     def masks_meta(self) -> dict[str, object]:
         kinds = {k.split(" ")[0] for k in self.scored}
@@ -184,8 +188,11 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
              per_category: bool = False, captions: bool = True, meteor: bool = True,
              grouping: CaptionGrouping = CaptionGrouping.frame,
              progress: Callable[[Iterator[str], int], Iterator[str]] | None = None,
-             masks: MaskInput = MaskInput.auto) -> EvalResult:
-    """Segmentation metrics of every clip of `split` (streamed), then caption metrics in one batch."""
+             masks: MaskInput = MaskInput.auto, instances: bool = False) -> EvalResult:
+    """Segmentation metrics of every clip of `split` (streamed), then caption metrics in one batch.
+
+    instances=True also scores every clip's annotation source by source (instance mIoU, mask AP, per-source
+    captions: ssuformer.metrics.instances); each clip then needs a <clip_id>.json annotation."""
     ids = root.read_split(split)
     if not ids:
         raise UserError(f"{root.split_path(split)}: the {split} split is empty")  # type: ignore[arg-type]
@@ -202,6 +209,7 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
     cap_clips: dict[str, tuple[list[str], list[str]]] = {}
     cap_cats: dict[str, str] = {}
     scored: dict[str, int] = {}
+    inst = InstanceMeter(captions=captions) if instances else None
     loop = progress(iter(ids), len(ids)) if progress else iter(ids)
     for clip_id in loop:
         gt_ann = root.read_annotation(clip_id)
@@ -218,32 +226,53 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
                 raise UserError(f"{src.where}: {e}") from None
             for m in meters:
                 m.update_stats(stats)
-        if captions and preds[clip_id].annotation is not None:
-            pred_ann = read_prediction_annotation(preds[clip_id].annotation)  # type: ignore[arg-type]
+        pred_path = preds[clip_id].annotation
+        if inst is not None and pred_path is None:
+            raise UserError(f"--instances: clip {clip_id} has no <clip_id>.json annotation "
+                            f"({preds[clip_id].source()}); give the annotations/ of an instance prediction "
+                            f"(ssuformer.predict of a model.instances checkpoint) or leave out --instances")
+        pred_ann = read_prediction_annotation(pred_path) if pred_path and (captions or inst) else None
+        if pred_ann is not None and captions:
             cap_clips[clip_id] = (pred_ann.frame_captions(), gt_ann.frame_captions())
             cap_cats[clip_id] = category[clip_id]
+        if inst is not None and pred_ann is not None:
+            if pred_ann.clip_id != clip_id:
+                raise UserError(f"{pred_path}: holds clip_id {pred_ann.clip_id!r}, expected {clip_id!r}")
+            inst.update(gt_ann, pred_ann)
     result = EvalResult(overall=overall.compute(), clips=len(ids), scored=scored,
                         protocols={p.value: m.compute() for p, m in every.items()})
     if per_category:
         result.per_category = {k: by_cat[k].compute() for k in sorted(by_cat)}
-    if cap_clips:
-        _add_captions(result, cap_clips, cap_cats, grouping, meteor, per_category)
+    inst_pairs = inst.caption_pairs(grouping) if inst is not None and captions else ({}, {})
+    if cap_clips or inst_pairs[0]:
+        _add_captions(result, cap_clips, cap_cats, grouping, meteor, per_category, inst_pairs)
+    if inst is not None:
+        result.instances = inst.compute(result.instances.get("captions"))  # type: ignore[arg-type]
     return result
 
 
 def _add_captions(result: EvalResult, clips: dict[str, tuple[list[str], list[str]]], cats: dict[str, str],
-                  grouping: CaptionGrouping, meteor: bool, per_category: bool) -> None:
+                  grouping: CaptionGrouping, meteor: bool, per_category: bool,
+                  inst_pairs: tuple[dict[str, str], dict[str, list[str]]] = ({}, {})) -> None:
+    """Every caption score in one call (one METEOR JVM): the clips' captions, per category, and the
+    per-source pairs of instance matching (ids `<clip>/<source>#...` never collide with `<clip>#...`)."""
     cands, refs = group_frame_captions(clips, grouping)
     result.caption_frames_skipped = sum(1 for _, r in clips.values() for x in r if not (x or "").strip())
-    if not cands:
-        return
-    groups: dict[str, list[str]] = {"": list(cands)}
+    groups: dict[str, list[str]] = {"": list(cands)} if cands else {}
     if per_category:  # BLEU and CIDEr are corpus-level: each category is scored as its own corpus
         for k in cands:
             groups.setdefault(cats[k.rsplit("#", 1)[0]], []).append(k)
+    if inst_pairs[0]:
+        groups[INSTANCE_GROUP] = list(inst_pairs[0])
+        cands, refs = {**cands, **inst_pairs[0]}, {**refs, **inst_pairs[1]}
+    if not cands:
+        return
     scores = caption_scores_groups(cands, refs, groups, meteor=meteor)
     for name, sc in scores.items():
         sc["grouping"] = grouping.value
+        if name == INSTANCE_GROUP:
+            result.instances["captions"] = sc
+            continue
         target = result.overall if name == "" else result.per_category.get(name)
         if target is not None:
             target["captions"] = sc
@@ -251,4 +280,4 @@ def _add_captions(result: EvalResult, clips: dict[str, tuple[list[str], list[str
 
 def to_json(result: EvalResult) -> str:
     return json.dumps({"overall": result.overall, "protocols": result.protocols,
-                       "per_category": result.per_category}, indent=2)
+                       "per_category": result.per_category, "instances": result.instances or None}, indent=2)

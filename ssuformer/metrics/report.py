@@ -13,6 +13,8 @@ from ssuformer.metrics.evaluate import EvalResult
 from ssuformer.metrics.protocols import CAPTION_VERSION, SEGMENTATION_VERSION, Protocol
 
 COLUMNS = ("Methods", "mIoU", "F-score", "BLEU", "ROUGE-L", "METEOR", "CIDEr")
+INSTANCE_COLUMNS = ("Methods", "inst. mIoU", "AP", "AP50", "AP75", "matched", "missed", "unmatched", "BLEU",
+                    "ROUGE-L", "CIDEr")
 
 
 def _version(pkg: str) -> str | None:
@@ -34,6 +36,7 @@ def metadata(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
         "masks": result.masks_meta(),
         "bleu_in_table": "bleu4", "cider": "CIDEr-D (coco-caption)",
         "ra_ssu": _version("ra-ssu"), "pycocoevalcap": _version("pycocoevalcap"),
+        **({"pycocotools": _version("pycocotools")} if result.instances else {}),
     }
 
 
@@ -53,6 +56,28 @@ def rows(name: str, result: EvalResult) -> list[list[str]]:
         clips = int(sc.get("frames", 0)) // NUM_FRAMES  # type: ignore[call-overload]
         out.append(_row(f"  {cat} ({clips} clip{'s' if clips != 1 else ''})", sc))
     return out
+
+
+def instance_row(name: str, result: EvalResult) -> list[str]:
+    inst = result.instances
+    cap = inst.get("captions") or {}
+    return [name, _fmt(inst.get("miou")), _fmt(inst.get("ap")), _fmt(inst.get("ap50")), _fmt(inst.get("ap75")),
+            str(inst.get("matched")), str(inst.get("missed")), str(inst.get("unmatched")),
+            _fmt(cap.get("bleu4")), _fmt(cap.get("rouge_l")), _fmt(cap.get("cider"))]  # type: ignore[union-attr]
+
+
+def instance_notes(result: EvalResult) -> list[str]:
+    inst = result.instances
+    cap: dict[str, Any] = inst.get("captions") or {}  # type: ignore[assignment]
+    notes = [f"{inst['gt_instances']} true and {inst['pred_instances']} predicted instances (a source in a frame) "
+             f"in {inst['images']} frames; one-to-one Hungarian matching per frame, matched = IoU >= "
+             f"{inst['iou_match']}: precision {_fmt(inst['precision'])}, recall {_fmt(inst['recall'])}",
+             "inst. mIoU = mean over true instances of the IoU of the assigned prediction (0 if none); AP = COCO "
+             "mask AP@[.5:.95] (pycocotools COCOeval segm, one image per clip frame, class-agnostic)"]
+    if cap:
+        notes.append(f"BLEU = BLEU-4 of the matched sources' captions: {cap.get('pairs', 0)} pairs, "
+                     f"{cap.get('empty_candidates', 0)} with no predicted caption")
+    return notes
 
 
 def _notes(meta: dict[str, Any]) -> list[str]:
@@ -78,6 +103,13 @@ def print_table(name: str, result: EvalResult, meta: dict[str, Any]) -> None:
     for r in rows(name, result):
         table.add_row(*r)
     Console().print(table)
+    if result.instances:
+        inst = Table(title="instances: one mask and caption per sounding source",
+                     caption="\n".join(instance_notes(result)), caption_justify="left")
+        for i, col in enumerate(INSTANCE_COLUMNS):
+            inst.add_column(col, justify="left" if i == 0 else "right")
+        inst.add_row(*instance_row(name, result))
+        Console().print(inst)
 
 
 def markdown_table(name: str, result: EvalResult, meta: dict[str, Any]) -> str:
@@ -86,4 +118,9 @@ def markdown_table(name: str, result: EvalResult, meta: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows(name, result)]
     lines += [""] + [f"- {n}" for n in _notes(meta)] + [f"- predictions: {meta['predictions']}",
                                                         f"- created: {meta['created']}", ""]
+    if result.instances:
+        lines += ["## Instances", "", "| " + " | ".join(INSTANCE_COLUMNS) + " |",
+                  "|" + "|".join(["---"] + ["---:"] * (len(INSTANCE_COLUMNS) - 1)) + "|",
+                  "| " + " | ".join(instance_row(name, result)) + " |", ""]
+        lines += [f"- {n}" for n in instance_notes(result)] + [""]
     return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""SSUFormer-I (model.instances): matching, the union map, per-frame targets, losses that reach every weight,
+training / resume / DDP exactness on the synthetic root, and the summary of the paper_i config."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_ssuformer_train import SMALL, train_losses
+
+from schemas import rle as rle_mod
+from schemas.constants import NUM_FRAMES, SIZE
+from schemas.errors import UserError
+from schemas.models import Annotation, SoundSource
+from ssuformer.config import LossConfig, load_config
+from ssuformer.instances import joined_captions, match, union_probs
+
+INSTANCE = ["model.instances=true", "model.audio_queries=3"]
+
+
+def small_i(cache: Path, *extra: str):
+    return load_config("tiny", [*SMALL, *INSTANCE, f"data.cache={cache}", *extra])
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ssu-i-cache")
+
+
+def test_configs():
+    cfg = load_config("paper_i")
+    assert cfg.model.instances and cfg.model == load_config("paper", ["model.instances=true"]).model
+    assert load_config("bench_i").model.instances
+    with pytest.raises(UserError, match="model.instances needs model.segmentation"):
+        load_config("ssu_d", ["model.instances=true"])
+
+
+def test_match_assigns_each_target_to_the_query_that_predicts_it():
+    h = w = 8
+    targets = torch.zeros(2, 3, h, w)
+    targets[0, 0, :4, :4] = 1   # frame 0: two sources
+    targets[0, 1, 4:, 4:] = 1
+    targets[1, 0, :, :2] = 1    # frame 1: one source
+    valid = torch.tensor([[True, True, False], [True, False, False]])
+    logits = torch.full((2, 4, h, w), -8.0)
+    logits[0, 2][targets[0, 0] > 0] = 8   # query 2 draws source 0, query 0 draws source 1
+    logits[0, 0][targets[0, 1] > 0] = 8
+    logits[1, 3][targets[1, 0] > 0] = 8
+    scores = torch.zeros(2, 4)
+    pairs = match(logits, scores, targets, valid, LossConfig())
+    got = sorted(zip(pairs.frame.tolist(), pairs.query.tolist(), pairs.target.tolist(), strict=True))
+    assert got == [(0, 0, 1), (0, 2, 0), (1, 3, 0)]
+    # the class cost breaks a tie between two identical masks: the query that says "sounding" wins
+    logits[1, 1] = logits[1, 3]
+    scores[1, 1], scores[1, 3] = 4.0, -4.0
+    pairs = match(logits, scores, targets, valid, LossConfig())
+    assert (1, 1, 0) in set(zip(pairs.frame.tolist(), pairs.query.tolist(), pairs.target.tolist(), strict=True))
+    none = match(logits, scores, targets, torch.zeros_like(valid), LossConfig())
+    assert len(none) == 0
+
+
+def test_union_is_the_probability_that_some_sounding_source_covers_the_pixel():
+    probs = torch.tensor([[[[1.0, 0.5]], [[0.0, 0.5]]]])  # (N=1, Q=2, 1, 2)
+    scores = torch.tensor([[1.0, 0.5]])
+    u = union_probs(probs, scores)
+    assert torch.allclose(u, torch.tensor([[[1.0, 1 - 0.5 * 0.75]]]))
+    assert torch.equal(union_probs(probs, torch.zeros(1, 2)), torch.zeros(1, 1, 2))  # nothing sounds: empty
+
+
+def test_joined_captions_go_left_to_right_like_the_contract():
+    probs = torch.zeros(1, 3, 8, 8)
+    probs[0, 0, :, 6:] = 1   # right
+    probs[0, 1, :, :2] = 1   # left
+    probs[0, 2, :, 3:5] = 1  # centre, but not sounding
+    scores = torch.tensor([[0.9, 0.8, 0.1]])
+    tokens = torch.tensor([[[1], [2], [3]]])
+    words = {1: "right one", 2: "left one", 3: "silent one"}
+    out = joined_captions(probs, scores, tokens, 0.5, lambda ids: words[ids[0]], " and ")
+    assert out == ["left one and right one"]
+
+
+def _source(i: int, frames: dict[int, np.ndarray], text: str) -> SoundSource:
+    src = SoundSource(id=i, category="x", masks=[None] * NUM_FRAMES)
+    src.set_masks([rle_mod.encode(frames[f]) if f in frames else None for f in range(NUM_FRAMES)], by="t")
+    src.set_frame_captions([text if f in frames else None for f in range(NUM_FRAMES)], by="t")
+    return src
+
+
+def test_instance_targets_per_frame():
+    from schemas.models import Agent, AgentKind
+    from ssuformer.data import instance_targets
+
+    big = np.zeros((SIZE, SIZE), bool)
+    big[:200, :200] = True
+    speck = np.zeros((SIZE, SIZE), bool)
+    speck[300, 300] = True  # one pixel: vanishes at the model's size
+    other = np.zeros((SIZE, SIZE), bool)
+    other[300:, 300:] = True
+    ann = Annotation(clip_id="c", agents={"t": Agent(kind=AgentKind.program, name="test")}, sources=[
+        _source(5, {0: big, 1: big}, "a big one"), _source(2, {0: speck, 1: other}, "a small one"),
+        _source(9, {1: big}, "a third one")])
+    masks, valid, caps, dropped = instance_targets(ann, [0, 1], 32, slots=2)
+    assert masks.shape == (2, 2, 32, 32) and valid.tolist() == [[True, False], [True, True]]
+    assert caps[0] == ["a big one", None]          # the speck is no target
+    assert caps[1] == ["a small one", "a big one"]  # id order: 2, 5; source 9 finds no slot
+    assert dropped == 1 and masks[1, 0].sum() > 0 and masks[0, 1].sum() == 0
+
+
+def _batch(cfg, tok, ds, items=(0, 1)):
+    from ssuformer.batch import collate
+
+    return collate([ds[i] for i in items])
+
+
+def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache):
+    from ssuformer.data import ClipDataset
+    from ssuformer.model import SSUFormer
+    from ssuformer.trainer import caption_tokenizer
+
+    cfg = small_i(cache)
+    tok, _ = caption_tokenizer(synth_root, cfg)
+    torch.manual_seed(0)
+    model = SSUFormer(cfg.model, tok, loss=cfg.loss)
+    ds = ClipDataset(synth_root, "train", cfg, tok)
+    batch = _batch(cfg, tok, ds)
+    assert batch["inst_masks"].shape == (2, cfg.data.frames, 3, 32, 32) and batch["inst_valid"].any()
+    for silent in (False, True):
+        if silent:  # no source has a caption: the all-PAD row keeps the caption weights in the graph (DDP)
+            batch = dict(batch, inst_has_caption=torch.zeros_like(batch["inst_has_caption"]))
+        model.zero_grad()
+        out = model(batch)
+        parts = model.losses(out, batch, cfg.loss)
+        assert all(torch.isfinite(v) for v in parts.values()), parts
+        assert {"dice", "inst_mask", "cls", "text", "clip", "loss"} <= set(parts)
+        parts["loss"].backward()
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, missing
+    model.eval()
+    pred = model.predict(batch)
+    b, t, q, s = 2, cfg.data.frames, 3, 32
+    assert pred["inst_probs"].shape == (b, t, q, s, s) and pred["inst_scores"].shape == (b, t, q)
+    assert pred["inst_tokens"].shape == (b, t, q, cfg.model.max_caption_tokens)
+    low = pred["inst_scores"] < cfg.model.instance_threshold
+    assert (pred["inst_tokens"][low] == 0).all()  # PAD rows for queries that do not sound
+    assert torch.allclose(pred["probs"], union_probs(pred["inst_probs"].flatten(0, 1),
+                                                     pred["inst_scores"].flatten(0, 1)).view(b, t, s, s))
+
+
+@pytest.fixture(scope="module")
+def run_i(synth_root, cache, tmp_path_factory) -> Path:
+    from ssuformer.trainer import train
+
+    out = tmp_path_factory.mktemp("run-i") / "a"
+    train(synth_root.path, small_i(cache, "train.epochs=2"), out, seed=3, progress=False)
+    train(synth_root.path, small_i(cache, "train.epochs=3"), out, resume="auto", seed=3, progress=False)
+    return out
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_train_resume_equals_uninterrupted(synth_root, cache, run_i, tmp_path):
+    import csv
+
+    from ssuformer.trainer import train
+
+    losses = train_losses(run_i)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    rows = [r for r in csv.DictReader(open(run_i / "log.csv")) if r["phase"] == "val"]
+    assert rows and rows[-1]["inst_mask"] and rows[-1]["cls"] and rows[-1]["miou"]
+    out = tmp_path / "b"
+    train(synth_root.path, small_i(cache, "train.epochs=3", "train.run_val=false"), out, seed=3, progress=False)
+    assert train_losses(out) == pytest.approx(losses, rel=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from ssuformer.trainer import train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(root, small_i(Path(cache), "train.epochs=1", "train.run_val=false"), out, seed=5, progress=False)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
+    """Matching happens per frame and every instance loss is a per-frame mean: 2 ranks = 1 process."""
+    import torch.multiprocessing as mp
+
+    from ssuformer.trainer import train
+
+    single = tmp_path / "single"
+    train(synth_root.path, small_i(cache, "train.epochs=1", "train.run_val=false"), single, seed=5, progress=False)
+    ddp = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(synth_root.path), str(cache), str(ddp)), nprocs=2, join=True)
+    one, two = train_losses(single), train_losses(ddp)
+    assert len(one) == len(two) == 1
+    assert two[0] == pytest.approx(one[0], rel=1e-4)
+
+
+def test_summary_of_paper_i():
+    from typer.testing import CliRunner
+
+    from ssuformer.train_cli import app
+
+    r = CliRunner().invoke(app, ["summary", "--config", "paper_i"])
+    assert r.exit_code == 0, r.output
+    assert "conditioner" in r.output and "FLOPs per sample" in r.output
