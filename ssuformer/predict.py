@@ -105,9 +105,9 @@ def to_instance_annotation(clip_id: str, frames: list[int], tracks: list[Track],
             m = rles.get((f, t.members[f])) if f in t.members else None
             if m is not None:
                 masks[i], scores[i], caps[i] = m, t.scores[f], t.captions[f] or None
-        src = SoundSource(id=t.id, category="sounding", name=f"predicted source {t.id + 1}", masks=masks,
-                          scores=scores)
+        src = SoundSource(id=t.id, category="sounding", name=f"predicted source {t.id + 1}", masks=masks)
         src.set_masks(masks, by=AGENT)
+        src.scores = scores  # after set_masks, which clears the scores of the frames it replaces
         src.set_frame_captions(caps, by=AGENT)
         sources.append(src)
     agent = Agent(kind=AgentKind.model, name="ssuformer", version=config_name,
