@@ -306,3 +306,20 @@ def test_palette_avoids_picture_colours():
     assert len(set(colours)) == 3
     for pic in ((0, 200, 0), (240, 0, 240)):
         assert np.linalg.norm(rgb - np.array(pic, float), axis=1).min() > 100
+
+
+def test_an_instance_prediction_opens_as_a_draft_and_edits_drop_its_scores(ctl):
+    """SSUFormer-I writes one source per predicted instance with per-frame scores (ssuformer.predict): the
+    editor opens such a draft like any other, and a refiner's mask replaces the model's confidence."""
+    draft = ctl.root.read_annotation(CLIP)
+    for s in draft.sources:
+        s.scores = [None if m is None else 0.8 for m in s.masks]
+    ctl.root.write_annotation(draft)
+    v = ctl.open_clip("s-alice", CLIP)
+    assert len(v.sources) == len(draft.sources)
+    before = ctl.root.read_annotation(CLIP).source(0).scores
+    assert before[0] == 0.8 and before[1] == 0.8
+    ctl.set_tool("s-alice", Tool.brush, 5)
+    ctl.click("s-alice", 20, 20, v.revision)  # frame 0 of source 0, by hand
+    after = ctl.root.read_annotation(CLIP).source(0).scores
+    assert after[0] is None and after[1] == 0.8
