@@ -3,14 +3,12 @@ training / resume / DDP exactness on the synthetic root, and the summary of the 
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_ssuformer_train import SMALL, train_losses
+from test_ssuformer_train import SMALL, _ddp_worker, _free_port, train_losses
 
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
@@ -175,27 +173,6 @@ def test_train_resume_equals_uninterrupted(synth_root, cache, run_i, tmp_path):
     assert train_losses(out) == pytest.approx(losses, rel=1e-5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: str) -> None:
-    import torch.distributed as dist
-
-    from ssuformer.trainer import train
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    try:
-        train(root, small_i(Path(cache), "train.epochs=1", "train.run_val=false"), out, seed=5, progress=False)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 @pytest.mark.usefixtures("one_torch_thread")
 def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
     """Matching happens per frame and every instance loss is a per-frame mean: 2 ranks = 1 process."""
@@ -206,7 +183,8 @@ def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
     single = tmp_path / "single"
     train(synth_root.path, small_i(cache, "train.epochs=1", "train.run_val=false"), single, seed=5, progress=False)
     ddp = tmp_path / "ddp"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(synth_root.path), str(cache), str(ddp)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(synth_root.path), str(cache), str(ddp), tuple(INSTANCE)),
+             nprocs=2, join=True)
     one, two = train_losses(single), train_losses(ddp)
     assert len(one) == len(two) == 1
     assert two[0] == pytest.approx(one[0], rel=1e-4)

@@ -85,7 +85,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: str, extra: tuple[str, ...] = ()
+                ) -> None:
     import torch.distributed as dist
 
     from ssuformer.trainer import train
@@ -93,7 +94,8 @@ def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: st
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     try:
-        train(root, small(Path(cache), "train.epochs=1", "train.run_val=false"), out, seed=5, progress=False)
+        train(root, small(Path(cache), "train.epochs=1", "train.run_val=false", *extra), out, seed=5,
+              progress=False)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
