@@ -14,6 +14,7 @@ from schemas.media import read_frames
 from schemas.models import Annotation
 from schemas.root import DatasetRoot
 
+SOURCE_COLOURS = ((200, 0, 50), (0, 90, 200), (220, 110, 0), (130, 20, 170), (0, 140, 70), (190, 0, 160))
 COLUMNS = ("run", "mIoU", "F-score", "BLEU-4", "ROUGE-L", "METEOR", "CIDEr", "steps", "train min", "steps/s")
 
 
@@ -108,13 +109,15 @@ def _save(fig, path: Path) -> Path:
 def frame_strip(root_path: Path, predictions: Path, clip_ids: list[str], out: Path,
                 seconds: tuple[int, ...] = (1, 3, 5, 7, 9), size: int = 224) -> Path:
     """One row per clip, one tile per chosen second (its middle frame): the predicted mask in red, the true
-    mask's outline in green, and under each tile the predicted (P) and true (T) caption."""
+    mask's outline in green, and under each tile the predicted (P) and true (T) caption. A prediction with
+    per-source scores (SSUFormer-I) is drawn source by source instead: each predicted source in its own
+    colour, with its own caption under the tile ("P1: ..." in that colour), then the true sources' captions."""
     from PIL import Image, ImageDraw, ImageFont
 
 
     root = DatasetRoot.open(root_path)
     frames = [s * 30 + 15 for s in seconds]
-    text_h = 86
+    text_h = 112
     sheet = Image.new("RGB", (size * len(frames), (size + text_h) * len(clip_ids)), "white")
     draw = ImageDraw.Draw(sheet)
     try:
@@ -126,17 +129,30 @@ def frame_strip(root_path: Path, predictions: Path, clip_ids: list[str], out: Pa
         gt = root.read_annotation(clip_id)
         pred = Annotation.model_validate_json((predictions / f"{clip_id}.json").read_bytes())
         gt_caps, pred_caps = gt.frame_captions(), pred.frame_captions()
+        per_source = any(s.scores is not None for s in pred.sources)
+        src_caps = [s.frame_captions() for s in pred.sources]
         for c, f in enumerate(frames):
             tile = imgs[c].astype(np.float32)
-            pm = _small(rle_mod.decode(pred.semantic_rle(f)), size)
             gm = _small(rle_mod.decode(gt.semantic_rle(f)), size)
-            tile[pm] = 0.45 * tile[pm] + 0.55 * np.array([255, 0, 0], np.float32)
+            if per_source:
+                lines = []
+                for k, src in enumerate(pred.sources):
+                    if src.masks[f] is None:
+                        continue
+                    colour = SOURCE_COLOURS[k % len(SOURCE_COLOURS)]
+                    pm = _small(rle_mod.decode(src.masks[f].model_dump()), size)
+                    tile[pm] = 0.45 * tile[pm] + 0.55 * np.array(colour, np.float32)
+                    lines += [(t, colour) for t in textwrap.wrap(f"P{k + 1}: " + (src_caps[k][f] or "-"), 38)[:2]]
+                lines = lines[:4] or [("P: -", (139, 0, 0))]
+            else:
+                pm = _small(rle_mod.decode(pred.semantic_rle(f)), size)
+                tile[pm] = 0.45 * tile[pm] + 0.55 * np.array([255, 0, 0], np.float32)
+                lines = [(t, "darkred") for t in textwrap.wrap("P: " + (pred_caps[f] or "-"), 38)[:3]]
             edge = gm & ~_erode(gm)
             tile[edge] = (0, 255, 0)
             x, y = c * size, r * (size + text_h)
             sheet.paste(Image.fromarray(tile.clip(0, 255).astype(np.uint8)), (x, y))
             draw.text((x + 3, y + 3), f"{clip_id} f{f}", fill="yellow", font=font)
-            lines = [(t, "darkred") for t in textwrap.wrap("P: " + (pred_caps[f] or "-"), 38)[:3]]
             lines += [(t, "black") for t in textwrap.wrap("T: " + (gt_caps[f] or "-"), 38)[:3]]
             for k, (line, colour) in enumerate(lines):
                 draw.text((x + 3, y + size + 2 + 13 * k), line, fill=colour, font=font)

@@ -108,6 +108,7 @@ def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp
     assert {t["key"] for t in doc["targets"]} == {"miou", "bleu4", "blind_gap"}
     md = (out / "report.md").read_text()
     assert "audio-blind (zero)" in md and "![strip](strip.png)" in md and "Audio probe" in md
+    assert "| run | mIoU | F-score | BLEU-4 |" in md and "instance mIoU" not in md
     # the control really trained on silence
     blind = out / "root-audio-zero"
     assert not read_wav(blind / "audio" / f"{synth_root_copy.read_split('train')[0]}.wav")[0].any()
@@ -157,5 +158,6 @@ def test_learning_instances_end_to_end(synth_root_copy: DatasetRoot, tmp_path: P
             ann = Annotation.model_validate_json(p.read_bytes())
             assert all(s.scores is not None for s in ann.sources)
     md = (out / "report.md").read_text()
-    assert "instance mIoU" in md and "per-source BLEU-4" in md and str(semantic) in md
+    assert "| run | mIoU | F-score | BLEU-4 |" in md and "| run | union mIoU | instance mIoU | mask AP |" in md
+    assert str(semantic) in md and (out / "strip.png").stat().st_size > 0
     assert "instance-matched mIoU" in res.output  # the targets line
