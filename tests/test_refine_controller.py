@@ -320,6 +320,8 @@ def test_an_instance_prediction_opens_as_a_draft_and_edits_drop_its_scores(ctl):
     before = ctl.root.read_annotation(CLIP).source(0).scores
     assert before[0] == 0.8 and before[1] == 0.8
     ctl.set_tool("s-alice", Tool.brush, 5)
-    ctl.click("s-alice", 20, 20, v.revision)  # frame 0 of source 0, by hand
+    v = ctl.click("s-alice", 20, 20, v.revision)  # frame 0 of source 0, by hand
     after = ctl.root.read_annotation(CLIP).source(0).scores
     assert after[0] is None and after[1] == 0.8
+    ctl.undo("s-alice", v.revision)  # undo gives the model's mask back, and its score with it
+    assert ctl.root.read_annotation(CLIP).source(0).scores == before

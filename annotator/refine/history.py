@@ -20,7 +20,7 @@ from schemas.constants import NUM_FRAMES
 from schemas.models import Agent, Annotation, AuditEntry, SoundSource
 
 Patch = dict[str, Any]
-FIELDS = ("category", "name", "captions", "mask_by", "region")
+FIELDS = ("category", "name", "captions", "mask_by", "region", "scores")  # every SoundSource field but id, masks
 
 
 class Action:

@@ -72,8 +72,10 @@ def instance_notes(result: EvalResult) -> list[str]:
     notes = [f"{inst['gt_instances']} true and {inst['pred_instances']} predicted instances (a source in a frame) "
              f"in {inst['images']} frames; one-to-one Hungarian matching per frame, matched = IoU >= "
              f"{inst['iou_match']}: precision {_fmt(inst['precision'])}, recall {_fmt(inst['recall'])}",
-             "inst. mIoU = mean over true instances of the IoU of the assigned prediction (0 if none); AP = COCO "
-             "mask AP@[.5:.95] (pycocotools COCOeval segm, one image per clip frame, class-agnostic)"]
+             "inst. mIoU = the assigned IoUs / sum over frames of max(#true, #predicted): a missed source and a "
+             f"predicted source without a true one both count 0 (over the true ones only: "
+             f"{_fmt(inst.get('miou_truth'))}); AP = COCO mask AP@[.5:.95] (pycocotools COCOeval segm, one "
+             "image per clip frame, class-agnostic)"]
     if cap:
         notes.append(f"BLEU = BLEU-4 of the matched sources' captions: {cap.get('pairs', 0)} pairs, "
                      f"{cap.get('empty_candidates', 0)} with no predicted caption")
