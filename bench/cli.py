@@ -8,6 +8,7 @@ audio-blind control) -> dense test predictions scored like `ssu-eval --checkpoin
 
 from __future__ import annotations
 
+import json
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,8 +85,6 @@ def learning(
              ssu-bench learning --config bench_i --data runs/bench/root --out runs/bench-i \\
                  --compare runs/bench/report.json  (SSUFormer-I against the semantic run)
     """
-    import json
-
     from bench import report as rep
     from bench.steps import (
         audio_control_root,
@@ -96,6 +95,7 @@ def learning(
     )
     from bench.targets import instance_targets, semantic_targets
 
+    semantic = _semantic_scores(compare) if compare is not None else None  # read before an hour of training
     root, cfg = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress)
     runs = [train_and_evaluate("audio-visual", root, cfg, out / "runs" / "audio-visual", seed, max_steps,
                                mask_stride, meteor, progress)]
@@ -111,12 +111,6 @@ def learning(
     rows = [rep.table_row(r.name, r.test, r.steps, r.train_seconds) for r in runs]
     rows.append(rep.table_row("union of all objects + most frequent caption", baseline))
     av, blind = runs[0].test, (runs[1].test if controls else None)
-    semantic = None
-    if compare is not None:
-        try:
-            semantic = json.loads(compare.read_text())["runs"][0]["test"]
-        except (ValueError, KeyError, IndexError):
-            raise UserError(f"--compare {compare}: not the report.json of `ssu-bench learning`") from None
     targets = instance_targets(av, blind, semantic) if instances else semantic_targets(av, blind)
     images = rep.plot_curves({r.name: r.history for r in runs}, out)
     from schemas.root import DatasetRoot
@@ -141,6 +135,20 @@ def learning(
     typer.echo("; ".join(f"{t.what} {_fmt(t.achieved)} (target {t.required}: {'pass' if t.passed else 'MISS'})"
                          for t in targets))
     typer.echo(f"report: {out / 'report.md'}")
+
+
+def _semantic_scores(path: Path) -> dict[str, Any]:
+    """The test scores of the audio-visual run of an earlier `ssu-bench learning` report.json."""
+    try:
+        test = json.loads(path.read_text())["runs"][0]["test"]
+    except OSError as e:
+        raise UserError(f"--compare {path}: cannot read it ({e.strerror}); give the report.json of "
+                        "`ssu-bench learning` on the same root") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise UserError(f"--compare {path}: not the report.json of `ssu-bench learning` (no runs[0].test)") from None
+    if not isinstance(test, dict) or test.get("miou") is None:
+        raise UserError(f"--compare {path}: its first run has no test mIoU")
+    return test
 
 
 def _fmt(x: Any) -> str:

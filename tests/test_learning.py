@@ -161,3 +161,15 @@ def test_learning_instances_end_to_end(synth_root_copy: DatasetRoot, tmp_path: P
     assert "| run | mIoU | F-score | BLEU-4 |" in md and "| run | union mIoU | instance mIoU | mask AP |" in md
     assert str(semantic) in md and (out / "strip.png").stat().st_size > 0
     assert "instance-matched mIoU" in res.output  # the targets line
+
+
+def test_compare_is_checked_before_any_work(tmp_path: Path) -> None:
+    from bench.cli import app
+
+    bad = tmp_path / "report.json"
+    bad.write_text("{}")
+    for path, why in ((tmp_path / "missing.json", "cannot read it"), (bad, "not the report.json")):
+        res = CliRunner().invoke(app, ["learning", "--config", "bench_i", "--out", str(tmp_path / "out"),
+                                       "--compare", str(path)])
+        assert isinstance(res.exception, UserError) and why in str(res.exception), res.output  # exit 2 via run_cli
+        assert not (tmp_path / "out").exists()  # no root made, nothing trained
