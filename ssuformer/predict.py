@@ -231,7 +231,8 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
             run = _Passes(ds, clip_id, passes, predicted, dense_cache, chunk_frames, batch_size, dev)
             if instances:
                 ann = _clip_instances(model, run, probs_path, tok, beam or cfg.train.beam, tracking, cfg.name)
-                caps[clip_id] = [ann.frame_captions()[f] for f in ds.frames]
+                joined = ann.frame_captions()
+                caps[clip_id] = [joined[f] for f in ds.frames]
                 index[clip_id] = {"captions": caps[clip_id], "sources": len(ann.sources)}
             else:
                 masks = _clip_masks(model, run, probs_path) if model.mask_decoder is not None else None
@@ -266,14 +267,15 @@ class _Passes:
         for i in range(NUM_FRAMES):
             self.rows_of.setdefault(predicted[near[i]], []).append(i)
 
-    def batches(self, probs_path: Path):
+    def batches(self, probs_path: Path, expert: bool = False):
         """Yield (frames, images, batch, write): the flat frames of a group of passes, their (n, H, W, 3) uint8
-        pictures, its batch, and a function taking their (n, H, W) uint8 probabilities into the probability
-        file (renamed into place at the end)."""
+        pictures, its batch (with the clip's MoHE expert features when `expert` and the data has them), and a
+        function taking their (n, H, W) uint8 probabilities into the probability file (renamed into place at
+        the end)."""
         size = self.ds.size
         mel = self.ds.audio(self.clip_id)  # the clip's log-mel (cached, small)
-        expert = (torch.from_numpy(load_features(self.ds.expert_dir, self.clip_id).astype(np.float32))
-                  if self.ds.expert_dir is not None else None)  # MoHE reads the whole clip's expert features
+        features = (torch.from_numpy(load_features(self.ds.expert_dir, self.clip_id).astype(np.float32))
+                    if expert and self.ds.expert_dir is not None else None)  # MoHE: the whole clip's features
         with contextlib.ExitStack() as stack:
             writer = _RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
             reader = _FrameReader(self.ds.root.clip_path(self.clip_id), size, self.predicted, self.dense_cache,
@@ -294,8 +296,8 @@ class _Passes:
                     audio = torch.from_numpy(np.stack([frame_example(mel, f) for f in flat]))
                     batch = {"images": images.reshape(b, t, 3, size, size).float() / 255.0,
                              "audio": audio.view(b, t, *audio.shape[1:])}
-                    if expert is not None:
-                        batch["expert"] = expert.expand(b, *expert.shape)
+                    if features is not None:
+                        batch["expert"] = features.expand(b, *features.shape)
                     yield flat, pictures, to_device(batch, self.dev), write
                 del frames
 
@@ -324,7 +326,7 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
     kept: dict[int, list[tuple[np.ndarray, float, str, np.ndarray]]] = {}  # frame -> (packed mask, score, ...)
     rles: dict[tuple[int, int], dict | None] = {}
     shape: tuple[int, int] = (run.ds.size, run.ds.size)
-    for flat, pictures, batch, write in run.batches(probs_path):
+    for flat, pictures, batch, write in run.batches(probs_path, expert=True):  # captions need MoHE's features
         out = model.predict(batch, beam=beam)
         write(flat, quantize(out["probs"].flatten(0, 1).float().cpu().numpy()))
         inst_q = quantize(out["inst_probs"].flatten(0, 1).float().cpu().numpy())  # (n, Q, H, W)
