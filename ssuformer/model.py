@@ -196,11 +196,7 @@ class SSUFormer(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         l_seg = l_tex = None
         if "probs" in out:
-            target = batch["masks"].flatten(0, 1)
-            l_seg = parts["dice"] = dice_loss(out["probs"], target)
-            if cfg.seg_bce:
-                parts["bce"] = mask_bce(out["probs"], target)
-                l_seg = l_seg + cfg.seg_bce * parts["bce"]
+            l_seg = self._union_loss(out["probs"], batch, cfg, parts)
         if "logits" in out:
             targets = batch["tokens"].flatten(0, 1)
             gamma = cfg.focal_gamma if cfg.text == TextLoss.focal else None
@@ -212,17 +208,24 @@ class SSUFormer(nn.Module):
         parts["loss"] = total
         return parts
 
+    @staticmethod
+    def _union_loss(probs: torch.Tensor, batch: dict[str, torch.Tensor], cfg: LossConfig,
+                    parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """L_seg of the frame's semantic (union) map: Dice (+ seg_bce * BCE); the terms go into `parts`."""
+        target = batch["masks"].flatten(0, 1)
+        l_seg = parts["dice"] = dice_loss(probs, target)
+        if cfg.seg_bce:
+            parts["bce"] = mask_bce(probs, target)
+            l_seg = l_seg + cfg.seg_bce * parts["bce"]
+        return l_seg
+
     def _instance_losses(self, out: dict, batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
         """L_seg = union Dice (+ BCE) + matched masks' Dice (+ BCE) + cls_weight * sounding-score BCE;
         L_tex = the matched captions' token loss; L_ada and L_clip as in the semantic model (instances.py)."""
         parts: dict[str, torch.Tensor] = {}
         probs = out["probs"]
         n = probs.shape[0]
-        target = batch["masks"].flatten(0, 1)
-        l_seg = parts["dice"] = dice_loss(probs, target)
-        if cfg.seg_bce:
-            parts["bce"] = mask_bce(probs, target)
-            l_seg = l_seg + cfg.seg_bce * parts["bce"]
+        l_seg = self._union_loss(probs, batch, cfg, parts)
         pairs: Pairs = out["pairs"]
         if len(pairs):
             pm = out["inst_probs"][pairs.frame, pairs.query]
