@@ -26,6 +26,13 @@ class TextLoss(StrEnum):
     ce = "ce"
 
 
+class ScoreTarget(StrEnum):
+    """What an instance query's sounding score is trained towards (loss.score_target)."""
+
+    matched = "matched"  # 1 for the query Hungarian matching picked, 0 for the rest (MaskFormer)
+    iou = "iou"          # the IoU of the query's mask with the sounding source it covers best (duplicates too)
+
+
 class Optimizer(StrEnum):
     adam = "adam"
     adamw = "adamw"
@@ -125,6 +132,8 @@ class ModelConfig(_Strict):
     audio_queries: int = Field(8, ge=1, description="queries derived from the audio feature")
     segmentation: bool = True
     mask_layers: int = 6
+    mask_refine: int = Field(0, ge=0, description="mask-pooled query refinement stages after the mask decoder "
+                             "(K-Net): each query re-reads the pixel features under its own mask")
     caption: bool = True
     caption_layers: int = 6
     max_caption_tokens: int | Literal["auto"] = Field(
@@ -137,6 +146,8 @@ class ModelConfig(_Strict):
                             "sounding score and (conditioning the caption decoder) that source's caption")
     instance_threshold: float = Field(0.5, ge=0, le=1, description="instance mode: a query whose sounding score "
                                       "is at least this is a predicted source")
+    instance_nms: float = Field(0.5, gt=0, le=1, description="instance prediction: a query whose mask overlaps "
+                                "a higher-scoring query's mask at IoU >= this is a duplicate (score 0); 1: off")
     clip: ClipConfig = Field(default_factory=ClipConfig)
     expert: ExpertConfig = Field(default_factory=ExpertConfig)
 
@@ -169,6 +180,14 @@ class LossConfig(_Strict):
     cost_class: float = Field(2.0, ge=0, description="instance matching: weight of -p(sounding)")
     cost_dice: float = Field(5.0, ge=0, description="instance matching: weight of the Dice cost")
     cost_mask: float = Field(5.0, ge=0, description="instance matching: weight of the per-pixel BCE cost")
+    # Deep supervision trains the masks of the earlier layers / stages only: with their sounding scores trained
+    # too (one score head shared by every stage, as Mask2Former shares its class head) the score stopped
+    # learning which source sounds (train BCE stuck at the base rate, docs/benchmarks.md).
+    score_target: ScoreTarget = Field(ScoreTarget.iou, description="instance mode: 'matched' (1 for the "
+                                      "matched query, 0 for the rest) or 'iou' (its mask's best IoU with a "
+                                      "sounding source: duplicates are not told apart, prediction removes them)")
+    deep_supervision: float = Field(1.0, ge=0, description="instance mode: weight of the matched mask losses of "
+                                    "every earlier mask-decoder layer and refinement stage")
 
 
 class DataConfig(_Strict):

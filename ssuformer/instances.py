@@ -8,7 +8,11 @@ instance mode each query is a candidate sound source, as in MaskFormer's set pre
 - targets (the frame's sources, at most Q) are assigned to queries by Hungarian matching on
   cost_class * -p + cost_dice * Dice + cost_mask * BCE (loss config); a matched pair gets the mask losses and,
   when its source has a caption, the caption losses (eq. 4-6) with the caption decoder conditioned on that
-  query (InstanceConditioner); every query gets a BCE on p(sounding) (matched = 1, others = 0).
+  query (InstanceConditioner); every query gets a BCE on p(sounding) (matched = 1, others = 0);
+- with loss.score_target = iou the score learns how well the query's mask covers a sounding source (every
+  duplicate of a source scores high), and prediction removes duplicates (model.instance_nms, mask NMS);
+- deep supervision (Mask2Former): every earlier decoder layer and refinement stage (model.mask_refine) is
+  matched on its own and gets the same mask and score losses, so early layers already separate the sources.
 Every loss is a mean over frames of a per-frame value (losses.per_frame_mean), so DDP stays exact.
 """
 
@@ -111,9 +115,41 @@ def match(logits: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor, val
 
 
 def score_targets(pairs: Pairs, shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """(N, Q) 1 for matched queries, 0 for the others."""
+    """(N, Q) 1 for matched queries, 0 for the others (loss.score_target = matched)."""
     out = torch.zeros(shape, device=device)
     out[pairs.frame, pairs.query] = 1.0
+    return out
+
+
+@torch.no_grad()
+def iou_targets(probs: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(N, Q) IoU of each query's mask {p > 0.5} with the frame's source it covers best, 0 without sources
+    (loss.score_target = iou). probs (N, Q, H, W), targets (N, K, H, W) {0, 1}, valid (N, K)."""
+    m = (probs > 0.5).flatten(2).float()
+    g = (targets > 0.5).flatten(2).float() * valid[:, :, None]
+    inter = torch.einsum("nqp,nkp->nqk", m, g)
+    union = m.sum(-1)[:, :, None] + g.sum(-1)[:, None, :] - inter
+    return (inter / union.clamp(min=1)).amax(-1) if g.shape[1] else m.new_zeros(m.shape[:2])
+
+
+@torch.no_grad()
+def suppress_duplicates(probs: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
+    """Mask NMS: (N, Q) scores where a query whose mask {p > 0.5} overlaps the mask of a higher-scoring kept
+    query at IoU >= iou gets 0 (iou 1: unchanged). probs (N, Q, H, W)."""
+    if iou >= 1:
+        return scores
+    m = (probs > 0.5).flatten(2).float()
+    inter = torch.einsum("nqp,nrp->nqr", m, m)
+    area = m.sum(-1)
+    ious = inter / (area[:, :, None] + area[:, None, :] - inter).clamp(min=1)
+    out = scores.clone()
+    for n in range(scores.shape[0]):
+        kept: list[int] = []
+        for q in torch.argsort(scores[n], descending=True).tolist():
+            if any(float(ious[n, q, r]) >= iou for r in kept):
+                out[n, q] = 0.0
+            else:
+                kept.append(q)
     return out
 
 
@@ -121,8 +157,9 @@ def joined_captions(inst_probs: torch.Tensor, inst_scores: torch.Tensor, inst_to
                     threshold: float, decode, joiner: str) -> list[str]:
     """One clip's per-frame caption from its instances, as the annotation contract joins sources
     (Annotation.frame_captions): the captions of the predicted sources (score >= threshold) left to right by
-    their mask's bounding-box centre (x, then y), sources without a mask pixel last. inst_probs (T, Q, H, W),
-    inst_scores (T, Q), inst_tokens (T, Q, L); decode(ids) -> text."""
+    their mask's bounding-box centre (x, then y). A query with no mask pixel above 0.5 has no region and is
+    left out, as prediction writes no source for it. inst_probs (T, Q, H, W), inst_scores (T, Q), inst_tokens
+    (T, Q, L); decode(ids) -> text."""
     out = []
     for t in range(inst_scores.shape[0]):
         here = []
@@ -131,8 +168,7 @@ def joined_captions(inst_probs: torch.Tensor, inst_scores: torch.Tensor, inst_to
             if not text:
                 continue
             ys, xs = (inst_probs[t, q] > 0.5).nonzero(as_tuple=True)
-            key = ((0, float(xs.min() + xs.max()) / 2, float(ys.min() + ys.max()) / 2) if len(xs)
-                   else (1, 0.0, 0.0))
-            here.append((key, q, text))
+            if len(xs):
+                here.append(((float(xs.min() + xs.max()) / 2, float(ys.min() + ys.max()) / 2), q, text))
         out.append(joiner.join(text for _, _, text in sorted(here)))
     return out

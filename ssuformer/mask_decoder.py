@@ -5,6 +5,13 @@ per-pixel embeddings at stride 4. Transformer decoder: the fused audio queries a
 tokens. Each query's MLP embedding dotted with the per-pixel embeddings gives a mask; a per-query score
 (softmax over queries) weighs the masks into the frame's semantic sound-source probability map, which stays
 in [0, 1] and reduces to the single query's mask when Q = 1.
+
+Instance mode (SSUFormer-I) adds two things, both from the instance-segmentation literature:
+- refinement stages (model.mask_refine, K-Net's kernel update): each query pools the per-pixel embeddings
+  under its own current mask (detached, like Mask2Former's masked attention) and updates itself, so a query
+  that outlines one object reads that object's audio-conditioned features before it predicts again;
+- deep supervision (Mask2Former): the masks and scores of every decoder layer and stage are returned, and
+  the model matches and scores each of them, not only the last.
 """
 
 from __future__ import annotations
@@ -50,9 +57,33 @@ class MaskDecoderLayer(nn.Module):
         return self.ffn(q)
 
 
-class MaskDecoder(nn.Module):
-    def __init__(self, dim: int, heads: int, layers: int, queries: int, dropout: float) -> None:
+class RefineStage(nn.Module):
+    """One mask-pooled query update: q += W [pooled pixels under q's mask], then query self-attention, FFN."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
+        self.pool_norm = nn.LayerNorm(dim)
+        self.pool_proj = nn.Linear(dim, dim)
+        self.self_attn = Attn(dim, heads, dropout, cross=False)
+        self.ffn = FFN(dim, dropout)
+
+    def forward(self, q: torch.Tensor, qpos: torch.Tensor, masks: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
+        """q (N, Q, d), masks (N, Q, h, w) logits, pix (N, d, h, w) -> updated q."""
+        w = masks.detach().sigmoid()
+        w = w / w.sum((2, 3), keepdim=True).clamp(min=1e-6)
+        pooled = torch.einsum("nqhw,ndhw->nqd", w, pix)
+        q = q + self.pool_proj(self.pool_norm(pooled))
+        q = self.self_attn(q, pos_x=qpos)
+        return self.ffn(q)
+
+
+class MaskDecoder(nn.Module):
+    def __init__(self, dim: int, heads: int, layers: int, queries: int, dropout: float, refine: int = 0,
+                 stages: bool = False) -> None:
+        """refine: mask-pooled refinement stages after the layers; stages: also return every intermediate
+        layer's / stage's masks and scores (deep supervision)."""
+        super().__init__()
+        self.stages = stages
         self.pixel = PixelDecoder(dim)
         self.query_pos = nn.Parameter(torch.randn(queries, dim) * 0.02)
         self.layers = nn.ModuleList(MaskDecoderLayer(dim, heads, dropout) for _ in range(layers))
@@ -60,23 +91,38 @@ class MaskDecoder(nn.Module):
         self.mask_embed = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim),
                                         nn.ReLU(inplace=True), nn.Linear(dim, dim))
         self.score = nn.Linear(dim, 1)
+        self.refine = nn.ModuleList(RefineStage(dim, heads, dropout) for _ in range(refine))
+
+    def _heads(self, q: torch.Tensor, pix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q = self.norm(q)
+        return q, torch.einsum("nqd,ndhw->nqhw", self.mask_embed(q), pix), self.score(q).squeeze(-1)
 
     def forward(self, queries: torch.Tensor, levels: list[torch.Tensor], mem: torch.Tensor, mpos: torch.Tensor
                 ) -> dict[str, torch.Tensor]:
         """queries (N, Q, d); levels: 4 NCHW maps at d channels; mem/mpos (N, S, d).
 
         Returns query_masks (N, Q, H/4, W/4) logits, score_logits (N, Q), weights (N, Q) = their softmax,
-        probs (N, H/4, W/4), the decoded queries (N, Q, d) and the per-pixel embeddings (N, d, H/4, W/4).
+        probs (N, H/4, W/4), the decoded queries (N, Q, d), the per-pixel embeddings (N, d, H/4, W/4) and,
+        with `stages`, "aux": the (query_masks, score_logits) of every earlier layer and stage.
         """
         pix = self.pixel(levels)
         q = queries
         qpos = self.query_pos[None].expand(q.shape[0], -1, -1)
-        for layer in self.layers:
+        aux: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i, layer in enumerate(self.layers):
             q = layer(q, qpos, mem, mpos)
-        q = self.norm(q)
-        masks = torch.einsum("nqd,ndhw->nqhw", self.mask_embed(q), pix)
-        scores = self.score(q).squeeze(-1)
+            if self.stages and i < len(self.layers) - 1:
+                aux.append(self._heads(q, pix)[1:])
+        normed, masks, scores = self._heads(q, pix)
+        for stage in self.refine:
+            if self.stages:
+                aux.append((masks, scores))
+            q = stage(q, qpos, masks, pix)  # the residual stream, not the normed heads' input
+            normed, masks, scores = self._heads(q, pix)
         weights = scores.softmax(-1)
         probs = torch.einsum("nq,nqhw->nhw", weights, masks.sigmoid())
-        return {"query_masks": masks, "score_logits": scores, "weights": weights, "probs": probs, "queries": q,
-                "pixels": pix}
+        out = {"query_masks": masks, "score_logits": scores, "weights": weights, "probs": probs,
+               "queries": normed, "pixels": pix}
+        if self.stages:
+            out["aux"] = aux
+        return out

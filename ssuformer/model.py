@@ -12,10 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssuformer.caption_decoder import CaptionDecoder
-from ssuformer.config import LossConfig, ModelConfig, RegionFeatures, TextLoss
+from ssuformer.config import LossConfig, ModelConfig, RegionFeatures, ScoreTarget, TextLoss
 from ssuformer.encoders import VisualEncoder, build_audio_encoder
 from ssuformer.fusion import MMI
-from ssuformer.instances import InstanceConditioner, Pairs, match, score_targets, union_probs
+from ssuformer.instances import (
+    InstanceConditioner,
+    Pairs,
+    iou_targets,
+    match,
+    score_targets,
+    suppress_duplicates,
+    union_probs,
+)
 from ssuformer.losses import (
     adaptive_loss,
     bce_per_frame,
@@ -47,7 +55,8 @@ class SSUFormer(nn.Module):
         used = self.visual_encoder.channels if cfg.segmentation else self.visual_encoder.channels[2:]
         self.lateral = nn.ModuleList(nn.Sequential(nn.Conv2d(c, d, 1, bias=False), _gn(d)) for c in used)
         self.fusion = MMI(d, cfg.heads, cfg.fusion_blocks, cfg.audio_queries, cfg.dropout)
-        self.mask_decoder = (MaskDecoder(d, cfg.heads, cfg.mask_layers, cfg.audio_queries, cfg.dropout)
+        self.mask_decoder = (MaskDecoder(d, cfg.heads, cfg.mask_layers, cfg.audio_queries, cfg.dropout,
+                                         refine=cfg.mask_refine, stages=cfg.instances)
                              if cfg.segmentation else None)
         self.caption_decoder = self.clip = self.mcm = self.mohe = self.conditioner = None
         if cfg.caption:
@@ -145,10 +154,8 @@ class SSUFormer(nn.Module):
         with the frame's caption."""
         images = batch["images"]
         n_frames, q = out["score_logits"].shape
-        if "inst_masks" in batch:
-            pairs = match(out["inst_logits"], out["score_logits"], batch["inst_masks"].flatten(0, 1),
-                          batch["inst_valid"].flatten(0, 1), self.matching)
-            out["pairs"] = pairs
+        if "pairs" in out:
+            pairs = out["pairs"]
             cap = pairs.where(batch["inst_has_caption"].flatten(0, 1)[pairs.frame, pairs.target])
             if len(cap) == 0:  # nothing to describe: one all-PAD row keeps every weight in the graph (DDP)
                 zero = torch.zeros(1, dtype=torch.long, device=images.device)
@@ -178,6 +185,8 @@ class SSUFormer(nn.Module):
         if self.mask_decoder is not None:
             out.update(self.segment(enc, (h, w)))
             probs = out["probs"]
+            if self.cfg.instances and "inst_masks" in batch:
+                out["pairs"] = self._match(out["inst_logits"], out["score_logits"], batch)
         if self.caption_decoder is not None and self.cfg.instances:
             self._caption_instances(out, enc, batch)
         elif self.caption_decoder is not None:
@@ -219,25 +228,47 @@ class SSUFormer(nn.Module):
             l_seg = l_seg + cfg.seg_bce * parts["bce"]
         return l_seg
 
+    def _match(self, logits: torch.Tensor, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> Pairs:
+        return match(logits, scores, batch["inst_masks"].flatten(0, 1), batch["inst_valid"].flatten(0, 1),
+                     self.matching)
+
+    @staticmethod
+    def _pair_mask_loss(probs: torch.Tensor, pairs: Pairs, batch: dict[str, torch.Tensor], cfg: LossConfig
+                        ) -> torch.Tensor:
+        """Matched masks' Dice (+ BCE), a mean over frames. probs (N, Q, H, W)."""
+        if not len(pairs):
+            return probs.sum() * 0.0
+        pm = probs[pairs.frame, pairs.query]
+        tm = batch["inst_masks"].flatten(0, 1)[pairs.frame, pairs.target]
+        per_pair = dice_per_frame(pm, tm) + (cfg.seg_bce * bce_per_frame(pm, tm) if cfg.seg_bce else 0)
+        return per_frame_mean(per_pair, pairs.frame, probs.shape[0])
+
     def _instance_losses(self, out: dict, batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
-        """L_seg = union Dice (+ BCE) + matched masks' Dice (+ BCE) + cls_weight * sounding-score BCE;
+        """L_seg = union Dice (+ BCE) + matched masks' Dice (+ BCE) + cls_weight * sounding-score BCE
+        + loss.deep_supervision * the mask losses of every earlier decoder layer and refinement stage ("aux");
         L_tex = the matched captions' token loss; L_ada and L_clip as in the semantic model (instances.py)."""
         parts: dict[str, torch.Tensor] = {}
         probs = out["probs"]
         n = probs.shape[0]
         l_seg = self._union_loss(probs, batch, cfg, parts)
         pairs: Pairs = out["pairs"]
-        if len(pairs):
-            pm = out["inst_probs"][pairs.frame, pairs.query]
-            tm = batch["inst_masks"].flatten(0, 1)[pairs.frame, pairs.target]
-            per_pair = dice_per_frame(pm, tm) + (cfg.seg_bce * bce_per_frame(pm, tm) if cfg.seg_bce else 0)
-            parts["inst_mask"] = per_frame_mean(per_pair, pairs.frame, n)
+        parts["inst_mask"] = self._pair_mask_loss(out["inst_probs"], pairs, batch, cfg)
+        if cfg.score_target == ScoreTarget.iou:
+            goal = iou_targets(out["inst_probs"], batch["inst_masks"].flatten(0, 1), batch["inst_valid"].flatten(0, 1))
         else:
-            parts["inst_mask"] = out["inst_probs"].sum() * 0.0
-        goal = score_targets(pairs, tuple(out["score_logits"].shape), probs.device)
+            goal = score_targets(pairs, tuple(out["score_logits"].shape), probs.device)
         parts["cls"] = F.binary_cross_entropy_with_logits(out["score_logits"].float(), goal, reduction="none"
                                                           ).mean(1).mean()
         l_seg = l_seg + parts["inst_mask"] + cfg.cls_weight * parts["cls"]
+        if cfg.deep_supervision and out["aux"]:
+            # each earlier layer / stage matched on its masks alone (its scores are not trained: see LossConfig)
+            size = out["inst_logits"].shape[-2:]
+            aux = []
+            for masks, sc in out["aux"]:  # upsampled here: prediction never reads them
+                lg = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+                aux.append(self._pair_mask_loss(lg.sigmoid(), self._match(lg, torch.zeros_like(sc), batch), batch, cfg))
+            parts["aux"] = sum(aux)
+            l_seg = l_seg + cfg.deep_supervision * parts["aux"]
         l_tex = None
         if "logits" in out:
             cap: Pairs = out["caption_pairs"]
@@ -279,17 +310,20 @@ class SSUFormer(nn.Module):
     def _predict_instances(self, batch: dict[str, torch.Tensor], enc: dict[str, torch.Tensor], beam: int
                            ) -> dict[str, torch.Tensor]:
         """probs (B, T, H, W) union, inst_probs (B, T, Q, H, W), inst_scores (B, T, Q) and inst_tokens
-        (B, T, Q, L): captions of the queries scoring at least model.instance_threshold, PAD rows for the rest."""
+        (B, T, Q, L): captions of the queries scoring at least model.instance_threshold, PAD rows for the rest.
+        The scores are those after mask NMS (model.instance_nms: a duplicate scores 0); the union map is the
+        noisy-OR of every query, duplicates included."""
         images = batch["images"]
         b, t, _, h, w = images.shape
         seg = self.segment(enc, (h, w))
         q = seg["inst_scores"].shape[1]
+        scores = suppress_duplicates(seg["inst_probs"], seg["inst_scores"], self.cfg.instance_nms)
         out = {"probs": seg["probs"].view(b, t, h, w), "inst_probs": seg["inst_probs"].view(b, t, q, h, w),
-               "inst_scores": seg["inst_scores"].view(b, t, q)}
+               "inst_scores": scores.view(b, t, q)}
         if self.caption_decoder is not None:
             length = self.caption_decoder.max_len
             tokens = torch.full((b * t, q, length), PAD, dtype=torch.long, device=images.device)
-            n_idx, q_idx = (seg["inst_scores"] >= self.cfg.instance_threshold).nonzero(as_tuple=True)
+            n_idx, q_idx = (scores >= self.cfg.instance_threshold).nonzero(as_tuple=True)
             if len(n_idx):
                 pairs = Pairs(n_idx, q_idx, q_idx)
                 mem, _ = self._instance_memory(enc, seg, images, pairs)

@@ -51,7 +51,7 @@ from ssuformer.validate import validate as run_validation
 __all__ = ["GlobalBatches", "TrainResult", "TrainRun", "fit", "make_optimizer", "save", "setup", "to_device",
            "train", "validate"]
 
-LOG_FIELDS = ["epoch", "step", "phase", "loss", "dice", "bce", "inst_mask", "cls", "text", "clip", "truncated",
+LOG_FIELDS = ["epoch", "step", "phase", "loss", "dice", "bce", "inst_mask", "cls", "aux", "text", "clip", "truncated",
               "miou", "fscore", "bleu4", "rouge_l", "score", "lr", "seconds"]
 
 

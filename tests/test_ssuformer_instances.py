@@ -1,5 +1,6 @@
-"""SSUFormer-I (model.instances): matching, the union map, per-frame targets, losses that reach every weight,
-training / resume / DDP exactness on the synthetic root, and the summary of the paper_i config."""
+"""SSUFormer-I (model.instances): matching, the union map, per-frame targets, the decoder's refinement stages
+and deep supervision, losses that reach every weight, training / resume / DDP exactness on the synthetic root,
+and the summary of the paper_i config."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from schemas.constants import NUM_FRAMES, SIZE
 from schemas.errors import UserError
 from schemas.models import Annotation, SoundSource
 from ssuformer.config import LossConfig, load_config
-from ssuformer.instances import joined_captions, match, union_probs
+from ssuformer.instances import iou_targets, joined_captions, match, suppress_duplicates, union_probs
 
-INSTANCE = ["model.instances=true", "model.audio_queries=3"]
+INSTANCE = ["model.instances=true", "model.audio_queries=3", "model.mask_refine=1"]
 
 
 def small_i(cache: Path, *extra: str):
@@ -31,8 +32,12 @@ def cache(tmp_path_factory) -> Path:
 
 def test_configs():
     cfg = load_config("paper_i")
-    assert cfg.model.instances and cfg.model == load_config("paper", ["model.instances=true"]).model
-    assert load_config("bench_i").model.instances
+    recipe = ["model.instances=true", "model.mask_refine=2"]
+    assert cfg.model.instances and cfg.model == load_config("paper", recipe).model
+    # the instance recipe is the default of the instance settings: an instance run needs no more switches
+    assert (cfg.model.instance_nms, cfg.loss.deep_supervision, cfg.loss.score_target) == (0.5, 1.0, "iou")
+    bench = load_config("bench_i")
+    assert (bench.model, bench.loss) == (load_config("bench", recipe).model, load_config("bench", recipe).loss)
     with pytest.raises(UserError, match="model.instances needs model.segmentation"):
         load_config("ssu_d", ["model.instances=true"])
 
@@ -69,16 +74,69 @@ def test_union_is_the_probability_that_some_sounding_source_covers_the_pixel():
     assert torch.equal(union_probs(probs, torch.zeros(1, 2)), torch.zeros(1, 1, 2))  # nothing sounds: empty
 
 
+def test_iou_targets_score_every_duplicate_of_a_source():
+    probs = torch.zeros(2, 3, 4, 4)
+    probs[0, 0, :2] = 0.9      # source 0 exactly
+    probs[0, 1, :2] = 0.8      # a duplicate of it: the same target (matching would give it 0)
+    probs[0, 2, :1] = 0.9      # half of it
+    probs[1, 0, 2:] = 0.9      # frame 1 has no source
+    targets = torch.zeros(2, 2, 4, 4)
+    targets[0, 0, :2] = 1
+    targets[0, 1, 2:] = 1      # not a valid target: ignored
+    valid = torch.tensor([[True, False], [False, False]])
+    got = iou_targets(probs, targets, valid)
+    assert torch.allclose(got, torch.tensor([[1.0, 1.0, 0.5], [0.0, 0.0, 0.0]]))
+
+
+def test_suppress_duplicates_keeps_the_best_of_overlapping_masks():
+    probs = torch.zeros(1, 4, 4, 4)
+    probs[0, 0, :2] = 1
+    probs[0, 1, :2] = 1
+    probs[0, 1, 2, :2] = 1      # IoU 8/10 with query 0
+    probs[0, 2, 2:] = 1         # elsewhere
+    probs[0, 3, :2, :1] = 1     # inside query 0's mask, IoU 2/8
+    scores = torch.tensor([[0.7, 0.9, 0.6, 0.8]])
+    assert torch.allclose(suppress_duplicates(probs, scores, 0.5), torch.tensor([[0.0, 0.9, 0.6, 0.8]]))
+    assert torch.equal(suppress_duplicates(probs, scores, 1.0), scores)
+    assert torch.allclose(suppress_duplicates(probs, scores, 0.2), torch.tensor([[0.0, 0.9, 0.6, 0.0]]))
+
+
 def test_joined_captions_go_left_to_right_like_the_contract():
-    probs = torch.zeros(1, 3, 8, 8)
+    probs = torch.zeros(1, 4, 8, 8)
     probs[0, 0, :, 6:] = 1   # right
     probs[0, 1, :, :2] = 1   # left
     probs[0, 2, :, 3:5] = 1  # centre, but not sounding
-    scores = torch.tensor([[0.9, 0.8, 0.1]])
-    tokens = torch.tensor([[[1], [2], [3]]])
-    words = {1: "right one", 2: "left one", 3: "silent one"}
+    probs[0, 3] = 0.4        # sounding but no pixel above 0.5: no region, so prediction drafts no source
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.9]])
+    tokens = torch.tensor([[[1], [2], [3], [4]]])
+    words = {1: "right one", 2: "left one", 3: "silent one", 4: "nowhere one"}
     out = joined_captions(probs, scores, tokens, 0.5, lambda ids: words[ids[0]], " and ")
     assert out == ["left one and right one"]
+
+
+def test_mask_decoder_stages_and_refinement():
+    from ssuformer.mask_decoder import MaskDecoder
+
+    torch.manual_seed(0)
+    n, q, d, s = 2, 3, 16, 8
+    queries, mem, mpos = torch.randn(n, q, d), torch.randn(n, 5, d), torch.randn(n, 5, d)
+    levels = [torch.randn(n, d, s // 2 ** i, s // 2 ** i) for i in range(4)]
+    dec = MaskDecoder(d, 2, layers=2, queries=q, dropout=0.0, refine=2, stages=True).eval()
+    out = dec(queries, levels, mem, mpos)
+    # deep supervision: layer 1, layer 2 (what refinement stage 1 reads), stage 1; stage 2 is the output itself
+    assert len(out["aux"]) == 3
+    assert all(m.shape == (n, q, s, s) and sc.shape == (n, q) for m, sc in out["aux"])
+    assert not torch.equal(out["aux"][-1][0], out["query_masks"])
+    # a refinement stage reads the pixels under the query's own mask: another mask, another query
+    stage, qpos = dec.refine[0], dec.query_pos[None].expand(n, -1, -1)
+    pix = torch.randn(n, d, s, s)
+    left, right = torch.full((n, q, s, s), -9.0), torch.full((n, q, s, s), -9.0)
+    left[..., : s // 2], right[..., s // 2:] = 9.0, 9.0
+    assert not torch.allclose(stage(queries, qpos, left, pix), stage(queries, qpos, right, pix))
+    # the paper's decoder is unchanged: no refinement weights (its checkpoints load), no stages returned
+    plain = MaskDecoder(d, 2, layers=2, queries=q, dropout=0.0)
+    assert "aux" not in plain(queries, levels, mem, mpos)
+    assert not [k for k in plain.state_dict() if k.startswith("refine.")]
 
 
 def _source(i: int, frames: dict[int, np.ndarray], text: str) -> SoundSource:
@@ -114,12 +172,13 @@ def _batch(cfg, tok, ds, items=(0, 1)):
     return collate([ds[i] for i in items])
 
 
-def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache):
+@pytest.mark.parametrize("target", ["iou", "matched"])
+def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache, target):
     from ssuformer.data import ClipDataset
     from ssuformer.model import SSUFormer
     from ssuformer.trainer import caption_tokenizer
 
-    cfg = small_i(cache)
+    cfg = small_i(cache, f"loss.score_target={target}")
     tok, _ = caption_tokenizer(synth_root, cfg)
     torch.manual_seed(0)
     model = SSUFormer(cfg.model, tok, loss=cfg.loss)
@@ -133,7 +192,8 @@ def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache):
         out = model(batch)
         parts = model.losses(out, batch, cfg.loss)
         assert all(torch.isfinite(v) for v in parts.values()), parts
-        assert {"dice", "inst_mask", "cls", "text", "clip", "loss"} <= set(parts)
+        assert {"dice", "inst_mask", "cls", "aux", "text", "clip", "loss"} <= set(parts)
+        assert len(out["aux"]) == cfg.model.mask_layers - 1 + cfg.model.mask_refine
         parts["loss"].backward()
         missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, missing
@@ -144,8 +204,12 @@ def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache):
     assert pred["inst_tokens"].shape == (b, t, q, cfg.model.max_caption_tokens)
     low = pred["inst_scores"] < cfg.model.instance_threshold
     assert (pred["inst_tokens"][low] == 0).all()  # PAD rows for queries that do not sound
-    assert torch.allclose(pred["probs"], union_probs(pred["inst_probs"].flatten(0, 1),
-                                                     pred["inst_scores"].flatten(0, 1)).view(b, t, s, s))
+    # the union is every query's noisy-OR; the instance scores are those after mask NMS
+    with torch.no_grad():
+        raw = model.segment(model.encode(batch["images"], batch["audio"]), (s, s))
+    assert torch.allclose(pred["probs"], union_probs(raw["inst_probs"], raw["inst_scores"]).view(b, t, s, s))
+    assert torch.equal(pred["inst_scores"].flatten(0, 1),
+                       suppress_duplicates(raw["inst_probs"], raw["inst_scores"], cfg.model.instance_nms))
 
 
 @pytest.fixture(scope="module")
