@@ -56,6 +56,10 @@ def main_cmd(
         None, "--instances/--no-instances",
         help="also score each predicted source on its own: instance mIoU, mask AP (COCO), per-source captions "
              "[default: on for a --checkpoint whose config has model.instances, else off]"),
+    instance_nms: float | None = typer.Option(
+        None, min=0.01, max=1.0, help="with --checkpoint of an instance model: mask-NMS IoU for this prediction "
+                                      "(an inference setting, e.g. chosen on val) [default: the checkpoint's "
+                                      "model.instance_nms]"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Score predictions (or a checkpoint's predictions) of one split; print the table, write JSON and Markdown."""
@@ -67,6 +71,8 @@ def main_cmd(
     root = DatasetRoot.open(data)
     if (predictions is None) == (checkpoint is None):
         raise UserError("give exactly one of --predictions DIR_OR_FILE or --checkpoint PATH")
+    if instance_nms is not None and checkpoint is None:
+        raise UserError("--instance-nms sets how a checkpoint predicts: give it with --checkpoint PATH")
     if checkpoint is not None:
         if not checkpoint.exists():
             raise UserError(f"--checkpoint {checkpoint}: does not exist")
@@ -75,7 +81,8 @@ def main_cmd(
         if instances is None:
             instances = _instance_model(checkpoint)
         out = out or checkpoint.parent / f"{checkpoint.stem}_eval_{split}"
-        predictions = predict_root(checkpoint, root.path, split, out / "predictions", progress=progress)
+        predictions = predict_root(checkpoint, root.path, split, out / "predictions", progress=progress,
+                                   instance_nms=instance_nms)
     assert predictions is not None
     out = out or predictions.parent / f"{predictions.stem}_eval_{split}"
     name = name or (checkpoint.stem if checkpoint is not None else predictions.stem)

@@ -39,6 +39,7 @@ import torch
 from schemas import atomic
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
+from schemas.errors import UserError
 from schemas.media import read_frames
 from schemas.models import Agent, AgentKind, Annotation, ClipStatus, SoundSource
 from schemas.root import DatasetRoot
@@ -49,7 +50,7 @@ from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
 from ssuformer.mohe import expert_cache_for, load_features
 from ssuformer.sampling import frames_key
-from ssuformer.tracks import MAX_GAP, Instance, Track, TrackParams, colour_histogram, link
+from ssuformer.tracks import DEDUP_IOU, MAX_GAP, Instance, Track, TrackParams, colour_histogram, link
 
 AGENT = "ssuformer"
 CHUNK_FRAMES = 150
@@ -116,11 +117,12 @@ def to_instance_annotation(clip_id: str, frames: list[int], tracks: list[Track],
     return Annotation(clip_id=clip_id, status=ClipStatus.auto, sources=sources, agents={AGENT: agent})
 
 
-def track_params(predicted: list[int]) -> TrackParams:
+def track_params(predicted: list[int], dedup_iou: float = DEDUP_IOU) -> TrackParams:
     """Tracking for these predicted frames: a track stays linkable across at least one step between them
-    (mask_stride 0 or a large stride puts them further apart than MAX_GAP)."""
+    (mask_stride 0 or a large stride puts them further apart than MAX_GAP). dedup_iou: the model's
+    instance_nms, so that one setting says when two instances of a frame are one source."""
     steps = np.diff(predicted) if len(predicted) > 1 else np.array([0])
-    return TrackParams(max_gap=max(MAX_GAP, int(steps.max())))
+    return TrackParams(max_gap=max(MAX_GAP, int(steps.max())), dedup_iou=dedup_iou)
 
 
 def _dense_frames(frames: list[int], stride: int) -> list[list[int]] | None:
@@ -196,12 +198,18 @@ class _FrameReader:
 def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: str | Path,
                  device: str | None = None, beam: int | None = None, batch_size: int = 2,
                  cache: str | None = None, progress: bool = True, mask_stride: int = 1,
-                 chunk_frames: int = CHUNK_FRAMES, cache_frames: bool = False) -> Path:
-    """Write predictions for every clip of `split` under out_dir; returns out_dir."""
+                 chunk_frames: int = CHUNK_FRAMES, cache_frames: bool = False,
+                 instance_nms: float | None = None) -> Path:
+    """Write predictions for every clip of `split` under out_dir; returns out_dir. instance_nms overrides the
+    checkpoint's model.instance_nms (an inference setting: the weights do not depend on it)."""
     from tqdm import tqdm
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg, tok, _ = load_model(checkpoint, dev)
+    if instance_nms is not None:
+        if not model.cfg.instances:
+            raise UserError(f"{checkpoint}: instance_nms is for an instance model (model.instances: true)")
+        model.cfg.instance_nms = cfg.model.instance_nms = instance_nms
     if cache is not None:
         cfg.data.cache = cache
     instances = model.cfg.instances
@@ -210,7 +218,7 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     dense = _dense_frames(ds.frames, mask_stride)
     passes = dense or [ds.frames]
     predicted = sorted(f for p in passes for f in p)
-    tracking = track_params(predicted)
+    tracking = track_params(predicted, model.cfg.instance_nms)
     size = cfg.data.image_size
     out = Path(out_dir)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
@@ -248,7 +256,8 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
         "probs": {"dtype": "uint8", "scale": SCALE, "size": [size, size], "frames": NUM_FRAMES,
                   "resampling_to_annotation": RESAMPLING} if model.mask_decoder is not None else None,
         "instances": instances,
-        **({"tracking": {**tracking.as_dict(), "instance_score": model.cfg.instance_threshold}} if instances else {}),
+        **({"tracking": {**tracking.as_dict(), "instance_score": model.cfg.instance_threshold,
+                         "instance_nms": model.cfg.instance_nms}} if instances else {}),
         "clips": index}, indent=2)
     ds_root.close()
     return out

@@ -9,6 +9,7 @@ Per frame:
 1. Instances with an empty mask are dropped (no region to link or draw). Duplicates are dropped: an instance
    whose mask overlaps a higher-scoring one at IoU >= `dedup_iou` (the visible masks of two sources are
    disjoint, so two such predictions are one source found twice; it would be a second, spurious track).
+   SSUFormer-I prediction sets `dedup_iou` to the model's instance_nms, which it already applied.
 2. Linkable tracks: those seen at most `max_gap` frames before this frame.
 3. Affinity of an instance and a track = max(IoU with the track's last mask, IoU with that mask shifted by the
    track's centroid velocity times the frames elapsed). The shift keeps a fast source linked across frames it

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from schemas import rle as rle_mod
+from schemas.errors import UserError
 from schemas.models import Annotation
 from ssuformer.config import load_config
 
@@ -219,3 +220,36 @@ def test_instance_model_writes_one_source_per_track(synth_root, cache, instance_
                 assert any(s2 >= es and iou(em, m) >= DEDUP_IOU - 0.05 for m, s2, _ in have)
         found += len(have)
     assert found  # the random model does propose instances here: the checks above are not vacuous
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_instance_nms_is_an_inference_setting(synth_root, cache, checkpoint, instance_checkpoint, tmp_path):
+    """predict_root(instance_nms=t) predicts with mask NMS at IoU t (recorded), so no two sources of a frame
+    overlap at t or more; it is refused for a semantic model, and ssu-eval takes it only with --checkpoint."""
+    from ssuformer.eval_cli import app
+    from ssuformer.predict import predict_root
+    from ssuformer.tracks import iou
+
+    def overlaps(nms: float, name: str) -> tuple[Path, list[float]]:
+        """The predictions and the IoU of every two sources in one frame."""
+        out = predict_root(instance_checkpoint, synth_root.path, "test", tmp_path / name, cache=str(cache),
+                           progress=False, mask_stride=25, instance_nms=nms)
+        assert json.loads((out / "predictions.json").read_text())["tracking"]["instance_nms"] == nms
+        ious = []
+        for clip in synth_root.read_split("test"):
+            ann = Annotation.model_validate_json((out / "annotations" / f"{clip}.json").read_text())
+            for f in range(0, 300, 25):
+                masks = [rle_mod.decode(s.masks[f].model_dump()) for s in ann.sources if s.masks[f] is not None]
+                ious += [iou(masks[i], masks[j]) for i in range(len(masks)) for j in range(i)]
+        return out, ious
+
+    t = 0.1
+    _, off = overlaps(1.0, "off")
+    assert max(off) >= t + 0.05  # without NMS the random model's sources overlap: the check below is not vacuous
+    out, on = overlaps(t, "on")
+    assert max(on, default=0.0) < t + 0.05  # model-size NMS, compared at 512 px
+    r = CliRunner().invoke(app, ["--data", str(synth_root.path), "--predictions", str(out), "--instance-nms", "0.3"])
+    assert isinstance(r.exception, UserError) and "--checkpoint" in str(r.exception)
+    with pytest.raises(UserError, match="instance model"):
+        predict_root(checkpoint, synth_root.path, "test", tmp_path / "s", cache=str(cache), progress=False,
+                     instance_nms=t)
