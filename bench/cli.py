@@ -4,6 +4,8 @@
 audio-blind control) -> dense test predictions scored like `ssu-eval --checkpoint` -> trivial baselines
 (union of all objects, most frequent caption) -> OUT/report.md, report.json, loss.png, metrics.png, strip.png.
 `ladder`: the ablation ladder of Table V (baseline, +Focal, +MCM, +RCC, +MoHE) -> OUT/ladder.md, ladder.json.
+`instance-sweep`: an SSUFormer-I checkpoint's instance mIoU on the val split for each mask-NMS IoU and score
+threshold, to choose `ssu-eval --instance-nms` before looking at the test split.
 """
 
 from __future__ import annotations
@@ -235,6 +237,56 @@ def ladder(
     atomic.write_text(out / "ladder.md", "\n".join(md) + "\n")
     typer.echo(rep.markdown_table(rows))
     typer.echo(f"report: {out / 'ladder.md'}")
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values):
+        raise UserError(f"{flag} {text!r}: give comma-separated numbers in (0, 1], e.g. {flag} 1,0.5,0.3")
+    return values
+
+
+@app.command("instance-sweep")
+def instance_sweep(
+    checkpoint: Path = typer.Option(..., "--checkpoint", parser=file_path, help="an SSUFormer-I checkpoint"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="the dataset root it was trained on"),
+    split: str = typer.Option("val", "--split", help="the split to choose on (not test)"),
+    clips: int | None = typer.Option(None, "--clips", min=1, help="the first N clips of the split [default: all]"),
+    nms: str = typer.Option("1,0.7,0.5,0.3", "--nms", help="mask-NMS IoUs to try (1: off)"),
+    thresholds: str = typer.Option("0.3,0.4,0.5,0.6", "--thresholds", help="sounding-score thresholds to try"),
+    out: Path | None = typer.Option(None, "--out", parser=folder_path, help="also write OUT/instance_sweep.json"),
+    progress: bool = _PROGRESS,
+) -> None:
+    """Instance mIoU per (mask-NMS IoU, score threshold) on the T sampled frames of a split, at the model's size.
+
+    Example: ssu-bench instance-sweep --checkpoint runs/bench_i/runs/audio-visual/best.pt --data ROOT --clips 30
+    """
+    from dataclasses import asdict
+
+    from bench.instance_sweep import sweep
+    from schemas import atomic
+
+    if not checkpoint.is_file():
+        raise UserError(f"--checkpoint {checkpoint}: no such file")
+    rows, union, frames, threshold = sweep(checkpoint, data, split, clips, _floats(nms, "--nms"),
+                                _floats(thresholds, "--thresholds"), progress)
+    lines = [f"{split} split, {frames} frames at the model's size; union mIoU {union:.4f} (every query)", "",
+             "| instance_nms | threshold | instance mIoU | instances per frame |", "|---|---|---|---|"]
+    lines += [f"| {r.nms:g} | {r.threshold:g} | {r.instance_miou:.4f} | {r.kept_per_frame:.2f} |" for r in rows]
+    mine = [r for r in rows if r.threshold == threshold]  # ssu-eval sets the NMS; the threshold is the model's
+    if mine:
+        best = max(mine, key=lambda r: r.instance_miou)
+        lines += ["", f"best at the checkpoint's threshold {threshold:g}: --instance-nms {best.nms:g} "
+                      f"(instance mIoU {best.instance_miou:.4f})"]
+    typer.echo("\n".join(lines))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(out / "instance_sweep.json", {
+            "checkpoint": str(checkpoint), "root": str(data), "split": split, "frames": frames, "union_miou": union,
+            "instance_threshold": threshold, "rows": [asdict(r) for r in rows], "machine": _machine()}, indent=2)
 
 
 def _tiny_expert(cfg, root: Path, out: Path) -> None:

@@ -253,3 +253,37 @@ def test_instance_nms_is_an_inference_setting(synth_root, cache, checkpoint, ins
     with pytest.raises(UserError, match="instance model"):
         predict_root(checkpoint, synth_root.path, "test", tmp_path / "s", cache=str(cache), progress=False,
                      instance_nms=t)
+
+
+def test_instance_miou_rule_of_the_sweep():
+    from bench.instance_sweep import instance_miou
+
+    a, b, c = (np.zeros((4, 4), bool) for _ in range(3))
+    a[:2], b[2:], c[:1] = True, True, True
+    # frame 1: a found exactly, b missed; frame 2: a silent object said to sound; frame 3: nothing either side
+    assert instance_miou([[a], [c], []], [[a, b], [], []]) == pytest.approx(1 / 3)
+    assert instance_miou([[c, a]], [[a]]) == pytest.approx(1 / 2)  # the extra prediction counts 0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_instance_sweep_cli(synth_root, checkpoint, instance_checkpoint, tmp_path):
+    from bench.cli import app
+
+    args = ["instance-sweep", "--data", str(synth_root.path), "--clips", "2", "--thresholds", "0.5",
+            "--no-progress"]
+    r = CliRunner().invoke(app, [*args, "--checkpoint", str(instance_checkpoint), "--nms", "1,0.1",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "instance_sweep.json").read_text())
+    off, on = doc["rows"]
+    from ssuformer.checkpoint import read_checkpoint
+
+    frames = read_checkpoint(instance_checkpoint)["config"]["data"]["frames"]
+    assert (off["nms"], on["nms"]) == (1.0, 0.1) and doc["split"] == "val"
+    assert doc["frames"] == min(2, len(synth_root.read_split("val"))) * frames
+    assert on["kept_per_frame"] <= off["kept_per_frame"] and 0 <= on["instance_miou"] <= 1
+    assert "best at the checkpoint's threshold 0.5: --instance-nms" in r.output
+    r = CliRunner().invoke(app, [*args, "--checkpoint", str(instance_checkpoint), "--nms", "0,2"])
+    assert isinstance(r.exception, UserError) and "--nms" in str(r.exception)
+    r = CliRunner().invoke(app, [*args, "--checkpoint", str(checkpoint)])
+    assert isinstance(r.exception, UserError) and "not an instance model" in str(r.exception)
