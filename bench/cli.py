@@ -255,7 +255,7 @@ def instance_sweep(
     data: Path = typer.Option(..., "--data", parser=folder_path, help="the dataset root it was trained on"),
     split: str = typer.Option("val", "--split", help="the split to choose on (not test)"),
     clips: int | None = typer.Option(None, "--clips", min=1, help="the first N clips of the split [default: all]"),
-    nms: str = typer.Option("1,0.7,0.5,0.3", "--nms", help="mask-NMS IoUs to try (1: off)"),
+    nms: str = typer.Option("1,0.7,0.5,0.3,0.2,0.1", "--nms", help="mask-NMS IoUs to try (1: off)"),
     thresholds: str = typer.Option("0.3,0.4,0.5,0.6", "--thresholds", help="sounding-score thresholds to try"),
     out: Path | None = typer.Option(None, "--out", parser=folder_path, help="also write OUT/instance_sweep.json"),
     progress: bool = _PROGRESS,
