@@ -12,7 +12,8 @@ instance mode each query is a candidate sound source, as in MaskFormer's set pre
 - with loss.score_target = iou the score learns how well the query's mask covers a sounding source (every
   duplicate of a source scores high), and prediction removes duplicates (model.instance_nms, mask NMS);
 - deep supervision (Mask2Former): every earlier decoder layer and refinement stage (model.mask_refine) is
-  matched on its own and gets the same mask and score losses, so early layers already separate the sources.
+  matched on its own masks and gets the mask losses (not the score loss: see LossConfig.deep_supervision),
+  so early layers already separate the sources.
 Every loss is a mean over frames of a per-frame value (losses.per_frame_mean), so DDP stays exact.
 """
 

@@ -10,8 +10,8 @@ Instance mode (SSUFormer-I) adds two things, both from the instance-segmentation
 - refinement stages (model.mask_refine, K-Net's kernel update): each query pools the per-pixel embeddings
   under its own current mask (detached, like Mask2Former's masked attention) and updates itself, so a query
   that outlines one object reads that object's audio-conditioned features before it predicts again;
-- deep supervision (Mask2Former): the masks and scores of every decoder layer and stage are returned, and
-  the model matches and scores each of them, not only the last.
+- deep supervision (Mask2Former): the masks of every earlier decoder layer and stage are returned, so the
+  model can match each of them to the sources and train it, not only the last.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class RefineStage(nn.Module):
 class MaskDecoder(nn.Module):
     def __init__(self, dim: int, heads: int, layers: int, queries: int, dropout: float, refine: int = 0,
                  stages: bool = False) -> None:
-        """refine: mask-pooled refinement stages after the layers; stages: also return every intermediate
-        layer's / stage's masks and scores (deep supervision)."""
+        """refine: mask-pooled refinement stages after the layers; stages: also return every earlier layer's /
+        stage's masks (deep supervision)."""
         super().__init__()
         self.stages = stages
         self.pixel = PixelDecoder(dim)
@@ -103,20 +103,20 @@ class MaskDecoder(nn.Module):
 
         Returns query_masks (N, Q, H/4, W/4) logits, score_logits (N, Q), weights (N, Q) = their softmax,
         probs (N, H/4, W/4), the decoded queries (N, Q, d), the per-pixel embeddings (N, d, H/4, W/4) and,
-        with `stages`, "aux": the (query_masks, score_logits) of every earlier layer and stage.
+        with `stages`, "aux": the query_masks of every earlier layer and stage.
         """
         pix = self.pixel(levels)
         q = queries
         qpos = self.query_pos[None].expand(q.shape[0], -1, -1)
-        aux: list[tuple[torch.Tensor, torch.Tensor]] = []
+        aux: list[torch.Tensor] = []
         for i, layer in enumerate(self.layers):
             q = layer(q, qpos, mem, mpos)
             if self.stages and i < len(self.layers) - 1:
-                aux.append(self._heads(q, pix)[1:])
+                aux.append(self._heads(q, pix)[1])
         normed, masks, scores = self._heads(q, pix)
         for stage in self.refine:
             if self.stages:
-                aux.append((masks, scores))
+                aux.append(masks)
             q = stage(q, qpos, masks, pix)  # the residual stream, not the normed heads' input
             normed, masks, scores = self._heads(q, pix)
         weights = scores.softmax(-1)

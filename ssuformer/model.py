@@ -264,9 +264,10 @@ class SSUFormer(nn.Module):
             # each earlier layer / stage matched on its masks alone (its scores are not trained: see LossConfig)
             size = out["inst_logits"].shape[-2:]
             aux = []
-            for masks, sc in out["aux"]:  # upsampled here: prediction never reads them
+            for masks in out["aux"]:  # upsampled here: prediction never reads them
                 lg = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-                aux.append(self._pair_mask_loss(lg.sigmoid(), self._match(lg, torch.zeros_like(sc), batch), batch, cfg))
+                no_scores = lg.new_zeros(lg.shape[:2])
+                aux.append(self._pair_mask_loss(lg.sigmoid(), self._match(lg, no_scores, batch), batch, cfg))
             parts["aux"] = sum(aux)
             l_seg = l_seg + cfg.deep_supervision * parts["aux"]
         l_tex = None
