@@ -253,7 +253,7 @@ def _floats(text: str, flag: str) -> list[float]:
 def instance_sweep(
     checkpoint: Path = typer.Option(..., "--checkpoint", parser=file_path, help="an SSUFormer-I checkpoint"),
     data: Path = typer.Option(..., "--data", parser=folder_path, help="the dataset root it was trained on"),
-    split: str = typer.Option("val", "--split", help="the split to choose on (not test)"),
+    split: str = typer.Option("val", "--split", help="the split to choose on: val or train (test is refused)"),
     clips: int | None = typer.Option(None, "--clips", min=1, help="the first N clips of the split [default: all]"),
     nms: str = typer.Option("1,0.7,0.5,0.3,0.2,0.1", "--nms", help="mask-NMS IoUs to try (1: off)"),
     thresholds: str = typer.Option("0.3,0.4,0.5,0.6", "--thresholds", help="sounding-score thresholds to try"),
@@ -271,6 +271,8 @@ def instance_sweep(
 
     if not checkpoint.is_file():
         raise UserError(f"--checkpoint {checkpoint}: no such file")
+    if split == "test":
+        raise UserError("--split test: choose settings on val (or train), then score test once with ssu-eval")
     rows, union, frames, threshold = sweep(checkpoint, data, split, clips, _floats(nms, "--nms"),
                                 _floats(thresholds, "--thresholds"), progress)
     lines = [f"{split} split, {frames} frames at the model's size; union mIoU {union:.4f} (every query)", "",

@@ -9,7 +9,7 @@ import torch
 
 from schemas.atomic import atomic_path
 from schemas.errors import UserError
-from ssuformer.config import SSUConfig, config_from_dict
+from ssuformer.config import SSUConfig, config_from_checkpoint
 from ssuformer.hub import without_pretrained
 from ssuformer.model import SSUFormer
 from ssuformer.tokenizer import CaptionTokenizer
@@ -40,7 +40,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, config, tokenizer or None, state) from a checkpoint."""
 
     state = read_checkpoint(path)
-    cfg: SSUConfig = config_from_dict(state["config"], source=str(path))
+    cfg: SSUConfig = config_from_checkpoint(state["config"], source=str(path))
     tok = CaptionTokenizer.from_json(state["tokenizer"]) if state.get("tokenizer") else None
     # the checkpoint holds the trained encoders: the pretrained files are not needed
     model = SSUFormer(without_pretrained(cfg.model), tok, expert_dim=state.get("expert_dim"), loss=cfg.loss)

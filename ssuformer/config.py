@@ -132,8 +132,8 @@ class ModelConfig(_Strict):
     audio_queries: int = Field(8, ge=1, description="queries derived from the audio feature")
     segmentation: bool = True
     mask_layers: int = 6
-    mask_refine: int = Field(0, ge=0, description="mask-pooled query refinement stages after the mask decoder "
-                             "(K-Net): each query re-reads the pixel features under its own mask")
+    mask_refine: int = Field(0, ge=0, description="instance mode: mask-pooled query refinement stages after the mask "
+                             "decoder (K-Net): each query re-reads the pixel features under its own mask")
     caption: bool = True
     caption_layers: int = 6
     max_caption_tokens: int | Literal["auto"] = Field(
@@ -161,6 +161,8 @@ class ModelConfig(_Strict):
             raise ValueError("model.mohe needs model.caption")
         if self.instances and not self.segmentation:
             raise ValueError("model.instances needs model.segmentation (each instance is a query's mask)")
+        if self.mask_refine and not self.instances:
+            raise ValueError("model.mask_refine is for instance mode: set model.instances: true, or mask_refine: 0")
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden {self.hidden} must be divisible by model.heads {self.heads}")
         return self
@@ -281,6 +283,21 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> SSUCon
                 raise UserError(f"--set {text!r}: {k} is not a section")
         node[keys[-1]] = value
     return config_from_dict(data, source=name_or_path)
+
+
+# Instance settings added after instance checkpoints existed, and the behaviour those checkpoints were
+# trained and scored with: a saved config without them keeps that behaviour rather than the new defaults.
+_LEGACY_INSTANCE = {"model": {"instance_nms": 1.0}, "loss": {"score_target": "matched", "deep_supervision": 0.0}}
+
+
+def config_from_checkpoint(data: dict[str, Any], source: str = "checkpoint") -> SSUConfig:
+    """The config saved in a checkpoint; an instance checkpoint from before model.instance_nms,
+    loss.score_target and loss.deep_supervision keeps the behaviour it was made with."""
+    if data.get("model", {}).get("instances"):
+        data = dict(data)
+        for part, legacy in _LEGACY_INSTANCE.items():
+            data[part] = {**legacy, **data.get(part, {})}  # what the checkpoint saved wins
+    return config_from_dict(data, source)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> SSUConfig:

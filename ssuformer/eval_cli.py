@@ -57,9 +57,8 @@ def main_cmd(
         help="also score each predicted source on its own: instance mIoU, mask AP (COCO), per-source captions "
              "[default: on for a --checkpoint whose config has model.instances, else off]"),
     instance_nms: float | None = typer.Option(
-        None, min=0.01, max=1.0, help="with --checkpoint of an instance model: mask-NMS IoU for this prediction "
-                                      "(an inference setting, e.g. chosen on val) [default: the checkpoint's "
-                                      "model.instance_nms]"),
+        None, min=0.01, max=1.0, help="with --checkpoint of an instance model: mask-NMS IoU for this prediction (an "
+                   "inference setting, e.g. chosen on val) [default: the checkpoint's model.instance_nms]"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Score predictions (or a checkpoint's predictions) of one split; print the table, write JSON and Markdown."""

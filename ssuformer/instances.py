@@ -80,6 +80,13 @@ class Pairs:
         return Pairs(self.frame[keep], self.query[keep], self.target[keep])
 
 
+def _pair_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, A, P) x (N, B, P) -> (N, A, B) sums of products over P, in fp32 even under autocast (validation
+    runs there): pixel counts lose precision in bf16 and overflow fp16."""
+    with torch.autocast(a.device.type, enabled=False):
+        return torch.einsum("nap,nbp->nab", a.float(), b.float())
+
+
 @torch.no_grad()
 def match(logits: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor,
           cfg: LossConfig) -> Pairs:
@@ -92,9 +99,9 @@ def match(logits: torch.Tensor, scores: torch.Tensor, targets: torch.Tensor, val
     g = targets.flatten(2).float()                                  # (N, K, P)
     p = x.sigmoid()
     npix = x.shape[-1]
-    dice = 1 - (2 * torch.einsum("nqp,nkp->nqk", p, g) + 1) / (p.sum(-1)[:, :, None] + g.sum(-1)[:, None, :] + 1)
+    dice = 1 - (2 * _pair_sums(p, g) + 1) / (p.sum(-1)[:, :, None] + g.sum(-1)[:, None, :] + 1)
     # mean BCE of every (query, target) pair without materializing (N, Q, K, P): softplus(x) - x g, summed
-    bce = (F.softplus(x).sum(-1)[:, :, None] - torch.einsum("nqp,nkp->nqk", x, g)) / npix
+    bce = (F.softplus(x).sum(-1)[:, :, None] - _pair_sums(x, g)) / npix
     cost = cfg.cost_dice * dice + cfg.cost_mask * bce - cfg.cost_class * scores.float().sigmoid()[:, :, None]
     cost = cost.cpu().numpy()
     ok = valid.cpu().numpy()
@@ -128,7 +135,7 @@ def iou_targets(probs: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor)
     (loss.score_target = iou). probs (N, Q, H, W), targets (N, K, H, W) {0, 1}, valid (N, K)."""
     m = (probs > 0.5).flatten(2).float()
     g = (targets > 0.5).flatten(2).float() * valid[:, :, None]
-    inter = torch.einsum("nqp,nkp->nqk", m, g)
+    inter = _pair_sums(m, g)
     union = m.sum(-1)[:, :, None] + g.sum(-1)[:, None, :] - inter
     return (inter / union.clamp(min=1)).amax(-1) if g.shape[1] else m.new_zeros(m.shape[:2])
 
@@ -140,18 +147,19 @@ def suppress_duplicates(probs: torch.Tensor, scores: torch.Tensor, iou: float) -
     if iou >= 1:
         return scores
     m = (probs > 0.5).flatten(2).float()
-    inter = torch.einsum("nqp,nrp->nqr", m, m)
+    inter = _pair_sums(m, m)
     area = m.sum(-1)
-    ious = inter / (area[:, :, None] + area[:, None, :] - inter).clamp(min=1)
-    out = scores.clone()
+    ious = (inter / (area[:, :, None] + area[:, None, :] - inter).clamp(min=1)).cpu().numpy()
+    order = torch.argsort(scores, dim=1, descending=True).cpu().numpy()
+    drop = torch.zeros(scores.shape, dtype=torch.bool)
     for n in range(scores.shape[0]):
         kept: list[int] = []
-        for q in torch.argsort(scores[n], descending=True).tolist():
-            if any(float(ious[n, q, r]) >= iou for r in kept):
-                out[n, q] = 0.0
+        for q in order[n].tolist():
+            if any(ious[n, q, r] >= iou for r in kept):
+                drop[n, q] = True
             else:
                 kept.append(q)
-    return out
+    return scores.masked_fill(drop.to(scores.device), 0.0)
 
 
 def joined_captions(inst_probs: torch.Tensor, inst_scores: torch.Tensor, inst_tokens: torch.Tensor,

@@ -207,6 +207,8 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg, tok, _ = load_model(checkpoint, dev)
     if instance_nms is not None:
+        if not 0 < instance_nms <= 1:
+            raise UserError(f"instance_nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
         if not model.cfg.instances:
             raise UserError(f"{checkpoint}: instance_nms is for an instance model (model.instances: true)")
         model.cfg.instance_nms = cfg.model.instance_nms = instance_nms

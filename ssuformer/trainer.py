@@ -30,7 +30,7 @@ from schemas.models import Split
 from schemas.root import DatasetRoot
 from ssuformer.batch import collate, to_device
 from ssuformer.checkpoint import read_checkpoint, save_checkpoint
-from ssuformer.config import Optimizer, Schedule, SSUConfig, config_from_dict
+from ssuformer.config import Optimizer, Schedule, SSUConfig, config_from_checkpoint
 from ssuformer.data import ClipDataset, train_captions
 from ssuformer.hub import check_pretrained, without_pretrained
 from ssuformer.model import SSUFormer
@@ -208,7 +208,7 @@ def setup(data: str | Path, cfg: SSUConfig, out: str | Path, resume: str | None 
     state = _resume_state(out, resume)
     sources = check_pretrained(cfg.model, resumed=state is not None)  # every missing file named, before any work
     if state is not None:
-        saved = config_from_dict(state["config"], source="checkpoint")
+        saved = config_from_checkpoint(state["config"])
         if cfg.model.max_caption_tokens == "auto":
             cfg.model.max_caption_tokens = saved.model.max_caption_tokens
         same_data = (saved.data.frames, saved.data.image_size) == (cfg.data.frames, cfg.data.image_size)

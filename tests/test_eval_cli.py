@@ -265,7 +265,10 @@ def test_checkpoint_switches_instances_on(synth_root, tmp_path, monkeypatch, fla
     import ssuformer.checkpoint
     import ssuformer.predict
 
-    def fake_predict(checkpoint, root, split, out_dir, progress=True):  # noqa: ANN001, ANN202 - predict_root's
+    seen = []
+
+    def fake_predict(checkpoint, root, split, out_dir, progress=True, instance_nms=None):  # noqa: ANN001, ANN202
+        seen.append(instance_nms)  # predict_root's signature
         return copy_annotations(synth_root, split, out_dir / "annotations").parent
 
     monkeypatch.setattr(ssuformer.predict, "predict_root", fake_predict)
@@ -275,6 +278,7 @@ def test_checkpoint_switches_instances_on(synth_root, tmp_path, monkeypatch, fla
     ckpt.write_bytes(b"")
     r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions")
     assert r.exit_code == 0, r.output
+    assert seen == [None]  # the checkpoint's own instance_nms unless --instance-nms says otherwise
     inst = json.loads((tmp_path / "best_eval_test" / "metrics.json").read_text())["instances"]
     assert (inst is not None) == bool(flag)
     if flag:
@@ -282,3 +286,7 @@ def test_checkpoint_switches_instances_on(synth_root, tmp_path, monkeypatch, fla
         r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions", "--no-instances",
                 "--out", str(tmp_path / "off"))
         assert json.loads((tmp_path / "off" / "metrics.json").read_text())["instances"] is None
+        r = run("--data", str(synth_root.path), "--checkpoint", str(ckpt), "--no-captions", "--instance-nms", "0.2",
+                "--out", str(tmp_path / "nms"))
+        assert r.exit_code == 0, r.output
+        assert seen[-1] == 0.2

@@ -287,3 +287,5 @@ def test_instance_sweep_cli(synth_root, checkpoint, instance_checkpoint, tmp_pat
     assert isinstance(r.exception, UserError) and "--nms" in str(r.exception)
     r = CliRunner().invoke(app, [*args, "--checkpoint", str(checkpoint)])
     assert isinstance(r.exception, UserError) and "not an instance model" in str(r.exception)
+    r = CliRunner().invoke(app, [*args, "--checkpoint", str(instance_checkpoint), "--split", "test"])
+    assert isinstance(r.exception, UserError) and "choose settings on val" in str(r.exception)

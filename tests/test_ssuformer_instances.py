@@ -40,6 +40,22 @@ def test_configs():
     assert (bench.model, bench.loss) == (load_config("bench", recipe).model, load_config("bench", recipe).loss)
     with pytest.raises(UserError, match="model.instances needs model.segmentation"):
         load_config("ssu_d", ["model.instances=true"])
+    with pytest.raises(UserError, match="model.mask_refine is for instance mode"):
+        load_config("paper", ["model.mask_refine=2"])
+
+
+def test_checkpoints_from_before_the_instance_recipe_keep_their_behaviour():
+    from ssuformer.config import config_from_checkpoint
+
+    saved = load_config("paper_i").model_dump(mode="json")
+    assert config_from_checkpoint(saved) == load_config("paper_i")  # saved settings win
+    for part, key in (("model", "instance_nms"), ("loss", "score_target"), ("loss", "deep_supervision")):
+        del saved[part][key]
+    old = config_from_checkpoint(saved)
+    assert (old.model.instance_nms, old.loss.score_target, old.loss.deep_supervision) == (1.0, "matched", 0.0)
+    semantic = load_config("paper").model_dump(mode="json")
+    del semantic["loss"]["score_target"]
+    assert config_from_checkpoint(semantic).loss.score_target == "iou"  # not an instance model: the default
 
 
 def test_match_assigns_each_target_to_the_query_that_predicts_it():
@@ -94,7 +110,7 @@ def test_suppress_duplicates_keeps_the_best_of_overlapping_masks():
     probs[0, 1, :2] = 1
     probs[0, 1, 2, :2] = 1      # IoU 8/10 with query 0
     probs[0, 2, 2:] = 1         # elsewhere
-    probs[0, 3, :2, :1] = 1     # inside query 0's mask, IoU 2/8
+    probs[0, 3, :2, :1] = 1     # inside query 1's (kept) mask: IoU 2/10
     scores = torch.tensor([[0.7, 0.9, 0.6, 0.8]])
     assert torch.allclose(suppress_duplicates(probs, scores, 0.5), torch.tensor([[0.0, 0.9, 0.6, 0.8]]))
     assert torch.equal(suppress_duplicates(probs, scores, 1.0), scores)
