@@ -285,14 +285,15 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> SSUCon
     return config_from_dict(data, source=name_or_path)
 
 
-# Instance settings added after instance checkpoints existed, and the behaviour those checkpoints were
-# trained and scored with: a saved config without them keeps that behaviour rather than the new defaults.
-_LEGACY_INSTANCE = {"model": {"instance_nms": 1.0}, "loss": {"score_target": "matched", "deep_supervision": 0.0}}
+# Instance loss settings added after instance checkpoints existed, and what those checkpoints were trained
+# with: resuming one keeps its losses rather than taking the new defaults. (model.instance_nms needs no entry:
+# its default, 0.5, is the same-frame dedup IoU their predictions already went through in the tracker.)
+_LEGACY_INSTANCE = {"loss": {"score_target": "matched", "deep_supervision": 0.0}}
 
 
 def config_from_checkpoint(data: dict[str, Any], source: str = "checkpoint") -> SSUConfig:
-    """The config saved in a checkpoint; an instance checkpoint from before model.instance_nms,
-    loss.score_target and loss.deep_supervision keeps the behaviour it was made with."""
+    """The config saved in a checkpoint; an instance checkpoint from before loss.score_target and
+    loss.deep_supervision keeps the losses it was trained with."""
     if data.get("model", {}).get("instances"):
         data = dict(data)
         for part, legacy in _LEGACY_INSTANCE.items():
