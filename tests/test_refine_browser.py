@@ -182,9 +182,14 @@ def test_fast_keys_typed_frame_and_timeline(env):
     wait_shown(page, 150)
     assert len(list(gradio_tmp.rglob("*.png"))) == pngs  # frames come from memory, not from temp files
     shot(env, page, "editor", full=True)
-    # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame
+    # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame.
+    # Played from frame 10, so that a slow screenshot under load cannot outlast the clip (space on an ended
+    # video plays it again, and the pause below would never come)
+    page.locator("#ssu-frame-no").fill("10")
+    page.keyboard.press("Enter")
+    wait_shown(page, 10)
     page.keyboard.press(" ")
-    page.wait_for_function("() => Number(document.body.dataset.frame) > 160", timeout=T)
+    page.wait_for_function("() => Number(document.body.dataset.frame) > 20", timeout=T)
     shot(env, page, "playing")
     page.keyboard.press(" ")
     page.wait_for_function("() => document.body.dataset.shown === document.body.dataset.frame && "
