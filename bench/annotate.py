@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    from annotator.model_config import SAM2_WINDOW
+    from annotator.models.settings import SAM2_WINDOW
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, help="dataset root (default: a fresh 1-clip synthetic root)")
@@ -36,8 +36,8 @@ def main() -> None:
 
     import torch
 
-    from annotator.models import Device, ModelsConfig, ModelSpec, Runtime
-    from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+    from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+    from annotator.models.loaders import Device, ModelsConfig, ModelSpec, Runtime
     from schemas.root import DatasetRoot
 
     if args.threads:

@@ -48,7 +48,7 @@ def main() -> None:
     from test_refine_support import PASSWORDS, make_users
     from tiny_models import build_tiny_sam
 
-    from annotator.model_config import Device, ModelKind, ModelsConfig, ModelSpec, Runtime
+    from annotator.models.settings import Device, ModelKind, ModelsConfig, ModelSpec, Runtime
     from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
     from annotator.refine.controller import Controller

@@ -1,12 +1,12 @@
-"""annotator.gating: per-second gate, score formatting, caption merging and picks (no models)."""
+"""annotator.draft.gating: per-second gate, score formatting, caption merging and picks (no models)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from annotator import gating
-from annotator.cli import main
+from annotator.draft import gating
+from annotator.draft.cli import main
 
 
 def test_gate_and_scores_round_trip() -> None:

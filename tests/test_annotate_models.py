@@ -1,4 +1,4 @@
-"""annotator.models: tiny random models saved to folders and loaded back through the real loaders."""
+"""annotator.models.loaders: tiny random models saved to folders and loaded back through the real loaders."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from tiny_models import session_tiny_models
 
-from annotator import models as M
-from annotator.model_config import Direction
+from annotator.models import loaders as M
+from annotator.models.settings import Direction
 from schemas.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from tiny_models import session_tiny_models
 
-from annotator.cli import main
-from annotator.models import ModelInfo, ModelKind
-from annotator.pipeline import Loaded, PipelineConfig, plan_sources
-from annotator.runner import run
+from annotator.draft.cli import main
+from annotator.draft.pipeline import Loaded, PipelineConfig, plan_sources
+from annotator.draft.runner import run
+from annotator.models.loaders import ModelInfo, ModelKind
 from schemas.constants import FPS, NUM_FRAMES, SECONDS, SIZE
 from schemas.models import CatalogRow, Category, ClipStatus, Manifest, Origin, Region
 from schemas.root import DatasetRoot
@@ -168,7 +168,7 @@ def test_plan_sources_regions_and_keywords() -> None:
 def test_gate_stage_alone_keeps_masks_in_heard_seconds() -> None:
     """A stage runs on its own inputs (no models): masks stay in the seconds whose score passes, the seed frame
     is SAM's, tracked frames SAM2's, silent seconds the tagger's; provenance records the scores."""
-    from annotator.pipeline import AutoAnnotator, Found, SourcePlan
+    from annotator.draft.pipeline import AutoAnnotator, Found, SourcePlan
     from schemas.models import SoundSource
 
     src = SoundSource(id=0, category="dog", name="dog", masks=[None] * NUM_FRAMES)

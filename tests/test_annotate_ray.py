@@ -9,8 +9,8 @@ import os
 import pytest
 from tiny_models import session_tiny_models
 
-from annotator.pipeline import PipelineConfig
-from annotator.runner import run
+from annotator.draft.pipeline import PipelineConfig
+from annotator.draft.runner import run
 from schemas.models import ClipStatus
 from schemas.root import DatasetRoot
 

@@ -17,6 +17,17 @@ ALLOWED = {
     "annotator": {"schemas", "ssuformer.metrics", "collection.job", "collection.index"},
     "bench": {"schemas", "collection", "annotator", "ssuformer"},
 }
+# annotator's rooms (one per stage) and the other rooms each may import; the package root holds only small shared
+# leaves (ROOT_LEAVES) that any room may use. docs/development.md "Layout" states the same table.
+ROOMS = {
+    "annotator.models": set(),  # settings, flags, loaders: SAM, SAM2, the Hugging Face models
+    "annotator.draft": {"annotator.models"},  # ssu-annotate: the automatic pipeline and its runner
+    "annotator.search": set(),  # ssu-search
+    "annotator.export": set(),  # ssu-export
+    # ssu-refine: the upload drafts new clips, the tools run the models, the editor's search box uses ssu-search
+    "annotator.refine": {"annotator.models", "annotator.draft", "annotator.search"},
+}
+ROOT_LEAVES = {"__init__.py", "overlay.py"}
 # Import edges of known cycles tolerated by the test: none. Any cycle between modules fails.
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 HEAVY = ("torch", "timm", "transformers", "gradio", "ray", "sam2", "pandas", "matplotlib", "datasets")
@@ -40,6 +51,24 @@ def test_import_direction(pkg):
         for mod in _imports(f):
             top = mod.split(".")[0]
             if top in ALLOWED and top != pkg and not any(mod == a or mod.startswith(a + ".") for a in ALLOWED[pkg]):
+                bad.append(f"{f.relative_to(REPO)} imports {mod}")
+    assert not bad, bad
+
+
+def test_annotator_root_holds_only_shared_leaves():
+    files = {p.name for p in (REPO / "annotator").iterdir() if p.is_file()}
+    rooms = {p.name for p in (REPO / "annotator").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert files == ROOT_LEAVES, f"annotator/ root: {sorted(files - ROOT_LEAVES)} belong in a room"
+    assert {f"annotator.{r}" for r in rooms} == set(ROOMS), "a room of annotator/ is missing from ROOMS"
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_annotator_rooms_import_only_their_neighbours(room):
+    bad = []
+    for f in (REPO / room.replace(".", "/")).rglob("*.py"):
+        for mod in _imports(f):
+            other = ".".join(mod.split(".")[:2])
+            if other in ROOMS and other != room and other not in ROOMS[room]:
                 bad.append(f"{f.relative_to(REPO)} imports {mod}")
     assert not bad, bad
 

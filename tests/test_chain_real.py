@@ -54,8 +54,8 @@ def mask(ann, frame: int) -> np.ndarray:
 def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture) -> None:
-    from annotator.cli import main as annotate_main
-    from annotator.export_cli import main as export_main
+    from annotator.draft.cli import main as annotate_main
+    from annotator.export.cli import main as export_main
     from collection.cli import main as collect_main
     from ssuformer.eval_cli import main as eval_main
     from ssuformer.train_cli import main as train_main

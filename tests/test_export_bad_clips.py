@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from annotator.export_cli import app
+from annotator.export.cli import app
 from schemas.cli import app as validate_app
 from schemas.models import RLE, ClipStatus
 from schemas.validate import validate_root

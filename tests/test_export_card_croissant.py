@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from annotator.export.cli import app
 from annotator.export.stats import compute
-from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.cli import app as validate_app
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from annotator.export_cli import app
+from annotator.export.cli import app
 from schemas.models import ClipStatus
 
 
@@ -32,7 +32,7 @@ def test_all_writes_every_format(synth_root_copy, tmp_path: Path) -> None:
 
 
 def test_user_errors_exit_2(synth_root, tmp_path: Path, monkeypatch, capsys) -> None:
-    from annotator.export_cli import main
+    from annotator.export.cli import main
 
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
@@ -56,7 +56,7 @@ def test_user_errors_exit_2(synth_root, tmp_path: Path, monkeypatch, capsys) -> 
 
 
 def test_help_is_light() -> None:
-    code = ("import sys; from annotator.export_cli import app; "
+    code = ("import sys; from annotator.export.cli import app; "
             "heavy = [m for m in ('pyarrow', 'datasets', 'webdataset', 'mlcroissant', 'matplotlib', 'pandas', 'av')"
             " if m in sys.modules]; print(heavy)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

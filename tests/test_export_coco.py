@@ -10,8 +10,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
+from annotator.export.cli import app
 from annotator.export.coco import sample_frames
-from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.errors import UserError
 from schemas.media import read_frames

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from annotator.export.cli import app
 from annotator.export.hub import hf_split
-from annotator.export_cli import app
 from schemas import rle as rle_mod
 from schemas.media import read_wav
 from schemas.models import ClipStatus

@@ -15,7 +15,7 @@ from PIL import Image
 from test_export_yvis import MiniYTVOS
 from typer.testing import CliRunner
 
-from annotator.export_cli import app
+from annotator.export.cli import app
 from schemas import rle as rle_mod
 from schemas.models import ClipStatus
 

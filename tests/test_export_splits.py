@@ -113,7 +113,7 @@ def test_small_root_honours_ratios_globally(tmp_path: Path) -> None:
     """The acceptance: 14 clips at 70,15,15 split 10/2/2 (not 12/2/0), through the command."""
     from typer.testing import CliRunner
 
-    from annotator.export_cli import app
+    from annotator.export.cli import app
 
     root = DatasetRoot.create(tmp_path / "r", Manifest(name="t"))
     rows = _synth_like(14)

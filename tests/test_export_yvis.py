@@ -11,7 +11,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
-from annotator.export_cli import app
+from annotator.export.cli import app
 from schemas import rle as rle_mod
 from schemas.models import Split
 

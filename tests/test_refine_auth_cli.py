@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from annotator.refine import dashboard, history
 from annotator.refine.auth import Role, UserStore, add_user, hash_password, verify_password
-from annotator.refine_cli import app
+from annotator.refine.cli import app
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES
 from schemas.errors import UserError
@@ -94,7 +94,7 @@ def test_cli_serves_with_login(synth_root, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = "import sys; from annotator.refine_cli import main; sys.argv[0] = 'ssu-refine'; main()"
+    code = "import sys; from annotator.refine.cli import main; sys.argv[0] = 'ssu-refine'; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, str(synth_root.path), "--users", str(users),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,4 +1,4 @@
-"""ssu-refine tools through the real model loaders (annotator.models) with tiny random SAM / SAM2 / VLM.
+"""ssu-refine tools through the real model loaders (annotator.models.loaders) with tiny random SAM / SAM2 / VLM.
 
 Random weights say nothing about quality; these tests check the plumbing: the right model is called with
 the right frame and prompts, its answer lands in the annotation with provenance, and the shared models
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_refine_support import make_users
 
-from annotator.model_config import Device, DType, ModelKind
-from annotator.model_flags import models_config
+from annotator.models.flags import models_config
+from annotator.models.settings import Device, DType, ModelKind
 from annotator.refine.auth import UserStore
 from annotator.refine.controller import Controller, RefineConfig
 from annotator.refine.frames import FrameStore

@@ -12,7 +12,7 @@ import pytest
 from test_refine_support import make_users
 from tiny_models import build_forced_models
 
-from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
 from annotator.refine import upload
 from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
 from annotator.refine.models_hub import ModelsHub
@@ -63,7 +63,7 @@ def test_a_failing_draft_still_queues_the_clip(shared_data: Path, synth_root_cop
 
 def test_draft_needs_all_five_models(synth_root, tmp_path: Path) -> None:
     users = make_users(tmp_path / "users.toml")
-    out = subprocess.run([sys.executable, "-m", "annotator.refine_cli", "serve", str(synth_root.path), "--users",
+    out = subprocess.run([sys.executable, "-m", "annotator.refine.cli", "serve", str(synth_root.path), "--users",
                           str(users), "--draft", "--sam", str(tmp_path)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr

@@ -98,7 +98,7 @@ def test_bad_queries_and_folders_are_one_line_errors(synth_root, tmp_path: Path)
 def test_cli_table_json_and_usage_errors(synth_root, tmp_path: Path) -> None:
     cid = synth_root.annotated_ids()[0]
     text = next(s for s in synth_root.read_annotation(cid).sources if s.captions).captions[0].text
-    run = [sys.executable, "-m", "annotator.search_cli", str(synth_root.path)]
+    run = [sys.executable, "-m", "annotator.search.cli", str(synth_root.path)]
     out = subprocess.run([*run, text, "--top", "3", "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)

@@ -1,5 +1,5 @@
 """Tiny random-weight models for tests: built from configs, saved like the real ones, loaded back through
-annotator.models (the real loading code). Nothing is downloaded.
+annotator.models.loaders (the real loading code). Nothing is downloaded.
 
     paths = build_tiny_models(tmp_path / "models")     # ~10 s on 2 cores; reuse across a session
     cfg = paths.models_config()                        # annotator.models.ModelsConfig pointing at them
@@ -47,7 +47,7 @@ class ModelPaths:
     audio_tagger: Path  # transformers CLAP folder
 
     def models_config(self, **runtime: object):  # -> annotator.models.ModelsConfig
-        from annotator.models import ModelsConfig, ModelSpec, Runtime
+        from annotator.models.loaders import ModelsConfig, ModelSpec, Runtime
 
         return ModelsConfig(sam=ModelSpec(source=str(self.sam)), sam2=ModelSpec(source=str(self.sam2)),
                             captioner=ModelSpec(source=str(self.captioner)),
@@ -82,7 +82,7 @@ def build_tiny_sam(out: Path, seed: int = 0) -> Path:
     """segment-anything layout for a custom size: sam.json (architecture) + sam.pth (state dict)."""
     import torch
 
-    from annotator.models import build_segment_anything
+    from annotator.models.loaders import build_segment_anything
 
     torch.manual_seed(seed)
     arch = {"image_size": 256, "encoder_embed_dim": 64, "encoder_depth": 2, "encoder_num_heads": 2,
@@ -177,7 +177,7 @@ def build_tiny_models(root: Path, seed: int = 0) -> ModelPaths:
 # With random weights the chain stops early on real clips: SAM2's object-score head says "no object" on every
 # frame it tracks, so only the seed frame keeps a mask, and a caption could be empty should greedy decoding
 # pick </s> first. `build_forced_models` edits the saved weights (state dicts, then loaded back through
-# annotator.models like any checkpoint) so that each stage hands the next one something:
+# annotator.models.loaders like any checkpoint) so that each stage hands the next one something:
 # - SAM and SAM2 mask decoders: one channel of the upscaled image embedding is a constant GELU(MASK_BIAS) and
 #   every mask token's hypernetwork reads it with weight 1, i.e. +0.026 on every mask logit. The random logits
 #   are about that small, so on the real clips masks are noisy regions of ~25-100 % of the frame, not empty

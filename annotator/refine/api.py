@@ -25,8 +25,8 @@ from annotator.refine.models_hub import Direction
 from schemas.errors import UserError
 from schemas.models import check_clip_id
 
-STATIC = Path(__file__).resolve().parents[1]  # annotator/: refine_editor.js, refine_editor.css
-STATIC_FILES = {"editor.js": ("refine_editor.js", "text/javascript"), "editor.css": ("refine_editor.css", "text/css")}
+STATIC = Path(__file__).resolve().parent / "static"  # the editor page: editor.js, editor.css
+STATIC_FILES = {"editor.js": ("editor.js", "text/javascript"), "editor.css": ("editor.css", "text/css")}
 JPEG_QUALITY = 90
 
 

@@ -1,5 +1,5 @@
 """The Gradio 6 shell of ssu-refine: login, the queue, uploads and the dashboard. The frame editor is a
-page of its own (/ssu/editor, annotator/refine_editor.js over the JSON API in api.py) mounted on the same
+page of its own (/ssu/editor, annotator/refine/static/editor.js over the JSON API in api.py) mounted on the same
 FastAPI app, so every key and stroke is handled in the browser, in order, and frames are served from memory.
 
 Handlers take the gr.Request (its session hash keys the controller's session, its username is the logged-in
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gradio as gr  # this module is imported only when the server starts (refine_cli imports it lazily)
+import gradio as gr  # this module is imported only when the server starts (refine/cli.py imports it lazily)
 
 from annotator.refine import api, assets, dashboard, upload
 from annotator.refine.controller import Controller

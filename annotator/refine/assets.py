@@ -1,5 +1,5 @@
 """The editor page's HTML shell, the shortcut list (shown in the page and in docs/refine.md), and the
-Queue page's CSS. The editor's behaviour lives in annotator/refine_editor.js, its looks in refine_editor.css."""
+Queue page's CSS. The editor's behaviour lives in annotator/refine/static/editor.js, its looks in static/editor.css."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Adapters from annotator.models (the shared model loaders) to the hub protocols of models_hub.py.
+"""Adapters from annotator.models.loaders (the shared model loaders) to the hub protocols of models_hub.py.
 
-annotator.models gives a SAM predictor (set_image + predict), a stateless SAM2 VideoPropagator
+annotator.models.loaders gives a SAM predictor (set_image + predict), a stateless SAM2 VideoPropagator
 (propagate(frames, seeds, start, end, direction) -> {frame: {source: mask}}) and a RegionCaptioner. The
 app wants one call per tool, so these adapters:
 - remember which image SAM last embedded (set_image is the expensive half; repeated clicks on one frame
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from annotator import models
-from annotator.model_config import Direction, ModelsConfig
+from annotator.models import loaders as models
+from annotator.models.settings import Direction, ModelsConfig
 
 
 def _fingerprint(image: np.ndarray) -> bytes:

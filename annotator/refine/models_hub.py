@@ -3,7 +3,7 @@
 Each model is loaded once and only ever called behind one lock per model: SAM's predictor keeps the last
 image's embedding as state (set_image), so two users must not interleave set_image/predict. Nothing here is
 per user. The app talks to three small protocols so that the controller can be tested with any
-implementation; `ModelsHub.load` builds adapters (model_adapters) over annotator.models from the same
+implementation; `ModelsHub.load` builds adapters (model_adapters) over annotator.models.loaders from the same
 ModelsConfig that ssu-annotate uses.
 """
 
@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from annotator.model_config import Direction, ModelKind, ModelsConfig
+from annotator.models.settings import Direction, ModelKind, ModelsConfig
 from annotator.refine import model_adapters
 from schemas.errors import UserError
 
@@ -116,7 +116,7 @@ class ModelsHub:
 
     @classmethod
     def load(cls, models: ModelsConfig, kinds: Collection[ModelKind]) -> ModelsHub:
-        """Load the models of `kinds` once (through annotator.models); the other tools stay off."""
+        """Load the models of `kinds` once (through annotator.models.loaders); the other tools stay off."""
         return cls(segmenter=model_adapters.load_segmenter(models) if ModelKind.sam in kinds else None,
                    propagator=model_adapters.load_propagator(models) if ModelKind.sam2 in kinds else None,
                    captioner=model_adapters.load_captioner(models) if ModelKind.captioner in kinds else None)

@@ -29,7 +29,7 @@ from schemas.models import Annotation, ClipStatus, now_utc
 from schemas.root import DatasetRoot
 
 if TYPE_CHECKING:
-    from annotator.pipeline import AutoAnnotator
+    from annotator.draft.pipeline import AutoAnnotator
     from annotator.refine.models_hub import ModelsHub
 
 MAX_FILES = 50

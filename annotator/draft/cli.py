@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from annotator import model_flags as mf
-from annotator.model_config import Device, DType, ModelKind, ModelsConfig
+from annotator.models import flags as mf
+from annotator.models.settings import Device, DType, ModelKind, ModelsConfig
 from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
@@ -77,8 +77,8 @@ def run_cmd(
     """
     from pydantic import ValidationError
 
-    from annotator.pipeline import PipelineConfig
-    from annotator.runner import run
+    from annotator.draft.pipeline import PipelineConfig
+    from annotator.draft.runner import run
 
     settings = _load_yaml(config)
     flags = {"audio_threshold": audio_threshold, "box_threshold": box_threshold, "max_instances": max_instances,
@@ -110,7 +110,7 @@ def models_cmd(
 
     Example: ssu-annotate models --sam2 /models/sam2.1-hiera-large
     """
-    from annotator.models import missing_weights, present
+    from annotator.models.loaders import missing_weights, present
 
     cfg = _models(sam, sam2, sam2_config, captioner, detector, audio_tagger, device, dtype, offline)
     rows = [(k, cfg.spec(k), present(k, cfg.spec(k))) for k in ModelKind]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.model_config import (
+from annotator.models.settings import (
     SAM2_WINDOW,
     Direction,
     ModelInfo,

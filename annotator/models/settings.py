@@ -2,7 +2,7 @@
 
 `ssu-annotate` and `ssu-refine` describe their models with these types and flags: one `ModelSpec` per
 `ModelKind` (hub id or local path), one `Runtime` (device, dtype, offline), gathered in `ModelsConfig`.
-The loaders (annotator.models, models_hf, sam2_video, sam_image) and the refinement app all import from
+The loaders (annotator.models.loaders, models_hf, sam2_video, sam_image) and the refinement app all import from
 here, so the defaults below exist once. `ModelInfo` is what provenance records about a loaded model;
 `is_local` / `missing_weights` / `version_of` resolve a source the same way for every model kind.
 """

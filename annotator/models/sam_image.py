@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.model_config import (
+from annotator.models.settings import (
     ModelInfo,
     ModelKind,
     ModelSpec,

@@ -2,7 +2,7 @@
 
 Both commands describe their models with the same flags (`--sam`, `--sam2`, `--sam2-config`,
 `--captioner`, `--detector`, `--audio-tagger`, `--device`, `--dtype`, `--offline/--online`) and turn them
-into the same annotator.model_config.ModelsConfig. A source flag either defaults to the strongest model of
+into the same annotator.models.settings.ModelsConfig. A source flag either defaults to the strongest model of
 its kind (ssu-annotate runs every model) or is off until given (ssu-refine: a tool whose model is off says so).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from annotator.model_config import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
+from annotator.models.settings import DEFAULTS, Device, DType, ModelKind, ModelsConfig, ModelSpec, Runtime
 
 _SOURCE_HELP = {
     ModelKind.sam: "SAM: segment-anything .pth / folder (sam.json + sam.pth), or transformers SamModel",

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from annotator import gating, models
-from annotator.model_config import MAX_NEW_TOKENS, SAM2_WINDOW, ModelInfo, ModelsConfig
-from annotator.models_hf import DEFAULT_CAPTION_PROMPT, Detection
-from annotator.sam2_video import Masks
+from annotator.draft import gating
+from annotator.models import loaders as models
+from annotator.models.hf import DEFAULT_CAPTION_PROMPT, Detection
+from annotator.models.sam2_video import Masks
+from annotator.models.settings import MAX_NEW_TOKENS, SAM2_WINDOW, ModelInfo, ModelsConfig
 from schemas import rle as rle_mod
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.media import read_frames, read_wav

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from annotator import model_flags as mf
-from annotator.model_config import Device, DType, ModelKind
+from annotator.models import flags as mf
+from annotator.models.settings import Device, DType, ModelKind
 from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
@@ -72,7 +72,7 @@ def serve(
         if missing_flags := [k.flag for k, v in sources.items() if not v]:
             raise UserError(f"--draft runs ssu-annotate's pipeline on uploads and needs {', '.join(missing_flags)} "
                             "too; give them, or drop --draft")
-        from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+        from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
         from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
         from annotator.refine.upload import AutoDraft
 

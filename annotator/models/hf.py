@@ -1,6 +1,6 @@
 """transformers-backed models: VLM region captioner, text-grounded detector, audio tagger.
 
-Load them through annotator.models (load_captioner, load_detector, load_audio_tagger). Every loader takes a
+Load them through annotator.models.loaders (load_captioner, load_detector, load_audio_tagger). Every loader takes a
 hub id or a local folder and honours offline mode; missing weights become a UserError saying how to get
 them. Outputs are plain numpy / str: callers never see tensors.
 """
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from annotator.model_config import (
+from annotator.models.settings import (
     MAX_NEW_TOKENS,
     ModelInfo,
     ModelKind,

@@ -1,7 +1,7 @@
 """The one place annotation models load: SAM, SAM2 (video), VLM captioner, text-grounded detector, audio tagger.
 
 This module is the front door: callers import the loaders from here, and the settings types from
-annotator.model_config (re-exported here too). Each model comes from a hub id or a local path
+annotator.models.settings (re-exported here too). Each model comes from a hub id or a local path
 (`ModelSpec.source`); offline mode (`--offline` or HF_HUB_OFFLINE=1) never touches the network, and
 missing weights raise a UserError that names them and says how to get them. Wrappers keep no per-video
 state: `VideoPropagator.propagate` builds a fresh SAM2 inference state per call (as sam2's video predictor
@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotator import models_hf, sam2_video, sam_image
-from annotator.model_config import (
+from annotator.models import hf, sam2_video, sam_image
+from annotator.models.hf import AudioTagger, Detector, RegionCaptioner
+from annotator.models.sam2_video import VideoPropagator
+from annotator.models.sam_image import MaskResult, SamPredictorWrapper, build_segment_anything
+from annotator.models.settings import (
     DEFAULTS,
     MAX_NEW_TOKENS,
     SAM2_WINDOW,
@@ -33,9 +36,6 @@ from annotator.model_config import (
     is_local,
     missing_weights,
 )
-from annotator.models_hf import AudioTagger, Detector, RegionCaptioner
-from annotator.sam2_video import VideoPropagator
-from annotator.sam_image import MaskResult, SamPredictorWrapper, build_segment_anything
 
 __all__ = [
     "DEFAULTS", "MAX_NEW_TOKENS", "SAM2_WINDOW", "AudioTagger", "DType", "Detector", "Device", "Direction",
@@ -65,12 +65,12 @@ def load_sam2_video(cfg: ModelsConfig, window: int = SAM2_WINDOW, offload: bool 
 
 
 def load_captioner(cfg: ModelsConfig, max_new_tokens: int = MAX_NEW_TOKENS) -> RegionCaptioner:
-    return models_hf.load_captioner(cfg.captioner, cfg.runtime, max_new_tokens=max_new_tokens)
+    return hf.load_captioner(cfg.captioner, cfg.runtime, max_new_tokens=max_new_tokens)
 
 
 def load_detector(cfg: ModelsConfig) -> Detector:
-    return models_hf.load_detector(cfg.detector, cfg.runtime)
+    return hf.load_detector(cfg.detector, cfg.runtime)
 
 
 def load_audio_tagger(cfg: ModelsConfig) -> AudioTagger:
-    return models_hf.load_audio_tagger(cfg.audio_tagger, cfg.runtime)
+    return hf.load_audio_tagger(cfg.audio_tagger, cfg.runtime)

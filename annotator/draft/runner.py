@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotator.model_config import ModelsConfig
-from annotator.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.models.settings import ModelsConfig
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus
 from schemas.root import DatasetRoot
