@@ -52,7 +52,7 @@ def main() -> None:
     from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
     from annotator.refine.controller import Controller
-    from annotator.refine.models_hub import ModelsHub
+    from annotator.refine.tool_models import ToolModels
     from collection.synth import make_synthetic_root
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-refine-"))
@@ -60,8 +60,8 @@ def main() -> None:
         make_synthetic_root(tmp / "root", clips=2, seed=0)
         settings = ModelsConfig(sam=ModelSpec(source=str(build_tiny_sam(tmp / "sam"))),
                                 runtime=Runtime(device=Device.cpu, offline=True))
-        hub = ModelsHub.load(settings, [ModelKind.sam])
-        ctl = Controller(tmp / "root", UserStore(make_users(tmp / "users.toml")), hub)
+        models = ToolModels.load(settings, [ModelKind.sam])
+        ctl = Controller(tmp / "root", UserStore(make_users(tmp / "users.toml")), models)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -21,7 +21,7 @@ import pytest
 from tiny_models import annotate_flags, build_forced_models
 
 from schemas import rle as rle_mod
-from schemas.constants import NUM_FRAMES, SIZE
+from schemas.constants import NUM_FRAMES
 from schemas.models import ClipStatus
 from schemas.root import DatasetRoot
 from schemas.validate import validate_root
@@ -98,7 +98,7 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
     # -- refine: an eraser stroke and a caption edit per clip, submitted by a refiner, accepted by a reviewer ---
     from annotator.refine.auth import Role, UserStore, add_user
     from annotator.refine.controller import Controller
-    from annotator.refine.tools import Tool
+    from annotator.refine.tools import stroke_shape
 
     users = tmp_path / "users.toml"
     add_user(users, "alice", "alice-pw", Role.refiner)
@@ -109,11 +109,10 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
     for c in ids:
         v = ctl.open_clip("s-alice", c)
         assert not v.read_only and v.status is ClipStatus.in_progress
-        v = ctl.view("s-alice", frame=FRAME)
-        ctl.set_tool("s-alice", Tool.eraser, ERASE[2])
-        v = ctl.click("s-alice", ERASE[0], ERASE[1], v.revision)
-        span = next(i for i, (a, b, _) in enumerate(v.spans) if int(a) <= FRAME < int(b))
-        v = ctl.edit_span("s-alice", v.revision, span, CAPTION)
+        source = v.sources[0].id
+        v = ctl.stroke("s-alice", v.revision, FRAME, source, [list(ERASE[:2])], ERASE[2], erase=True)
+        rows = [[a, b, CAPTION if int(a) <= FRAME < int(b) else text] for a, b, text in v.spans]
+        v = ctl.set_spans("s-alice", v.revision, source, rows)
         v = ctl.decide("s-alice", v.revision, "accept")
         assert v.status is ClipStatus.needs_review
         v = ctl.open_clip("s-rita", c)
@@ -121,8 +120,7 @@ def test_collect_annotate_refine_export_train_eval(shared_data: Path, tmp_path: 
         v = ctl.decide("s-rita", v.revision, "accept")
         assert v.status is ClipStatus.accepted
     refined = {}
-    yy, xx = np.ogrid[:SIZE, :SIZE]
-    disc = (xx - ERASE[0]) ** 2 + (yy - ERASE[1]) ** 2 <= ERASE[2] ** 2
+    disc = stroke_shape([list(ERASE[:2])], ERASE[2])
     for c in ids:
         ann = root.read_annotation(c)
         assert ann.status is ClipStatus.accepted and root.catalog.get(c).status is ClipStatus.accepted

@@ -48,10 +48,10 @@ class Server:
         from annotator.refine.app import launch
         from annotator.refine.auth import UserStore
         from annotator.refine.controller import Controller, RefineConfig
-        from annotator.refine.models_hub import ModelsHub
+        from annotator.refine.tool_models import ToolModels
 
         self.ctl = Controller(self.root_path, UserStore(self.users),
-                              ModelsHub(ColourSegmenter(), ColourPropagator(), EchoCaptioner()),
+                              ToolModels(ColourSegmenter(), ColourPropagator(), EchoCaptioner()),
                               RefineConfig(heartbeat_seconds=1.0))
         self.demo = launch(self.ctl, "127.0.0.1", self.port, block=False)
 
@@ -334,6 +334,6 @@ def test_upload_real_clip(env, shared_data):
     assert row is not None and row.status == ClipStatus.auto
     assert ctl.root.clip_path(cid).is_file()
     assert Path(row.source_path).is_file() and ".uploads" in row.source_path  # the original is kept
-    assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").sid)}
+    assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").session_id)}
     rita.locator("button[role=tab]:has-text('Queue')").first.click()
     rita.get_by_text(cid).first.wait_for(state="attached", timeout=T)

@@ -1,5 +1,5 @@
 """Shared pieces of the ssu-refine tests (no tests here): users, a controller over a synthetic root, and
-simple classical models implementing the hub protocols, used where no tiny neural model is available.
+simple classical models implementing the protocols of tool_models.py, used where no tiny neural model is available.
 
 ColourSegmenter/ColourPropagator are real (if simple) algorithms, not canned answers: a mask is the
 pixels whose colour is close to the colour under the positive clicks (or the seed mask's mean colour).
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annotator.models.settings import Direction
 from annotator.refine.auth import Role, add_user
-from annotator.refine.models_hub import Direction
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-22", "rita": "rita-pw-333"}
 ROLES = {"alice": Role.refiner, "bob": Role.refiner, "rita": Role.reviewer}

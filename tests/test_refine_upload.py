@@ -15,7 +15,7 @@ from tiny_models import build_forced_models
 from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
 from annotator.refine import upload
 from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
-from annotator.refine.models_hub import ModelsHub
+from annotator.refine.tool_models import ToolModels
 from schemas.models import ClipStatus
 from schemas.root import DatasetRoot
 
@@ -27,8 +27,8 @@ def test_uploaded_clip_gets_the_automatic_draft(shared_data: Path, synth_root_co
     settings = build_forced_models(tmp_path / "models").models_config(device="cpu", offline=True)
     cfg = PipelineConfig(gate=False, max_instances=1)  # the tiny audio tagger would gate every mask out
     loaded = Loaded.load(settings, cfg)
-    hub = ModelsHub(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
-    draft = upload.AutoDraft(AutoAnnotator(loaded, cfg), hub)  # as `ssu-refine --draft` builds it
+    models = ToolModels(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
+    draft = upload.AutoDraft(AutoAnnotator(loaded, cfg), models)  # as `ssu-refine --draft` builds it
     said: list[str] = []
     res = upload.ingest(synth_root_copy.path, [shared_data / "media" / "vggsound" / CLIP], "playing piano",
                         "rita", said.append, draft=draft)

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from annotator.refine import assets, payload
 from annotator.refine.controller import Controller, StaleEdit
-from annotator.refine.models_hub import Direction
+from annotator.refine.state import ClipView
 from schemas.errors import UserError
 from schemas.models import check_clip_id
 
@@ -40,6 +40,84 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
         return int(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise UserError(f"{key}: expected a whole number, got {v!r}") from None
+
+
+def _source_id(body: dict[str, Any]) -> int:
+    return _int(body, "source_id")
+
+
+def _frame(body: dict[str, Any]) -> int:
+    return _int(body, "frame")
+
+
+def _points(body: dict[str, Any]) -> list[Any]:
+    return list(body.get("points") or [])
+
+
+# -- the edits, one named handler per `kind` the page sends: (controller, session id, revision, body) -> view ----
+def edit_stroke(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.stroke(session_id, rev, _frame(body), _source_id(body), _points(body), _int(body, "radius", 12),
+                      bool(body.get("erase")))
+
+
+def edit_polygon(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.polygon(session_id, rev, _frame(body), _source_id(body), _points(body), bool(body.get("erase")))
+
+
+def edit_sam(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.sam_prompt(session_id, rev, _frame(body), _source_id(body), [tuple(p) for p in _points(body)],
+                          body.get("box"))
+
+
+def edit_propagate(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.propagate(session_id, rev, _frame(body), _source_id(body), str(body.get("direction", "both")),
+                         _int(body, "start", 0), _int(body, "end", 300))
+
+
+def edit_spans(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    rows = [[x.get("start"), x.get("end"), x.get("text")] for x in body.get("spans") or []]
+    return ctl.set_spans(session_id, rev, _source_id(body), rows)
+
+
+def edit_split(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.split_span(session_id, rev, _frame(body), _source_id(body))
+
+
+def edit_regenerate(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.regenerate_span(session_id, rev, _source_id(body), _int(body, "index", 0))
+
+
+def edit_add_source(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.add_source(session_id, rev, str(body.get("category") or ""), body.get("name"))
+
+
+def edit_set_category(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.set_category(session_id, rev, _source_id(body), str(body.get("category") or ""), body.get("name"))
+
+
+def edit_remove_source(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.remove_source(session_id, rev, _source_id(body))
+
+
+def edit_undo(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.undo(session_id, rev)
+
+
+def edit_redo(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.redo(session_id, rev)
+
+
+def edit_decide(ctl: Controller, session_id: str, rev: str | None, body: dict[str, Any]) -> ClipView:
+    return ctl.decide(session_id, rev, str(body.get("decision") or ""), body.get("note"))
+
+
+EditHandler = Callable[[Controller, str, str | None, dict[str, Any]], ClipView]
+EDITS: dict[str, EditHandler] = {
+    "stroke": edit_stroke, "polygon": edit_polygon, "sam": edit_sam, "propagate": edit_propagate,
+    "spans": edit_spans, "split": edit_split, "regenerate": edit_regenerate, "add_source": edit_add_source,
+    "set_category": edit_set_category, "remove_source": edit_remove_source, "undo": edit_undo, "redo": edit_redo,
+    "decide": edit_decide,
+}
 
 
 def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) -> APIRouter:
@@ -61,13 +139,14 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             raise UserError(f"unknown clip {cid!r}")
         return cid
 
-    def sid_of(request: Request, body: dict[str, Any]) -> str:
+    def session_of(request: Request, body: dict[str, Any]) -> str:
+        """The session id of the tab the body names, its session opened for the logged-in user."""
         tab = str(body.get("tab") or "")
         if not 8 <= len(tab) <= 64 or not tab.replace("-", "").isalnum():
             raise UserError("tab: missing or malformed tab id; reload the page")
-        sid = f"tab:{tab}"
-        ctl.open_session(sid, user_of(request)).render_image = False
-        return sid
+        session_id = f"tab:{tab}"
+        ctl.open_session(session_id, user_of(request))
+        return session_id
 
     seq_lock = threading.Lock()
 
@@ -142,20 +221,18 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
         body = await body_of(request)
 
         def run() -> dict[str, Any]:
-            sid = sid_of(request, body)
-            v = ctl.open_clip(sid, str(body.get("clip") or ""))
-            return payload.editor_state(ctl, sid, v.message)
+            return payload.editor_state(ctl, ctl.open_clip(session_of(request, body), str(body.get("clip") or "")))
         return await off_loop(run)
 
     @r.post("/ssu/api/state")
     async def state(request: Request) -> Response:
         body = await body_of(request)
-        return await off_loop(lambda: payload.editor_state(ctl, sid_of(request, body)))
+        return await off_loop(lambda: payload.editor_state(ctl, ctl.view(session_of(request, body))))
 
     @r.post("/ssu/api/heartbeat")
     async def heartbeat(request: Request) -> Response:
         body = await body_of(request)
-        return await off_loop(lambda: ctl.heartbeat(sid_of(request, body)))
+        return await off_loop(lambda: ctl.heartbeat(session_of(request, body)))
 
     @r.post("/ssu/api/close")
     async def close(request: Request) -> Response:
@@ -170,55 +247,26 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
             return {"closed": s is not None}
         return await off_loop(run)
 
-    edits: dict[str, Callable[[str, str | None, dict[str, Any]], Any]] = {
-        "stroke": lambda sid, rev, b: ctl.stroke(sid, rev, _int(b, "frame"), _int(b, "source_id"),
-                                                 list(b.get("points") or []), _int(b, "radius", 12),
-                                                 bool(b.get("erase"))),
-        "polygon": lambda sid, rev, b: ctl.polygon(sid, rev, _int(b, "frame"), _int(b, "source_id"),
-                                                   list(b.get("points") or []), bool(b.get("erase"))),
-        "sam": lambda sid, rev, b: ctl.sam_prompt(sid, rev, _int(b, "frame"), _int(b, "source_id"),
-                                                  [tuple(p) for p in b.get("points") or []], b.get("box")),
-        "propagate": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                          ctl.propagate(sid, rev, Direction(str(b.get("direction", "both"))),
-                                                        _int(b, "start", 0), _int(b, "end", 300)))[1],
-        "spans": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                      ctl.set_spans(sid, rev, [[x.get("start"), x.get("end"), x.get("text")]
-                                                               for x in b.get("spans") or []]))[1],
-        "split": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                      ctl.split_span(sid, rev))[1],
-        "regenerate": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                           ctl.regenerate_span(sid, rev, _int(b, "index", 0)))[1],
-        "add_source": lambda sid, rev, b: ctl.add_source(sid, rev, str(b.get("category") or ""), b.get("name")),
-        "set_category": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                             ctl.set_category(sid, rev, str(b.get("category") or ""),
-                                                              b.get("name")))[1],
-        "remove_source": lambda sid, rev, b: (ctl._at(sid, _int(b, "frame"), _int(b, "source_id")),
-                                              ctl.remove_source(sid, rev))[1],
-        "undo": lambda sid, rev, b: ctl.undo(sid, rev),
-        "redo": lambda sid, rev, b: ctl.redo(sid, rev),
-        "decide": lambda sid, rev, b: ctl.decide(sid, rev, str(b.get("decision") or ""), b.get("note")),
-    }
-
     @r.post("/ssu/api/edit")
     async def edit(request: Request) -> Response:
         body = await body_of(request)
 
         def run() -> dict[str, Any]:
-            sid = sid_of(request, body)
-            s = ctl.session(sid)
+            session_id = session_of(request, body)
+            s = ctl.session(session_id)
             seq = _int(body, "seq")
             with seq_lock:  # requests run in parallel threads: check-and-set the tab's sequence number at once
                 if seq <= s.last_seq:
                     raise UserError(f"edit #{seq} arrived after #{s.last_seq}: refused (not applied twice); reload")
                 s.last_seq = seq
             kind = str(body.get("kind") or "")
-            if kind not in edits:
-                raise UserError(f"unknown edit {kind!r}; use one of {', '.join(edits)}")
+            if kind not in EDITS:
+                raise UserError(f"unknown edit {kind!r}; use one of {', '.join(EDITS)}")
             try:
-                v = edits[kind](sid, body.get("rev"), body)
+                view = EDITS[kind](ctl, session_id, body.get("rev"), body)
             except ValueError as e:  # a bad enum value from the page
                 raise UserError(str(e)) from None
-            out = payload.editor_state(ctl, sid, v.message)
+            out = payload.editor_state(ctl, view)
             out["seq"] = seq
             return out
 

@@ -67,7 +67,7 @@ def build_app(ctl: Controller) -> Any:
         def load_queue(st: str, c: str, query: str, request: gr.Request) -> dict:
             try:
                 s = ctl.open_session(request.session_hash, request.username)
-                rows = ctl.queue(s.sid, None if st == ALL else ClipStatus(st), None if c == ALL else c, query)
+                rows = ctl.queue(s.session_id, None if st == ALL else ClipStatus(st), None if c == ALL else c, query)
             except UserError as e:
                 return {msg: f"⚠️ {e}"}
             return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows], msg: "",

@@ -62,7 +62,7 @@ def serve(
     from annotator.refine.app import launch
     from annotator.refine.controller import Controller, RefineConfig
     from annotator.refine.frames import FrameStore
-    from annotator.refine.models_hub import ModelsHub
+    from annotator.refine.tool_models import ToolModels
 
     sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner,
                ModelKind.detector: detector, ModelKind.audio_tagger: audio_tagger}
@@ -78,14 +78,14 @@ def serve(
 
         cfg = PipelineConfig()
         loaded = Loaded.load(settings, cfg)  # the five models once; the tools share SAM, SAM2 and the VLM
-        hub = ModelsHub(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
-        auto = AutoDraft(AutoAnnotator(loaded, cfg), hub)
+        models = ToolModels(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
+        auto = AutoDraft(AutoAnnotator(loaded, cfg), models)
     else:
-        hub = ModelsHub.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner)
-                                        if sources[k]])
-    ctl = Controller(root, store, hub, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
+        models = ToolModels.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner)
+                                            if sources[k]])
+    ctl = Controller(root, store, models, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
                      FrameStore(frame_cache_mb), draft=auto)
-    missing = [k for k, v in hub.names().items() if v is None]
+    missing = [k for k, v in models.names().items() if v is None]
     print(f"ssu-refine: serving {root} on http://{host}:{port} ({len(store.users)} users"
           + (f"; tools off: {', '.join(missing)}" if missing else "") + ")", file=sys.stderr)
     launch(ctl, host, port, block=True)

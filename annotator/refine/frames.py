@@ -29,6 +29,11 @@ class FrameStore:
         self._lock = threading.Lock()
         self.decodes = 0  # how many times we went to the decoder (tests and the dashboard read it)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of decoded frames held now (at most `cap_bytes`, or one chunk when the cap is below one)."""
+        return self._bytes
+
     def _key(self, path: Path, chunk: int) -> tuple[str, float, int]:
         return (str(path), path.stat().st_mtime, chunk)  # mtime: a re-written clip is decoded again
 

@@ -1,10 +1,10 @@
-"""Adapters from annotator.models.loaders (the shared model loaders) to the hub protocols of models_hub.py.
+"""Adapters from annotator.models.loaders (the shared model loaders) to the protocols of tool_models.py.
 
 annotator.models.loaders gives a SAM predictor (set_image + predict), a stateless SAM2 VideoPropagator
 (propagate(frames, seeds, start, end, direction) -> {frame: {source: mask}}) and a RegionCaptioner. The
 app wants one call per tool, so these adapters:
 - remember which image SAM last embedded (set_image is the expensive half; repeated clicks on one frame
-  reuse it) - safe because the hub calls each model under its own lock;
+  reuse it) - safe because ToolModels calls each model under its own lock;
 - turn one seed mask into SAM2's seeds dict and its answer back into one mask per frame of the range;
 - give the captioner a whole-frame mask when the source has none on that frame.
 """

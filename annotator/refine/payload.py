@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annotator.refine import assets, render
+from annotator.refine import assets
+from annotator.refine.palette import distinct_palette
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.errors import UserError
 from schemas.media import read_wav
 
 if TYPE_CHECKING:
     from annotator.refine.controller import Controller
+    from annotator.refine.state import ClipView
 
 
 @lru_cache(maxsize=64)
@@ -49,19 +51,14 @@ def palette(ctl: Controller, clip_id: str, n: int) -> list[str]:
     path = ctl.root.clip_path(clip_id)
     key = (str(path), path.stat().st_mtime, max(n, 4))
     if key not in _PALETTES:
-        _PALETTES[key] = tuple(render.distinct_palette([ctl.frame_image(clip_id, 0)], key[2]))
+        _PALETTES[key] = tuple(distinct_palette([ctl.frame_image(clip_id, 0)], key[2]))
     return list(_PALETTES[key])
 
 
-def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]:
-    """Everything the editor page shows for the session's open clip."""
-    s = ctl.session(sid)
-    clip_id = ctl._open(s)
-    told = ctl._check_lease(s, clip_id)
-    notice, s.notice = s.notice, None
-    ann = ctl.root.read_annotation(clip_id)
-    lease = ctl.catalog.lease_of(clip_id)
-    done, undone = ctl.stacks(clip_id)
+def editor_state(ctl: Controller, view: ClipView) -> dict[str, Any]:
+    """Everything the editor page shows for the session's open clip, from the annotation the request already
+    holds (`view`)."""
+    ann, clip_id = view.annotation, view.clip_id
     colours = palette(ctl, clip_id, len(ann.sources))
     sources = []
     for i, src in enumerate(ann.sources):
@@ -70,19 +67,16 @@ def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]
             "masks": [None if m is None else m.counts for m in src.masks],
             "captions": [{"start": c.start, "end": c.end, "text": c.text, "by": c.by} for c in src.captions],
         })
-    ids = [x.id for x in ann.sources]
-    if s.source_id not in ids:
-        s.source_id = ids[0] if ids else None
     return {
-        "clip_id": clip_id, "status": ann.status.value, "read_only": s.read_only,
-        "lease_owner": lease.owner if lease else None, "revision": ann.updated_at.isoformat(),
-        "message": message, "notice": notice or told or None, "note": ann.note, "notes": ctl.notes(clip_id),
-        "can_undo": bool(done) and not s.read_only, "can_redo": bool(undone) and not s.read_only,
-        "user": {"name": s.user.name, "role": s.user.role.value, "can_review": s.user.can_review},
+        "clip_id": clip_id, "status": ann.status.value, "read_only": view.read_only,
+        "lease_owner": view.lease_owner, "revision": view.revision,
+        "message": view.message, "notice": view.notice, "note": ann.note, "notes": ctl.notes(clip_id),
+        "can_undo": view.can_undo, "can_redo": view.can_redo,
+        "user": {"name": view.user.name, "role": view.user.role.value, "can_review": view.user.can_review},
         "review_required": ctl.config.require_review,
-        "sources": sources, "source_id": s.source_id, "frame": s.frame, "categories": ctl.categories,
+        "sources": sources, "source_id": view.source_id, "frame": view.frame, "categories": ctl.categories,
         "loudness": loudness(ctl.root.audio_path(clip_id)), "size": SIZE, "num_frames": NUM_FRAMES, "fps": FPS,
-        "models": ctl.hub.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
+        "models": ctl.models.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
         "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
         "video": f"/ssu/api/video/{clip_id}.mp4",
     }

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
+from enum import StrEnum
 
 from annotator.refine.auth import User
-from annotator.refine.tools import Tool
-from schemas.models import ClipStatus
+from schemas.models import Annotation, ClipStatus, SoundSource
 
 
 @dataclass
@@ -23,52 +20,70 @@ class RefineConfig:
 
 @dataclass
 class Session:
-    sid: str
+    """One browser tab (the editor page's tab id, or Gradio's session hash): who, which clip, where on it."""
+
+    session_id: str
     user: User
     clip_id: str | None = None
     read_only: bool = True
-    frame: int = 0
+    frame: int = 0                    # where the page last acted: each edit names its frame and source
     source_id: int | None = None
-    tool: Tool = Tool.positive
-    brush_radius: int = 12
-    points: list[tuple[float, float, int]] = field(default_factory=list)
-    box: list[float] | None = None       # [x0, y0, x1, y1] once both corners are set
-    corner: tuple[float, float] | None = None
     last_seen: float = field(default_factory=time.monotonic)
     last_seq: int = 0          # the editor page's last edit sequence number (edits apply once, in order)
     notice: str | None = None  # told to this tab at its next request (e.g. the clip was opened in another tab)
-    render_image: bool = True  # False for the editor page, which draws masks itself (no server-side overlay)
 
 
-@dataclass
-class SourceInfo:
-    id: int
-    category: str
-    name: str | None
-    colour: str
+class Decision(StrEnum):
+    """A decision on the whole clip (the page's Accept / Reject / Send back)."""
 
-    @property
-    def label(self) -> str:
-        return f"#{self.id} {self.name or self.category}"
+    accept = "accept"        # a refiner's accept submits for review when review is required
+    reject = "reject"        # a reviewer's: the clip is unusable (the note says why)
+    send_back = "send_back"  # a reviewer's: back to the refiner with a note
+
+
+def revision_of(ann: Annotation) -> str:
+    """What the page sends back with an edit: the annotation it saw (a newer one on disk refuses the edit)."""
+    return ann.updated_at.isoformat()
 
 
 @dataclass
 class ClipView:
-    """Everything the viewer shows after a request; `revision` goes back with the browser's next edit."""
+    """The open clip as one request left it: the annotation that request read or wrote (each request reads
+    it once) and this tab's place on it. `revision` goes back with the page's next edit."""
 
-    clip_id: str
-    status: ClipStatus
+    annotation: Annotation
+    user: User
     read_only: bool
     lease_owner: str | None
     frame: int
-    image: np.ndarray
-    captions_html: str
-    sources: list[SourceInfo]
     source_id: int | None
-    spans: list[list[object]]
-    revision: str
-    video: Path
     message: str = ""
-    note: str | None = None
+    notice: str | None = None  # said once: the lease was lost, another tab took the clip over
     can_undo: bool = False
     can_redo: bool = False
+
+    @property
+    def clip_id(self) -> str:
+        return self.annotation.clip_id
+
+    @property
+    def status(self) -> ClipStatus:
+        return self.annotation.status
+
+    @property
+    def revision(self) -> str:
+        return revision_of(self.annotation)
+
+    @property
+    def note(self) -> str | None:
+        return self.annotation.note
+
+    @property
+    def sources(self) -> list[SoundSource]:
+        return self.annotation.sources
+
+    @property
+    def spans(self) -> list[list[object]]:
+        """The selected source's caption spans as table rows [start, end, text]."""
+        src = next((x for x in self.annotation.sources if x.id == self.source_id), None)
+        return [[c.start, c.end, c.text] for c in src.captions] if src else []

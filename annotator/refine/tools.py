@@ -1,34 +1,26 @@
 """The editing tools, as functions that change an Annotation in place (the controller saves and logs).
 
-Masks: SAM from clicks/box, brush and eraser discs, SAM2 propagation over a frame range seeded from the
-corrected mask. Sources: add, remove, set category/name. Captions: the selected source's spans as a table
-(start, end, text), split a span at a frame, edit one span, regenerate one span with the VLM.
+Masks: SAM from the page's point/box prompts, brush and eraser strokes, polygons, SAM2 propagation over a
+frame range seeded from the corrected mask. Sources: add, remove, set category/name. Captions: the selected
+source's spans as a table (start, end, text), split a span at a frame, regenerate one span with the VLM.
 An empty mask is stored as null: the source is not visible or not sounding in that frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
-from annotator.refine.models_hub import Direction, ModelsHub
+from annotator.models.settings import Direction
+from annotator.refine.tool_models import ToolModels
 from schemas import rle as rle_mod
 from schemas.constants import NUM_FRAMES, SIZE
 from schemas.errors import UserError
 from schemas.models import RLE, Agent, AgentKind, Annotation, CaptionSpan, SoundSource
 
 MAX_BRUSH = 128
-
-
-class Tool(StrEnum):
-    positive = "positive point"
-    negative = "negative point"
-    box = "box"
-    brush = "brush"
-    eraser = "eraser"
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ def decode(m: RLE | None) -> np.ndarray:
     return np.zeros((SIZE, SIZE), bool) if m is None else rle_mod.decode(m.model_dump())  # type: ignore[arg-type]
 
 
-def _frame_ok(frame: int) -> int:
+def check_frame(frame: int) -> int:
     if not 0 <= frame < NUM_FRAMES:
         raise UserError(f"frame {frame} is outside 0..{NUM_FRAMES - 1}")
     return frame
@@ -77,9 +69,9 @@ def _xy(x: float, y: float) -> tuple[float, float]:
 
 
 # -- masks ------------------------------------------------------------------------------------------
-def sam_mask(ann: Annotation, source_id: int, frame: int, image: np.ndarray, hub: ModelsHub, who: Who,
+def sam_mask(ann: Annotation, source_id: int, frame: int, image: np.ndarray, models: ToolModels, who: Who,
              points: Sequence[tuple[float, float, int]], box: Sequence[float] | None) -> None:
-    """Replace the source's mask on `frame` with SAM's answer to all clicks (and the box) so far."""
+    """Replace the source's mask on `frame` with SAM's answer to all of the frame's prompts (points, box)."""
     src = ann.source(source_id)
     if not points and box is None:
         raise UserError("click a point or draw a box first")
@@ -88,28 +80,14 @@ def sam_mask(ann: Annotation, source_id: int, frame: int, image: np.ndarray, hub
     bx = None if box is None else np.array([*_xy(box[0], box[1]), *_xy(box[2], box[3])], np.float32)
     if bx is not None:
         bx = np.array([min(bx[0], bx[2]), min(bx[1], bx[3]), max(bx[0], bx[2]), max(bx[1], bx[3])], np.float32)
-    mask = hub.segment(image, pts, labels, bx)
-    src.set_masks([to_rle(mask)], by=who.ensure_person(ann), frames=range(_frame_ok(frame), frame + 1))
-
-
-def brush(ann: Annotation, source_id: int, frame: int, x: float, y: float, radius: int, erase: bool,
-          who: Who) -> None:
-    """Paint (or erase) a disc of `radius` pixels centred on (x, y)."""
-    if not 1 <= radius <= MAX_BRUSH:
-        raise UserError(f"brush radius {radius}: use 1..{MAX_BRUSH} pixels")
-    x, y = _xy(x, y)
-    src = ann.source(source_id)
-    mask = decode(src.masks[_frame_ok(frame)])
-    yy, xx = np.ogrid[:SIZE, :SIZE]
-    disc = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
-    mask = mask & ~disc if erase else mask | disc
-    src.set_masks([to_rle(mask)], by=who.ensure_person(ann), frames=range(frame, frame + 1))
+    mask = models.segment(image, pts, labels, bx)
+    src.set_masks([to_rle(mask)], by=who.ensure_person(ann), frames=range(check_frame(frame), frame + 1))
 
 
 def _paint(ann: Annotation, source_id: int, frame: int, shape: np.ndarray, erase: bool, who: Who) -> int:
     """Add (or erase) `shape` to the source's mask on `frame`; returns how many pixels changed."""
     src = ann.source(source_id)
-    mask = decode(src.masks[_frame_ok(frame)])
+    mask = decode(src.masks[check_frame(frame)])
     new = mask & ~shape if erase else mask | shape
     changed = int((new != mask).sum())
     if changed:
@@ -167,7 +145,7 @@ def polygon(ann: Annotation, source_id: int, frame: int, points: Sequence[Sequen
 
 def propagation_range(frame: int, start: int, end: int, direction: Direction) -> tuple[int, int]:
     """Frames [a, b) that SAM2 sees: from the seed frame forward to `end`, back to `start`, or both."""
-    _frame_ok(frame)
+    check_frame(frame)
     start, end = max(0, int(start)), min(NUM_FRAMES, int(end))
     if not start <= frame < end:
         raise UserError(f"propagation range {start}..{end} must contain the current frame {frame}")
@@ -178,7 +156,7 @@ def propagation_range(frame: int, start: int, end: int, direction: Direction) ->
     return start, end
 
 
-def propagate(ann: Annotation, source_id: int, frame: int, frames: np.ndarray, first: int, hub: ModelsHub,
+def propagate(ann: Annotation, source_id: int, frame: int, frames: np.ndarray, first: int, models: ToolModels,
               who: Who, direction: Direction) -> range:
     """Seed SAM2 with the source's mask on `frame`; replace its masks on the other frames of the range.
     `frames` holds frames [first, first + len(frames)). Returns the frames that were rewritten."""
@@ -186,9 +164,9 @@ def propagate(ann: Annotation, source_id: int, frame: int, frames: np.ndarray, f
     seed = src.masks[frame]
     if seed is None:
         raise UserError(f"source #{source_id} has no mask on frame {frame}: draw one first, then propagate")
-    masks = hub.propagate(frames, frame - first, decode(seed), Direction(direction))
+    masks = models.propagate(frames, frame - first, decode(seed), Direction(direction))
     rles = [to_rle(m) for m in masks]
-    key = who.ensure_model(ann, "sam2", hub.describe("sam2"))
+    key = who.ensure_model(ann, "sam2", models.describe("sam2"))
     seed_at = frame - first
     # the seed frame keeps its mask and provenance: SAM2 only fills the frames around it
     if seed_at > 0:
@@ -209,10 +187,10 @@ def _category(category: str, allowed: Sequence[str]) -> str:
 
 
 def add_source(ann: Annotation, category: str, name: str | None, allowed: Sequence[str]) -> int:
-    sid = max((s.id for s in ann.sources), default=-1) + 1
-    ann.sources = [*ann.sources, SoundSource(id=sid, category=_category(category, allowed),
+    new_id = max((s.id for s in ann.sources), default=-1) + 1
+    ann.sources = [*ann.sources, SoundSource(id=new_id, category=_category(category, allowed),
                                              name=(name or "").strip() or None, masks=[None] * NUM_FRAMES)]
-    return sid
+    return new_id
 
 
 def remove_source(ann: Annotation, source_id: int) -> None:
@@ -228,10 +206,6 @@ def set_category(ann: Annotation, source_id: int, category: str, name: str | Non
 
 
 # -- captions ---------------------------------------------------------------------------------------
-def spans_table(src: SoundSource) -> list[list[object]]:
-    return [[s.start, s.end, s.text] for s in src.captions]
-
-
 def set_spans(ann: Annotation, source_id: int, rows: Sequence[Sequence[object]], who: Who) -> None:
     """Replace the source's spans from table rows (start, end, text); blank rows are ignored.
     Rows equal to an existing span keep their provenance; changed rows are the person's."""
@@ -277,30 +251,19 @@ def split_span(ann: Annotation, source_id: int, frame: int) -> None:
     raise UserError(f"frame {frame} is not inside a caption span of source #{source_id} (or starts one)")
 
 
-def edit_span(ann: Annotation, source_id: int, index: int, text: str, who: Who) -> None:
-    src = ann.source(source_id)
-    span = _span_at(src, index)
-    text = " ".join((text or "").split())
-    if not text:
-        raise UserError("caption text is empty; write a caption")
-    caps = list(src.captions)
-    caps[index] = span.model_copy(update={"text": text, "by": who.ensure_person(ann)})
-    src.captions = caps
-
-
-def regenerate_span(ann: Annotation, source_id: int, index: int, frames: np.ndarray, first: int,
-                    hub: ModelsHub, who: Who, prompt: str | None = None) -> str:
+def regenerate_span(ann: Annotation, source_id: int, index: int, frame_image: Callable[[int], np.ndarray],
+                    models: ToolModels, who: Who, prompt: str | None = None) -> str:
     """Ask the VLM for a new caption of span `index`, looking at its middle frame (or the nearest frame of
-    the span where the source has a mask). `frames` holds frames [first, ...) covering the span."""
+    the span where the source has a mask); `frame_image(f)` gives the picture of frame f."""
     src = ann.source(source_id)
     span = _span_at(src, index)
     mid = (span.start + span.end) // 2
     with_mask = [f for f in range(span.start, span.end) if src.masks[f] is not None]
     f = min(with_mask, key=lambda f: abs(f - mid)) if with_mask else mid
-    text = hub.caption(frames[f - first], decode(src.masks[f]) if src.masks[f] else None, src.category, prompt)
+    text = models.caption(frame_image(f), decode(src.masks[f]) if src.masks[f] else None, src.category, prompt)
     if not text:
         raise UserError("the VLM returned an empty caption; try again or edit the text by hand")
-    key = who.ensure_model(ann, "vlm", hub.describe("vlm"))
+    key = who.ensure_model(ann, "vlm", models.describe("vlm"))
     caps = list(src.captions)
     caps[index] = span.model_copy(update={"text": text, "by": key})
     src.captions = caps

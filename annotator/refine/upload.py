@@ -30,7 +30,7 @@ from schemas.root import DatasetRoot
 
 if TYPE_CHECKING:
     from annotator.draft.pipeline import AutoAnnotator
-    from annotator.refine.models_hub import ModelsHub
+    from annotator.refine.tool_models import ToolModels
 
 MAX_FILES = 50
 _COLLECTING = threading.Lock()  # one collection run on the root at a time (uploads by several reviewers)
@@ -48,15 +48,15 @@ class UploadResult:
 
 class AutoDraft:
     """The automatic pipeline for uploaded clips, shared by every user of the server: one clip at a time. Its
-    SAM, SAM2 and VLM are the objects the refine tools use (loaded once), so a draft holds all of the hub's
-    model locks: the tools wait for it, and it waits for them (the models keep per-call state)."""
+    SAM, SAM2 and VLM are the objects the refine tools use (loaded once), so a draft holds all of their
+    locks: the tools wait for it, and it waits for them (the models keep per-call state)."""
 
-    def __init__(self, annotator: AutoAnnotator, hub: ModelsHub) -> None:
+    def __init__(self, annotator: AutoAnnotator, models: ToolModels) -> None:
         self._annotator = annotator
-        self._hub = hub
+        self._models = models
 
     def __call__(self, root: DatasetRoot, clip_id: str, progress: Callable[[str], None]) -> Annotation:
-        with self._hub.exclusive():
+        with self._models.exclusive():
             return self._annotator.annotate(root, clip_id, on_stage=progress).annotation
 
 

@@ -1,9 +1,10 @@
-"""The heavy models (SAM, SAM2, the VLM) shared by every user of one server.
+"""The editor's model tools: the registry of the heavy models (SAM, SAM2, the VLM) that every user of one
+server shares.
 
 Each model is loaded once and only ever called behind one lock per model: SAM's predictor keeps the last
 image's embedding as state (set_image), so two users must not interleave set_image/predict. Nothing here is
 per user. The app talks to three small protocols so that the controller can be tested with any
-implementation; `ModelsHub.load` builds adapters (model_adapters) over annotator.models.loaders from the same
+implementation; `ToolModels.load` builds adapters (model_adapters) over annotator.models.loaders from the same
 ModelsConfig that ssu-annotate uses.
 """
 
@@ -20,7 +21,7 @@ from annotator.models.settings import Direction, ModelKind, ModelsConfig
 from annotator.refine import model_adapters
 from schemas.errors import UserError
 
-__all__ = ["Captioner", "Direction", "ModelsHub", "Propagator", "Segmenter"]
+__all__ = ["Captioner", "Propagator", "Segmenter", "ToolModels"]
 
 T = TypeVar("T")
 # The app's tool names (they appear in provenance keys such as refine:vlm:<login>) -> the model kind and flag.
@@ -59,7 +60,7 @@ class Captioner(Protocol):
     def caption(self, frame: np.ndarray, mask: np.ndarray | None, category: str, prompt: str | None) -> str: ...
 
 
-class ModelsHub:
+class ToolModels:
     """Shared models behind locks; a missing model makes its tool answer with a clear message."""
 
     def __init__(self, segmenter: Segmenter | None = None, propagator: Propagator | None = None,
@@ -99,7 +100,7 @@ class ModelsHub:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold every model's lock (in one fixed order): for a caller that uses the same model objects outside
-        the hub, such as the automatic draft of uploads, which shares SAM, SAM2 and the VLM with the tools."""
+        this registry, such as the automatic draft of uploads, which shares SAM, SAM2 and the VLM with the tools."""
         with contextlib.ExitStack() as stack:
             for k in TOOLS:
                 stack.enter_context(self._locks[k])
@@ -115,7 +116,7 @@ class ModelsHub:
         return getattr(model, "name", which), getattr(model, "version", None)
 
     @classmethod
-    def load(cls, models: ModelsConfig, kinds: Collection[ModelKind]) -> ModelsHub:
+    def load(cls, models: ModelsConfig, kinds: Collection[ModelKind]) -> ToolModels:
         """Load the models of `kinds` once (through annotator.models.loaders); the other tools stay off."""
         return cls(segmenter=model_adapters.load_segmenter(models) if ModelKind.sam in kinds else None,
                    propagator=model_adapters.load_propagator(models) if ModelKind.sam2 in kinds else None,
