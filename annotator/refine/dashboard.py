@@ -36,8 +36,8 @@ def compare(draft: Annotation, current: Annotation) -> tuple[float, float]:
     d, c = {s.id: s for s in draft.sources}, {s.id: s for s in current.sources}
     ious: list[float] = []
     changed = total = 0
-    for sid in d.keys() | c.keys():
-        ds, cs = d.get(sid), c.get(sid)
+    for source_id in d.keys() | c.keys():
+        ds, cs = d.get(source_id), c.get(source_id)
         dm = ds.masks if ds else [None] * NUM_FRAMES
         cm = cs.masks if cs else [None] * NUM_FRAMES
         for a, b in zip(dm, cm, strict=True):

@@ -42,9 +42,9 @@ def diff(old: Annotation, new: Annotation) -> tuple[Patch, Patch]:
     before: Patch = {"sources": {}}
     after: Patch = {"sources": {}}
     ob, nb = {s.id: s for s in old.sources}, {s.id: s for s in new.sources}
-    for sid in sorted(ob.keys() | nb.keys()):
-        o, n = ob.get(sid), nb.get(sid)
-        key = str(sid)
+    for source_id in sorted(ob.keys() | nb.keys()):
+        o, n = ob.get(source_id), nb.get(source_id)
+        key = str(source_id)
         if o is None or n is None:
             before["sources"][key] = None if o is None else _full(o)
             after["sources"][key] = None if n is None else _full(n)
@@ -84,20 +84,20 @@ def apply(ann: Annotation, patch: Patch) -> Annotation:
     sources = {s["id"]: s for s in data["sources"]}
     order = [s["id"] for s in data["sources"]]
     for key, change in (patch.get("sources") or {}).items():
-        sid = int(key)
+        source_id = int(key)
         if change is None:
-            sources.pop(sid, None)
+            sources.pop(source_id, None)
             continue
         if change.get("full"):
             masks: list[Any] = [None] * NUM_FRAMES
-            src = {"id": sid, "masks": masks, **{f: change.get(f) for f in FIELDS}}
+            src = {"id": source_id, "masks": masks, **{f: change.get(f) for f in FIELDS}}
             src["captions"] = src["captions"] or []
             src["mask_by"] = src["mask_by"] or []
-            sources[sid] = src
-            if sid not in order:
-                order.append(sid)
+            sources[source_id] = src
+            if source_id not in order:
+                order.append(source_id)
         else:
-            src = sources[sid]
+            src = sources[source_id]
             masks = src["masks"]
             for f in FIELDS:
                 if f in change:
