@@ -26,7 +26,7 @@ class Session:
     user: User
     clip_id: str | None = None
     read_only: bool = True
-    frame: int = 0                    # where the page last acted: each edit names its frame and source
+    frame: int = 0             # where the page last acted: each edit names its frame and source
     source_id: int | None = None
     last_seen: float = field(default_factory=time.monotonic)
     last_seq: int = 0          # the editor page's last edit sequence number (edits apply once, in order)
@@ -37,7 +37,7 @@ class Decision(StrEnum):
     """A decision on the whole clip (the page's Accept / Reject / Send back)."""
 
     accept = "accept"        # a refiner's accept submits for review when review is required
-    reject = "reject"        # a reviewer's: the clip is unusable (the note says why)
+    reject = "reject"        # the clip is unusable (the note says why): a reviewer's, or anyone's without review
     send_back = "send_back"  # a reviewer's: back to the refiner with a note
 
 
