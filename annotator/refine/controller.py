@@ -1,5 +1,5 @@
 """The refinement app's controller: the editor page's editing API (masks, sources, captions, undo/redo,
-review decisions) over ClipSessions (sessions.py: leases, viewing, and the edit pipeline that saves each edit).
+review decisions) over ClipSessions (clip_sessions.py: leases, viewing, and the edit pipeline that saves each edit).
 
 Every edit names the frame and source it acts on (the page keeps the selection), takes the revision the page
 showed, and answers with the `ClipView` of the annotation it wrote.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from annotator.models.settings import Direction
 from annotator.refine import history, tools
 from annotator.refine.auth import User
-from annotator.refine.sessions import ClipSessions, StaleEdit
+from annotator.refine.clip_sessions import ClipSessions, StaleEdit
 from annotator.refine.state import ClipView, Decision, RefineConfig
 from annotator.refine.tools import Who
 from schemas.errors import UserError
