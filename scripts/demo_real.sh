@@ -51,7 +51,7 @@ from pathlib import Path
 
 from annotator.refine.auth import Role, UserStore, add_user
 from annotator.refine.controller import Controller
-from annotator.refine.tools import Tool
+from annotator.refine.state import Decision
 from schemas.root import DatasetRoot
 
 demo = Path(sys.argv[1])
@@ -63,14 +63,15 @@ ctl.open_session("alice", "alice")
 ctl.open_session("rita", "rita")
 for clip in DatasetRoot.open(demo / "root").annotated_ids():
     ctl.open_clip("alice", clip)
-    v = ctl.view("alice", frame=37)
-    ctl.set_tool("alice", Tool.eraser, 64)
-    v = ctl.click("alice", 256, 256, v.revision)
-    span = next(i for i, (a, b, _) in enumerate(v.spans) if int(a) <= 37 < int(b))
-    v = ctl.edit_span("alice", v.revision, span, f"a refined caption of {clip}")
-    v = ctl.decide("alice", v.revision, "accept")
+    v = ctl.view("alice")
+    source = v.sources[0].id
+    # the page's edits: one eraser dab (a stroke of one point, radius 64) and the caption of the span over frame 37
+    v = ctl.stroke("alice", v.revision, 37, source, [[256, 256]], 64, erase=True)
+    rows = [[a, b, f"a refined caption of {clip}" if int(a) <= 37 < int(b) else t] for a, b, t in v.spans]
+    v = ctl.set_spans("alice", v.revision, source, rows)
+    v = ctl.decide("alice", v.revision, Decision.accept)
     v = ctl.open_clip("rita", clip)
-    v = ctl.decide("rita", v.revision, "accept")
+    v = ctl.decide("rita", v.revision, Decision.accept)
     print(f"   {clip}: {v.message}")
 EOF
 echo "   (ssu-refine $DEMO/root --users $DEMO/users.toml serves the same edits in the browser)"
