@@ -2,8 +2,8 @@
 
 One COCO image is one sampled frame (`images/<clip_id>/<frame>.jpg`, relative to the JSON's folder); one
 annotation is one sound source sounding in that frame: its compressed RLE, area, bbox, category, plus the
-source's caption (`caption`), id and
-confidence (`score`: a drafting model's, null for truth). The frame's clip-level caption rides on the image entry (`caption`).
+source's caption (`caption`), id and confidence (`score`: a drafting model's, null for truth). The frame's
+clip-level caption rides on the image entry (`caption`).
 Loads with `pycocotools.coco.COCO(path)`; silent frames have images without annotations.
 """
 
