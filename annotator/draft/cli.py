@@ -71,7 +71,7 @@ def run_cmd(
     drafter: Path = typer.Option(None, "--drafter", parser=file_path,
                                  help="draft with this SSUFormer-I checkpoint (ssu-train's best.pt) instead of the "
                                       "detector/SAM/SAM2/VLM models"),
-    instance_nms: float = typer.Option(None, "--instance-nms", help="--drafter: mask NMS IoU in (0, 1] "
+    instance_nms: float = typer.Option(None, "--instance-nms", min=0, max=1, help="--drafter: mask NMS IoU in (0, 1] "
                                        "(default: the checkpoint's model.instance_nms)"),
     instance_threshold: float = typer.Option(None, "--instance-threshold", min=0, max=1,
                                              help="--drafter: score a query needs to be a source (default: the "
