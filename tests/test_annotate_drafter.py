@@ -144,6 +144,22 @@ def test_drafts_are_the_checkpoints_predictions(synth_root_copy, checkpoints, tm
     assert coco["annotations"]
     for a in coco["annotations"]:
         assert a["score"] == by_id[a["source_id"]].scores[frame_of[a["image_id"]]]
+    import pyarrow.parquet as pq
+
+    res = CliRunner().invoke(app, ["hf", str(root.path), "--out", str(tmp_path / "x"), "--status", "auto"])
+    assert res.exit_code == 0, res.output
+    rows = pq.read_table(next((tmp_path / "x" / "data").glob("test-*.parquet")), columns=["sources"]).to_pylist()
+    assert [s["scores"] for s in rows[0]["sources"]] == [s.scores for s in drafted.sources]  # float64: exact
+
+
+def test_category_is_the_one_the_captions_name():
+    from annotator.draft.drafter import name_category
+
+    cats = ["circle", "star", "square"]
+    assert name_category(["a red circle", "a red circle", "a star", None], cats) == "circle"
+    assert name_category(["a blue Star beeps"], cats) == "star"  # whole word, any case
+    assert name_category(["circles everywhere", None], cats) == "sounding"  # not the word itself
+    assert name_category([None, ""], cats) == "sounding"
 
 
 def test_semantic_checkpoint_is_refused_in_one_line(synth_root_copy, checkpoints, capsys):
