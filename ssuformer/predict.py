@@ -26,6 +26,9 @@ Streaming: a pass needs frames from all ten seconds, so the passes of a clip are
 Memory is bounded by the chunk, whatever the clip or the split; a 150-frame chunk decodes a clip twice at
 mask_stride 1 and once at 2 or more. Nothing dense is cached on disk unless cache_frames=True (then the
 predicted frames of a clip are kept under <cache>/frames-<size>/, like training frames, and read back).
+
+ClipPredictor: the same instance prediction for one clip at a time of any root, without a split or a
+probability file (the public API `ssu-annotate --drafter` drafts with).
 """
 
 from __future__ import annotations
