@@ -195,3 +195,18 @@ def test_ray_actors_draft_the_same(synth_root_copy, checkpoints, tmp_path):
     import ray
 
     assert not ray.is_initialized()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_streamed_chunks_draft_the_same(synth_root, checkpoints):
+    """Memory is bounded by the chunk: two passes of 2 frames per decode (3 decodes) draft what one decode of the
+    10 predicted frames does (the same batches of 2 passes either way, so the same sums)."""
+    from annotator.draft.drafter import DrafterSettings
+
+    inst, _ = checkpoints
+    clip = synth_root.read_split("test")[0]
+    whole = DrafterSettings(checkpoint=inst, device="cpu", mask_stride=30, chunk_frames=300)().annotate(
+        synth_root, clip).annotation
+    small = DrafterSettings(checkpoint=inst, device="cpu", mask_stride=30, chunk_frames=4)().annotate(
+        synth_root, clip).annotation
+    assert whole.sources and [s.model_dump() for s in small.sources] == [s.model_dump() for s in whole.sources]
