@@ -4,6 +4,7 @@
 audio-blind control) -> dense test predictions scored like `ssu-eval --checkpoint` -> trivial baselines
 (union of all objects, most frequent caption) -> OUT/report.md, report.json, loss.png, metrics.png, strip.png.
 `ladder`: the ablation ladder of Table V (baseline, +Focal, +MCM, +RCC, +MoHE) -> OUT/ladder.md, ladder.json.
+`loop`: the annotation loop, the truth standing in for the refiner: SSUFormer-I drafts, per round (bench/loop.py).
 `instance-sweep`: an SSUFormer-I checkpoint's instance mIoU on the val split for each mask-NMS IoU and score
 threshold, to choose `ssu-eval --instance-nms` before looking at the test split.
 """
@@ -289,6 +290,42 @@ def instance_sweep(
         atomic.write_json(out / "instance_sweep.json", {
             "checkpoint": str(checkpoint), "root": str(data), "split": split, "frames": frames, "union_miou": union,
             "instance_threshold": threshold, "rows": [asdict(r) for r in rows], "machine": _machine()}, indent=2)
+
+
+@app.command("loop")
+def loop(
+    out: Path = typer.Option(..., "--out", parser=folder_path,
+                             help="output folder: truth/, work/, rounds/, loop.json, loop.md, loop.png"),
+    data: Path | None = typer.Option(None, "--data", parser=folder_path,
+                                     help="a synthetic root with exact truth (default: make OUT/truth)"),
+    clips: int = typer.Option(200, "--clips", min=2, help="clips of the synthetic truth root"),
+    seed: int = _SEED,
+    config: str = typer.Option("bench_i", "--config", help="the SSUFormer-I config (name or YAML)"),
+    set_: list[str] = _SET,
+    initial: int = typer.Option(20, "--initial", min=1, help="clips refined before the first round"),
+    batch: int = typer.Option(20, "--batch", min=1, help="clips drafted (then refined) per round"),
+    rounds: int = typer.Option(5, "--rounds", min=1),
+    steps: int = typer.Option(2000, "--steps", min=1, help="training steps per round (from scratch each round)"),
+    mask_stride: int = typer.Option(1, "--mask-stride", min=0, help="drafts predict every k-th frame"),
+    meteor: bool = _METEOR, progress: bool = _PROGRESS,
+) -> None:
+    """The annotation loop with the truth as the refiner: per round train SSUFormer-I on the refined clips, draft
+    the next batch (ssu-annotate --drafter), score the drafts, refine them with the truth (bench/loop.py).
+
+    Example: ssu-bench loop --out runs/loop --clips 180 --initial 20 --batch 20 --rounds 5 --steps 2000
+    """
+    from bench.loop import run_loop, write_report
+    from bench.steps import ensure_root
+    from ssuformer.config import load_config
+
+    cfg = load_config(config, set_)
+    if not cfg.model.instances:
+        raise UserError(f"--config {config}: the loop drafts with SSUFormer-I; give an instance config (bench_i)")
+    out.mkdir(parents=True, exist_ok=True)
+    truth = data if data is not None else ensure_root(out / "truth", clips, seed, progress)
+    rows = run_loop(out, truth, cfg, initial, batch, rounds, steps, seed, mask_stride, meteor, progress)
+    write_report(out, rows)
+    typer.echo((out / "loop.md").read_text())
 
 
 def _tiny_expert(cfg, root: Path, out: Path) -> None:

@@ -1,7 +1,8 @@
 """Check a whole dataset root against the contract; collect every problem instead of stopping at the first.
 
 Checks: the manifest; every catalog row; every annotation against its schema (512x512 RLEs that decode and
-are not empty -- null marks an absent source --, 300 frames per track, spans within 0..300, known agents);
+are not empty -- null marks an absent source --, 300 frames per track, spans within 0..300, known agents;
+a model's per-frame `scores`, when present, 300 values in [0, 1] or null, null wherever the mask is null);
 clips decodable at 512x512, 30 fps, 300 frames, with audio; wavs 16 kHz mono with 160 000 samples;
 annotations and media only for catalogued clips; splits disjoint, made of known clips, and together covering
 every annotated clip.
@@ -77,12 +78,36 @@ def annotation_problems(path: Path, clip_id: str, decode: bool = True) -> list[s
             # The contract: null means absent (silent or hidden); a present mask has at least one pixel.
             out.append(f"source {s.get('id')}: empty mask in {len(empty)} frame(s) ({_frames(empty)}); "
                        "write null for frames where the source is absent")
+        out += _score_problems(s, masks)
     try:
         ann = Annotation.model_validate(raw)
     except ValidationError as e:
         return [*out, format_validation_error(path, e).split(": ", 1)[1]]
     if ann.clip_id != clip_id:
         out.append(f"clip_id {ann.clip_id!r} does not match the file name")
+    return out
+
+
+def _score_problems(s: dict, masks: list) -> list[str]:
+    """A model's per-frame confidence (`scores`, optional): 300 numbers in [0, 1] or null, and a number only
+    where the source has a mask (a refiner's edit drops the score of the frames it replaces)."""
+    scores = s.get("scores")
+    if scores is None:
+        return []
+    sid = s.get("id")
+    if not isinstance(scores, list) or len(scores) != NUM_FRAMES:
+        n = len(scores) if isinstance(scores, list) else type(scores).__name__
+        return [f"source {sid}: scores has {n} entries, expected {NUM_FRAMES} (one per frame, null where no mask)"]
+    out = []
+    bad = [f for f, v in enumerate(scores) if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
+                                                                  or not 0 <= v <= 1)]  # NaN fails 0 <= v too
+    if bad:
+        out.append(f"source {sid}: score outside [0, 1] in {len(bad)} frame(s) ({_frames(bad)}); "
+                   "write a confidence in [0, 1] or null")
+    orphan = [f for f, v in enumerate(scores) if v is not None and f < len(masks) and masks[f] is None]
+    if orphan:
+        out.append(f"source {sid}: score without a mask in {len(orphan)} frame(s) ({_frames(orphan)}); "
+                   "write null where the source has no mask")
     return out
 
 

@@ -26,6 +26,9 @@ Streaming: a pass needs frames from all ten seconds, so the passes of a clip are
 Memory is bounded by the chunk, whatever the clip or the split; a 150-frame chunk decodes a clip twice at
 mask_stride 1 and once at 2 or more. Nothing dense is cached on disk unless cache_frames=True (then the
 predicted frames of a clip are kept under <cache>/frames-<size>/, like training frames, and read back).
+
+ClipPredictor: the same instance prediction for one clip at a time of any root, without a split or a
+probability file (the public API `ssu-annotate --drafter` drafts with).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from ssuformer.data import ClipDataset, frame_example
 from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
 from ssuformer.mohe import expert_cache_for, load_features
-from ssuformer.sampling import frames_key
+from ssuformer.sampling import frames_key, sample_frames
 from ssuformer.tracks import DEDUP_IOU, MAX_GAP, Instance, Track, TrackParams, colour_histogram, link
 
 AGENT = "ssuformer"
@@ -278,21 +281,24 @@ class _Passes:
         for i in range(NUM_FRAMES):
             self.rows_of.setdefault(predicted[near[i]], []).append(i)
 
-    def batches(self, probs_path: Path, expert: bool = False):
+    def batches(self, probs_path: Path | None, expert: bool = False):
         """Yield (frames, images, batch, write): the flat frames of a group of passes, their (n, H, W, 3) uint8
         pictures, its batch (with the clip's MoHE expert features when `expert` and the data has them), and a
         function taking their (n, H, W) uint8 probabilities into the probability file (renamed into place at
-        the end)."""
+        the end; no file and nothing written when probs_path is None)."""
         size = self.ds.size
         mel = self.ds.audio(self.clip_id)  # the clip's log-mel (cached, small)
         features = (torch.from_numpy(load_features(self.ds.expert_dir, self.clip_id).astype(np.float32))
                     if expert and self.ds.expert_dir is not None else None)  # MoHE: the whole clip's features
         with contextlib.ExitStack() as stack:
-            writer = _RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
+            writer = (_RowsWriter(probs_path, (NUM_FRAMES, size, size), np.dtype(np.uint8), stack)
+                      if probs_path is not None else None)
             reader = _FrameReader(self.ds.root.clip_path(self.clip_id), size, self.predicted, self.dense_cache,
                                   stack)
 
             def write(flat: list[int], q: np.ndarray) -> None:
+                if writer is None:
+                    return
                 for f, qf in zip(flat, q, strict=True):
                     for row in self.rows_of.get(f, []):
                         writer.write(row, qf)
@@ -327,7 +333,7 @@ def _clip_masks(model, run: _Passes, probs_path: Path) -> list[dict | None]:
     return rles
 
 
-def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, tracking: TrackParams,
+def _clip_instances(model, run: _Passes, probs_path: Path | None, tok, beam: int, tracking: TrackParams,
                     config_name: str) -> Annotation:
     """Run every pass of one clip through the instance model; write its union probabilities; link the
     instances of the predicted frames into tracks; return the annotation of the tracks.
@@ -364,3 +370,58 @@ def _clip_instances(model, run: _Passes, probs_path: Path, tok, beam: int, track
     tracks = link(frames(), tracking)
     return to_instance_annotation(run.clip_id, run.predicted, tracks, rles, config_name, tracking.as_dict(),
                                   model.cfg.instance_threshold)
+
+
+class ClipPredictor:
+    """An instance checkpoint (SSUFormer-I) loaded once, predicting any clip of any root one at a time: the
+    annotation predict_root writes for that clip (one source per track: masks, scores, captions), without the
+    probability file. What `ssu-annotate --drafter` runs. Memory is bounded as in predict_root (one chunk of
+    frames at a time); clips need no split. A MoHE checkpoint reads the clip's expert features from the root's
+    expert cache (`ssu-train cache-expert` over those clips first).
+
+    Refuses a semantic-only checkpoint (model.instances: false): it draws one union mask, not sources."""
+
+    def __init__(self, checkpoint: str | Path, device: str | None = None, beam: int | None = None,
+                 batch_size: int = 2, mask_stride: int = 1, chunk_frames: int = CHUNK_FRAMES,
+                 instance_nms: float | None = None, instance_threshold: float | None = None,
+                 cache: str | None = None) -> None:
+        self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.cfg, self.tok, _ = load_model(checkpoint, self.dev)
+        if not self.model.cfg.instances:
+            raise UserError(f"{checkpoint}: a semantic-only checkpoint (model.instances: false) predicts one union "
+                            "mask, not sound sources; draft with an SSUFormer-I checkpoint (ssu-train --config "
+                            "paper_i)")
+        if instance_nms is not None:
+            if not 0 < instance_nms <= 1:
+                raise UserError(f"instance_nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
+            self.model.cfg.instance_nms = self.cfg.model.instance_nms = instance_nms
+        if instance_threshold is not None:
+            if not 0 <= instance_threshold <= 1:
+                raise UserError(f"instance_threshold {instance_threshold}: give a score in [0, 1]")
+            self.model.cfg.instance_threshold = self.cfg.model.instance_threshold = instance_threshold
+        self.cfg.data.cache = cache  # the checkpoint's cache path belongs to the machine that trained it
+        self.beam = beam or self.cfg.train.beam
+        self.batch_size, self.chunk_frames = batch_size, chunk_frames
+        frames = sample_frames(self.cfg.data.frames)
+        dense = _dense_frames(frames, mask_stride)
+        self.mask_stride = mask_stride if dense else 0
+        self.passes = dense or [frames]
+        self.predicted = sorted(f for p in self.passes for f in p)
+        self.tracking = track_params(self.predicted, self.model.cfg.instance_nms)
+
+    def settings(self) -> dict[str, str | int | float | bool | None]:
+        """The inference settings, for provenance: what besides the weights decides the predictions."""
+        return {"instance_nms": self.model.cfg.instance_nms, "instance_score": self.model.cfg.instance_threshold,
+                "mask_threshold": IOU_THRESHOLD, "mask_stride": self.mask_stride,
+                "predicted_frames": len(self.predicted), "beam": self.beam, "image_size": self.cfg.data.image_size,
+                "device": str(self.dev), **self.tracking.as_dict()}
+
+    @torch.no_grad()
+    def predict(self, root: str | Path, clip_id: str) -> Annotation:
+        """The instance annotation (status auto) of one clip of the root."""
+        root_path = Path(root)
+        ds = ClipDataset(root_path, "draft", self.cfg, self.tok,
+                         expert_cache_for(root_path, self.cfg) if self.cfg.model.caption else None,
+                         clip_ids=[clip_id])
+        run = _Passes(ds, clip_id, self.passes, self.predicted, None, self.chunk_frames, self.batch_size, self.dev)
+        return _clip_instances(self.model, run, None, self.tok, self.beam, self.tracking, self.cfg.name)

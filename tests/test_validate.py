@@ -80,3 +80,36 @@ def test_not_a_root_is_one_line_exit_2(tmp_path):
 def test_help_is_instant():
     p = run_validate("--help")
     assert p.returncode == 0 and "Example" in p.stdout
+
+
+def test_model_scores_are_checked(synth_root_copy):
+    """A drafted source's per-frame confidence: valid scores pass; a wrong length, a value outside [0, 1] and a
+    score on a frame without a mask are each named with the source and frames."""
+    from schemas.validate import annotation_problems
+
+    root = synth_root_copy
+    cid = root.annotated_ids()[0]
+    path = root.annotation_path(cid)
+    raw = json.loads(path.read_text())
+    src = raw["sources"][0]
+    present = [i for i, m in enumerate(src["masks"]) if m is not None]
+    absent = [i for i, m in enumerate(src["masks"]) if m is None]
+    assert present and absent  # the synthetic source is silent somewhere: the orphan case below is real
+    good = [0.75 if m is not None else None for m in src["masks"]]
+
+    def problems(scores) -> list[str]:
+        src["scores"] = scores
+        path.write_text(json.dumps(raw))
+        return annotation_problems(path, cid)
+
+    assert problems(good) == []
+    assert problems(None) == []
+    assert any("scores has 299 entries" in m for m in problems(good[:299]))
+    high = list(good)
+    high[present[0]] = 1.5
+    assert any(f"score outside [0, 1] in 1 frame(s) ({present[0]})" in m for m in problems(high))
+    orphan = list(good)
+    orphan[absent[0]] = 0.4
+    assert any(f"score without a mask in 1 frame(s) ({absent[0]})" in m for m in problems(orphan))
+    p = run_validate(str(root.path), "--no-media")
+    assert p.returncode == 1 and f"{cid}.json" in p.stdout and "score without a mask" in p.stdout

@@ -1,6 +1,7 @@
 """ssu-annotate: automatic drafts (SAM -> SAM2 -> VLM captions, audio-gated) for collected clips.
 
     ssu-annotate ROOT [flags]          same as `ssu-annotate run ROOT`
+    ssu-annotate ROOT --drafter RUN/best.pt   drafts from a trained SSUFormer-I checkpoint instead of the models
     ssu-annotate models [flags]        which models are configured and whether their weights are here
 """
 
@@ -67,6 +68,15 @@ def run_cmd(
     sam2_window: int = typer.Option(None, "--sam2-window", min=2, help="frames per SAM2 window (memory)"),
     ray: str = typer.Option(None, "--ray", help="spread clips over Ray: 'local' or a cluster address"),
     ray_workers: int = typer.Option(None, "--ray-workers", min=1, help="actors (default: one per GPU)"),
+    drafter: Path = typer.Option(None, "--drafter", parser=file_path,
+                                 help="draft with this SSUFormer-I checkpoint (ssu-train's best.pt) instead of the "
+                                      "detector/SAM/SAM2/VLM models"),
+    instance_nms: float = typer.Option(None, "--instance-nms", min=0, max=1, help="--drafter: mask NMS IoU in (0, 1] "
+                                       "(default: the checkpoint's model.instance_nms)"),
+    instance_threshold: float = typer.Option(None, "--instance-threshold", min=0, max=1,
+                                             help="--drafter: score a query needs to be a source (default: the "
+                                                  "checkpoint's model.instance_threshold)"),
+    mask_stride: int = typer.Option(1, "--mask-stride", min=0, help="--drafter: predict every k-th frame (1: all)"),
     sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = mf.SAM2_CONFIG, captioner: str = _CAP,
     detector: str = _DET, audio_tagger: str = _TAG, device: Device = mf.DEVICE, dtype: DType = mf.DTYPE,
     offline: bool = _OFF,
@@ -74,8 +84,15 @@ def run_cmd(
     """Annotate the root's collected clips (resumable; --force redoes automatic drafts).
 
     Example: ssu-annotate run data/root --device cuda --audio-threshold 0.4 --ray auto
+
+    Example: ssu-annotate data/root --drafter runs/ssu_i/best.pt --device cuda
     """
     from pydantic import ValidationError
+
+    if drafter is not None:
+        _draft_with_checkpoint(root, drafter, force, clip, limit, ray, ray_workers, device, instance_nms,
+                               instance_threshold, mask_stride)
+        return
 
     from annotator.draft.pipeline import PipelineConfig
     from annotator.draft.runner import run
@@ -94,6 +111,31 @@ def run_cmd(
     models = _models(sam, sam2, sam2_config, captioner, detector, audio_tagger, device, dtype, offline)
     summary = run(root, models, cfg, force=force, clips=clip or None, limit=limit, ray_address=ray,
                   ray_workers=ray_workers)
+    for line in summary.lines():
+        print(line)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _draft_with_checkpoint(root: Path, checkpoint: Path, force: bool, clips: list[str] | None, limit: int | None,
+                           ray: str | None, ray_workers: int | None, device: Device, instance_nms: float | None,
+                           instance_threshold: float | None, mask_stride: int) -> None:
+    from annotator.draft.drafter import DrafterSettings
+    from annotator.draft.runner import run_drafts
+
+    if not checkpoint.is_file():
+        raise UserError(f"--drafter {checkpoint}: no such file; give RUN/best.pt written by ssu-train")
+    if instance_nms is not None and not 0 < instance_nms <= 1:
+        raise UserError(f"--instance-nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
+    settings = DrafterSettings(checkpoint=checkpoint.resolve(), device=None if device is Device.auto else device.value,
+                               instance_nms=instance_nms, instance_threshold=instance_threshold,
+                               mask_stride=mask_stride)
+    # load it here first: a semantic-only or unreadable checkpoint stops the run with one line (exit 2)
+    from dataclasses import replace
+
+    loaded = (replace(settings, device="cpu") if ray else settings)()  # Ray: the actors hold the GPUs
+    summary = run_drafts(root, settings, device.value, force=force, clips=clips or None, limit=limit,
+                         ray_address=ray, ray_workers=ray_workers, local=lambda: loaded)
     for line in summary.lines():
         print(line)
     if summary.failed:

@@ -1,4 +1,5 @@
-"""Batch runner of the auto pipeline: resumable, one progress bar, local or over a Ray cluster.
+"""Batch runner of the auto pipeline (or of a checkpoint drafter): resumable, one progress bar, local or over
+a Ray cluster.
 
 Input: clips whose catalog status is `collected`. A clip that already has an annotation is skipped unless
 `force`; force redoes automatic drafts (status auto) but never touches work people have started
@@ -9,9 +10,10 @@ catalog writer); a clip that fails is recorded with its reason and the run goes 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
 from annotator.models.settings import ModelsConfig
@@ -20,6 +22,24 @@ from schemas.models import Annotation, ClipStatus
 from schemas.root import DatasetRoot
 
 ACTOR = "ssu-annotate"
+
+
+class Drafts(Protocol):
+    """What the runner drives: `annotate(root, clip_id)` -> a result with `.annotation` and `.seconds` (per
+    stage). The SAM pipeline (AutoAnnotator) and the checkpoint drafter (drafter.Drafter) both are."""
+
+    def annotate(self, root: DatasetRoot, clip_id: str) -> Any: ...
+
+
+@dataclass
+class _SamPipeline:
+    """Builds the SAM pipeline in the process that runs it (picklable: a Ray actor builds its own)."""
+
+    models: ModelsConfig
+    cfg: PipelineConfig
+
+    def __call__(self) -> Drafts:
+        return AutoAnnotator(Loaded.load(self.models, self.cfg), self.cfg, _runtime_params(self.models))
 
 
 @dataclass
@@ -75,7 +95,7 @@ def _runtime_params(models: ModelsConfig) -> dict[str, str]:
             "offline": str(rt.is_offline())}
 
 
-def _annotate_one(annot: AutoAnnotator, root: DatasetRoot, cid: str) -> tuple[str, dict[str, float]]:
+def _annotate_one(annot: Drafts, root: DatasetRoot, cid: str) -> tuple[str, dict[str, float]]:
     res = annot.annotate(root, cid)
     return res.annotation.model_dump_json(), res.seconds
 
@@ -90,6 +110,20 @@ def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force:
         ray_address: str | None = None, ray_workers: int | None = None,
         ray_init: dict[str, Any] | None = None, loaded: Loaded | None = None) -> RunSummary:
     """Annotate the selected clips of the root; returns what happened (never raises for one clip)."""
+    make = _SamPipeline(models, cfg)
+    local = (lambda: AutoAnnotator(loaded, cfg, _runtime_params(models))) if loaded is not None else make
+    return run_drafts(root_path, make, models.runtime.device.value, force=force, clips=clips, limit=limit,
+                      progress=progress, ray_address=ray_address, ray_workers=ray_workers, ray_init=ray_init,
+                      local=local)
+
+
+def run_drafts(root_path: str | Path, make: Callable[[], Drafts], device: str = "auto", force: bool = False,
+               clips: list[str] | None = None, limit: int | None = None, progress: bool = True,
+               ray_address: str | None = None, ray_workers: int | None = None,
+               ray_init: dict[str, Any] | None = None, local: Callable[[], Drafts] | None = None) -> RunSummary:
+    """Draft the selected clips with what `make()` builds (once per process: here, or in each Ray actor);
+    `device` ('auto', 'cpu', 'cuda', 'cuda:N') decides whether an actor takes a GPU. `local` builds it here
+    instead of `make` (e.g. from models already loaded)."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -98,9 +132,9 @@ def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force:
     bar = tqdm(total=len(todo), unit="clip", desc="ssu-annotate", disable=not progress or not todo)
     try:
         if todo and ray_address is not None:
-            results = _run_ray(root, todo, models, cfg, ray_address, ray_workers, ray_init or {})
+            results = _run_ray(root, todo, make, device, ray_address, ray_workers, ray_init or {})
         elif todo:
-            annot = AutoAnnotator(loaded or Loaded.load(models, cfg), cfg, _runtime_params(models))
+            annot = (local or make)()
             results = ((cid, _try(annot, root, cid)) for cid in todo)
         else:
             results = iter(())
@@ -124,7 +158,7 @@ def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force:
     return summary
 
 
-def _try(annot: AutoAnnotator, root: DatasetRoot, cid: str) -> tuple[str, dict[str, float], str | None]:
+def _try(annot: Drafts, root: DatasetRoot, cid: str) -> tuple[str, dict[str, float], str | None]:
     try:
         ann_json, secs = _annotate_one(annot, root, cid)
         return ann_json, secs, None
@@ -132,7 +166,7 @@ def _try(annot: AutoAnnotator, root: DatasetRoot, cid: str) -> tuple[str, dict[s
         return "", {}, _reason(e)
 
 
-def _run_ray(root: DatasetRoot, todo: list[str], models: ModelsConfig, cfg: PipelineConfig, address: str,
+def _run_ray(root: DatasetRoot, todo: list[str], make: Callable[[], Drafts], device: str, address: str,
              workers: int | None, init: dict[str, Any]) -> Any:
     """Spread clips over Ray actors (one model set each; one GPU each when --device cuda). The root must be
     on storage that every node sees. Yields (clip id, (annotation json, stage seconds, error))."""
@@ -144,24 +178,21 @@ def _run_ray(root: DatasetRoot, todo: list[str], models: ModelsConfig, cfg: Pipe
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
              log_to_driver=False, **init)
     try:
-        gpu = models.runtime.torch_device().startswith("cuda") if models.runtime.device.value != "auto" \
-            else bool(ray.cluster_resources().get("GPU", 0))
+        gpu = device.startswith("cuda") if device != "auto" else bool(ray.cluster_resources().get("GPU", 0))
         n = workers or max(1, int(ray.cluster_resources().get("GPU", 0)) if gpu else 1)
 
         @ray.remote(num_gpus=1 if gpu else 0, num_cpus=1)
         class Worker:
-            def __init__(self, root_path: str, models_json: str, cfg_json: str) -> None:
-                m = ModelsConfig.model_validate_json(models_json)
-                c = PipelineConfig.model_validate_json(cfg_json)
+            def __init__(self, root_path: str, make: Callable[[], Drafts]) -> None:
                 self.root = DatasetRoot.open(root_path)
-                self.annot = AutoAnnotator(Loaded.load(m, c), c, _runtime_params(m))
+                self.annot = make()
 
             def annotate(self, cid: str) -> tuple[str, tuple[str, dict[str, float], str | None]]:
                 return cid, _try(self.annot, self.root, cid)
 
         from ray.util import ActorPool
 
-        pool = ActorPool([Worker.remote(str(root.path), models.model_dump_json(), cfg.model_dump_json())
+        pool = ActorPool([Worker.remote(str(root.path), make)
                           for _ in range(min(n, len(todo)))])
         yield from pool.map_unordered(lambda a, cid: a.annotate.remote(cid), todo)
     finally:

@@ -2,7 +2,8 @@
 
 One COCO image is one sampled frame (`images/<clip_id>/<frame>.jpg`, relative to the JSON's folder); one
 annotation is one sound source sounding in that frame: its compressed RLE, area, bbox, category, plus the
-source's caption (`caption`) and id. The frame's clip-level caption rides on the image entry (`caption`).
+source's caption (`caption`), id and confidence (`score`: a drafting model's, null for truth). The frame's
+clip-level caption rides on the image entry (`caption`).
 Loads with `pycocotools.coco.COCO(path)`; silent frames have images without annotations.
 """
 
@@ -58,7 +59,9 @@ def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], frame
                 box, area = bbox_area(d)  # type: ignore[arg-type]
                 anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat_id[src.category],
                              "segmentation": d, "area": area, "bbox": box, "iscrowd": 0,
-                             "source_id": src.id, "name": src.name, "caption": src_caps[src.id][f]})
+                             "source_id": src.id, "name": src.name, "caption": src_caps[src.id][f],
+                             # a drafting model's confidence in this mask (null: truth made by people/programs)
+                             "score": src.scores[f] if src.scores is not None else None})
     return {
         "info": {"description": f"{root.manifest.name} ({split}): sound-source masks on frames sampled from "
                                "10 s clips", "version": root.manifest.version, "year": datetime.now(UTC).year,

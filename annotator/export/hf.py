@@ -7,7 +7,8 @@ root's `val` is named as `datasets` users expect). One row per clip:
     audio           {bytes: the wav file (16 kHz mono), path: "<clip_id>.wav"}
     captions        list[300] of str: the clip's caption per frame ("" where nothing sounds)
     semantic_masks  list[300] of {size, counts}: COCO RLE of the union of the sounding sources
-    sources         list of {id, category, name, masks: list[300] of RLE or null, captions: list[300] of str or null}
+    sources         list of {id, category, name, masks: list[300] of RLE or null, captions: list[300] of str or null,
+                    scores: list[300] of float or null (a drafting model's confidence), or null (truth)}
     annotation      the full annotation JSON (provenance: agents, mask_by, caption spans)
 The media are embedded: nothing refers to a file outside the shard; `path` is only the file's name. The
 features (hub.features) are `Video()`/`Audio()` where torchcodec is importable at export time, plain
@@ -65,7 +66,7 @@ def clip_record(sel: Selection, clip_id: str) -> dict[str, Any]:
         "semantic_masks": [dict(ann.semantic_rle(f)) for f in range(NUM_FRAMES)],
         "sources": [{"id": s.id, "category": s.category, "name": s.name,
                      "masks": [None if m is None else m.model_dump() for m in s.masks],
-                     "captions": s.frame_captions()} for s in ann.sources],
+                     "captions": s.frame_captions(), "scores": s.scores} for s in ann.sources],
         "annotation": ann.model_dump_json(),
     }
 

@@ -52,7 +52,8 @@ def features(media_features: bool) -> Any:
     rle = {"size": ds.List(ds.Value("int64")), "counts": ds.Value("string")}
     raw = {"bytes": ds.Value("binary"), "path": ds.Value("string")}
     source = {"id": ds.Value("int64"), "category": ds.Value("string"), "name": ds.Value("string"),
-              "masks": ds.List(rle), "captions": ds.List(ds.Value("string"))}
+              "masks": ds.List(rle), "captions": ds.List(ds.Value("string")),
+              "scores": ds.List(ds.Value("float64"))}  # a drafting model's confidence per frame, or null
     return ds.Features({
         "clip_id": ds.Value("string"), "category": ds.Value("string"), "origin": ds.Value("string"),
         "keywords": ds.List(ds.Value("string")), "youtube_id": ds.Value("string"),

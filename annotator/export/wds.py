@@ -2,7 +2,8 @@
 
 A sample is three tar members sharing a key: `<key>.mp4` (the clip), `<key>.wav` (16 kHz mono) and
 `<key>.json` (catalog fields, per-frame captions, per-frame semantic RLE masks, sources with per-frame RLE
-masks and captions, and the full annotation; no file paths: the sample's own members are its media). The
+masks, captions and scores (a drafting model's confidence, or null), and the full annotation; no file paths:
+the sample's own members are its media). The
 key is the clip id with '.' replaced by '_' (WebDataset splits a member name at its first dot); the json
 keeps the real `clip_id`. Read with
 `webdataset.WebDataset(urls, shardshuffle=False)` and decode mp4/wav yourself (PyAV/decord, soundfile):

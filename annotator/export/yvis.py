@@ -4,7 +4,7 @@ The layout follows the YouTube-VIS 2019/2021 annotation files that the `ytvos.py
 youtubevos cocoapi fork) reads:
     videos:      {id, width, height, length, file_names[...]} (+ clip_id, fps, video_file, captions[frame])
     annotations: {id, video_id, category_id, iscrowd, segmentations[frame], bboxes[frame], areas[frame]}
-                 with one compressed RLE (or null) per frame (+ source_id, name, captions[frame])
+                 with one compressed RLE (or null) per frame (+ source_id, name, captions[frame], scores[frame] or null)
     categories:  {id, name, supercategory}
 One annotation is one sound source (a track); a frame where it is silent or hidden has null mask, bbox and
 area, exactly as YouTube-VIS marks frames where an instance is absent.
@@ -69,6 +69,7 @@ def build_split(sel: Selection, clip_ids: list[str], cat_names: list[str], split
                 "segmentations": segs, "bboxes": boxes, "areas": areas, "height": SIZE, "width": SIZE,
                 "length": 1, "avg_area": float(sum(seen) / len(seen)) if seen else 0.0,
                 "source_id": src.id, "name": src.name, "captions": src.frame_captions(),
+                "scores": src.scores,  # a drafting model's confidence per frame (null: truth, or no mask there)
             })
     return {
         "info": {"description": f"{root.manifest.name} ({split}): sound-source masks and captions, "
