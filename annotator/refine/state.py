@@ -9,16 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from annotator.refine.auth import User
+from annotator.refine.config import RefineConfig  # noqa: F401  (re-exported: the controller takes it from here)
 from annotator.refine.tools import Tool
 from schemas.models import ClipStatus
-
-
-@dataclass
-class RefineConfig:
-    require_review: bool = True      # a refiner's accept sends the clip to review; only reviewers finalise
-    lease_minutes: float = 30.0
-    idle_minutes: float = 120.0      # sessions with no request for this long are closed (lease released)
-    heartbeat_seconds: float = 20.0  # the editor page renews its lease this often while a clip is open
 
 
 @dataclass
