@@ -183,8 +183,12 @@ class RequestGate:
                     parts += data.count(boundary)
                     tail = data[-(len(boundary) - 1):] if len(boundary) > 1 else b""
                 if seen > limit or parts > most_parts:
-                    raise _TooLarge(f"more than {self.config.max_upload_files} files" if parts > most_parts
-                                    else f"request body over {limit // 1024} KiB")
+                    why = (f"more than {self.config.max_upload_files} files in one upload" if parts > most_parts
+                           else f"request body over {limit // 1024} KiB")
+                    if not state["started"]:  # answer now: an error page of the app's own must not come first
+                        state["refused"] = True
+                        await JSONResponse({"error": why, "detail": why}, 413)(scope, receive, send)
+                    raise _TooLarge(why)
             return msg
 
         async def guarded(msg: dict[str, Any]) -> None:
@@ -195,11 +199,7 @@ class RequestGate:
 
         try:
             await self.app(scope, counted, guarded)
-        except _TooLarge as e:
-            if not state["started"]:
-                state["refused"] = True
-                await JSONResponse({"error": str(e)}, 413)(scope, receive, send)
-        except Exception:
+        except Exception:  # _TooLarge, or what the app made of it
             if not state["refused"]:
                 raise
 
