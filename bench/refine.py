@@ -7,6 +7,10 @@ Figures are measured inside the page (performance.now()): frame step = key press
 that frame on screen; stroke / SAM click / save = the edit sent -> the saved state applied on the page.
 Frame steps walk forward through frames never seen before (the first of each second decodes a chunk), so
 they include cold decodes; the p95 shows them.
+
+Each round runs the same session twice, on a server without the request gate (annotator/refine/gate.py) and
+with it, so the ratio on/off is what the gate costs (issue 28: within 10 %). Logins and the editor's state
+call are also timed over plain HTTP.
 """
 
 from __future__ import annotations
@@ -36,92 +40,133 @@ def pct(xs: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} ms   (n={len(a)})"
 
 
+def session(url: str, a: argparse.Namespace, browser) -> dict[str, list[float]]:  # noqa: ANN001
+    """One refiner's session in the page: log in, frame steps, strokes, SAM clicks, caption saves."""
+    from test_refine_support import PASSWORDS
+
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(url)
+    page.get_by_label("username").fill("alice")
+    page.get_by_label("password").fill(PASSWORDS["alice"])
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("logged in as").first.wait_for(timeout=60_000)
+    page.goto(f"{url}ssu/editor?clip={CLIP}")
+    page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
+    page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
+    for f in range(1, a.steps + 1):  # one key, wait until shown, next key
+        page.keyboard.press("d")
+        page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
+    steps = page.evaluate("() => window.ssuEditor.timings.frame.slice()")
+
+    def saved() -> None:
+        page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
+
+    box = page.locator("#ssu-stage").bounding_box()
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return box["x"] + x * box["width"] / 512, box["y"] + y * box["height"] / 512
+
+    page.keyboard.press("r")
+    for i in range(a.strokes):
+        page.mouse.move(*at(30 + i * 10, 60))
+        page.mouse.down()
+        for k in range(1, 9):
+            page.mouse.move(*at(30 + i * 10 + k * 6, 60 + k * 12))
+        page.mouse.up()
+        saved()
+    page.keyboard.press("p")
+    for i in range(a.clicks):
+        page.keyboard.press("c")  # one prompt per SAM call
+        page.mouse.click(*at(200 + 7 * i, 300))
+        saved()
+    area = page.locator("#ssu-spans textarea").first
+    for i in range(a.saves):
+        area.fill(f"a green square hums, take {i}")
+        page.locator("#ssu-save-spans").click()
+        saved()
+    edits = page.evaluate("() => window.ssuEditor.timings.edit")
+    page.context.close()
+    return {"frame step": steps, "stroke": edits.get("stroke", []), "SAM click": edits.get("sam", []),
+            "save": edits.get("spans", [])}
+
+
+def http_calls(url: str, n: int) -> dict[str, list[float]]:
+    """Login and the editor's state call over HTTP (what the gate adds to each request, without the page)."""
+    import httpx
+    from test_refine_support import PASSWORDS
+
+    out: dict[str, list[float]] = {"login (HTTP)": [], "state (HTTP)": []}
+    head = {"Content-Type": "application/json", "X-SSU-Request": "1", "Origin": url.rstrip("/")}
+    for i in range(n):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            t = time.perf_counter()
+            assert c.post("login", data={"username": "bob", "password": PASSWORDS["bob"]}).status_code == 200
+            out["login (HTTP)"].append((time.perf_counter() - t) * 1000)
+            if i == 0:
+                c.post("ssu/api/open", content=f'{{"tab": "benchtab0001", "clip": "{CLIP}"}}', headers=head)
+            for _ in range(10):
+                t = time.perf_counter()
+                c.post("ssu/api/state", content='{"tab": "benchtab0001"}', headers=head)
+                out["state (HTTP)"].append((time.perf_counter() - t) * 1000)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--strokes", type=int, default=20)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--saves", type=int, default=10)
+    ap.add_argument("--logins", type=int, default=10, help="HTTP logins (each followed by 10 state calls)")
+    ap.add_argument("--rounds", type=int, default=2, help="gate off / on rounds, alternating")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
-    from test_refine_support import PASSWORDS, make_users
+    from test_refine_support import make_users
     from tiny_models import build_tiny_sam
 
     from annotator.models.settings import Device, ModelKind, ModelsConfig, ModelSpec, Runtime
     from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
+    from annotator.refine.config import RefineConfig
     from annotator.refine.controller import Controller
     from annotator.refine.models_hub import ModelsHub
     from collection.synth import make_synthetic_root
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-refine-"))
+    figures: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
     try:
         make_synthetic_root(tmp / "root", clips=2, seed=0)
         settings = ModelsConfig(sam=ModelSpec(source=str(build_tiny_sam(tmp / "sam"))),
                                 runtime=Runtime(device=Device.cpu, offline=True))
         hub = ModelsHub.load(settings, [ModelKind.sam])
-        ctl = Controller(tmp / "root", UserStore(make_users(tmp / "users.toml")), hub)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        demo = launch(ctl, "127.0.0.1", port, block=False)
-        url = f"http://127.0.0.1:{port}/"
+        users = make_users(tmp / "users.toml")
+        # the bench logs in many times from one address: the login budget is not what it measures
+        config = RefineConfig(login_limit_user="1000/minute", login_limit_address="1000/minute")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.get_by_label("username").fill("alice")
-            page.get_by_label("password").fill(PASSWORDS["alice"])
-            page.get_by_role("button", name="Login").click()
-            page.get_by_text("logged in as").first.wait_for(timeout=60_000)
-            page.goto(f"{url}ssu/editor?clip={CLIP}")
-            page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
-            page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
-
-            t0 = time.monotonic()
-            for f in range(1, a.steps + 1):  # one key, wait until shown, next key
-                page.keyboard.press("d")
-                page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
-            steps = page.evaluate("() => window.ssuEditor.timings.frame.slice()")
-            step_wall = (time.monotonic() - t0) / a.steps
-
-            def saved() -> None:
-                page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
-
-            box = page.locator("#ssu-stage").bounding_box()
-
-            def at(x: float, y: float) -> tuple[float, float]:
-                return box["x"] + x * box["width"] / 512, box["y"] + y * box["height"] / 512
-
-            page.keyboard.press("r")
-            for i in range(a.strokes):
-                page.mouse.move(*at(30 + i * 10, 60))
-                page.mouse.down()
-                for k in range(1, 9):
-                    page.mouse.move(*at(30 + i * 10 + k * 6, 60 + k * 12))
-                page.mouse.up()
-                saved()
-            page.keyboard.press("p")
-            for i in range(a.clicks):
-                page.keyboard.press("c")  # one prompt per SAM call
-                page.mouse.click(*at(200 + 7 * i, 300))
-                saved()
-            area = page.locator("#ssu-spans textarea").first
-            for i in range(a.saves):
-                area.fill(f"a green square hums, take {i}")
-                page.locator("#ssu-save-spans").click()
-                saved()
-            edits = page.evaluate("() => window.ssuEditor.timings.edit")
+            for r in range(a.rounds * 2):
+                gate = r % 2 == 1
+                ctl = Controller(tmp / "root", UserStore(users), hub, config)
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = s.getsockname()[1]
+                served = launch(ctl, "127.0.0.1", port, block=False, with_gate=gate)
+                try:
+                    url = f"http://127.0.0.1:{port}/"
+                    for k, v in {**session(url, a, browser), **http_calls(url, a.logins)}.items():
+                        figures[gate].setdefault(k, []).extend(v)
+                finally:
+                    served.close()
             browser.close()
-        demo.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU)")
-    print(f"frame step  {pct(steps)}   wall per step incl. Playwright {step_wall * 1000:.0f} ms")
-    print(f"stroke      {pct(edits.get('stroke', []))}")
-    print(f"SAM click   {pct(edits.get('sam', []))}")
-    print(f"save        {pct(edits.get('spans', []))}")
+    print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU); "
+          f"{a.rounds} rounds of gate off / on, alternating")
+    for k in figures[True]:
+        off, on = figures[False][k], figures[True][k]
+        ratio = np.percentile(on, 50) / max(np.percentile(off, 50), 1e-9)
+        print(f"{k:13s} gate off {pct(off)}\n{'':13s} gate on  {pct(on)}   p50 on/off {ratio:.2f}")
 
 
 if __name__ == "__main__":

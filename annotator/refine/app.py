@@ -170,9 +170,10 @@ class Served:
             self.thread.join(timeout=30)
 
 
-def build_web(ctl: Controller, host: str, port: int) -> Any:
+def build_web(ctl: Controller, host: str, port: int, *, with_gate: bool = True) -> Any:
     """The whole web app: our routes first, Gradio mounted at / (its CORS replaced by ours: same origin only),
-    login sessions from the users file as it is now, and the request gate in front of everything."""
+    login sessions from the users file as it is now, and the request gate in front of everything.
+    with_gate=False exists only for bench/refine.py, which measures what the gate costs."""
     from fastapi import FastAPI
     from starlette.middleware.cors import CORSMiddleware
 
@@ -189,7 +190,9 @@ def build_web(ctl: Controller, host: str, port: int) -> Any:
     holder: dict[str, Any] = {}
 
     def current_user(request: Any) -> str | None:
-        return logins.user_of(request.cookies.get(holder["cookie"]))
+        cookies = request.cookies  # (the second name is Gradio's own login's, used only without the gate)
+        return logins.user_of(cookies.get(holder["cookie"]) or cookies.get(holder["cookie"].replace("-token-",
+                                                                                                 "-token-unsecure-")))
 
     web.include_router(api.make_router(ctl, current_user))
     gr.mount_gradio_app(
@@ -201,8 +204,9 @@ def build_web(ctl: Controller, host: str, port: int) -> Any:
     gradio_app = next(r.app for r in web.routes if getattr(r, "path", None) == "" and hasattr(r.app, "tokens"))
     gradio_app.tokens = logins  # Gradio's routes resolve the login cookie through the same sessions as ours
     holder["cookie"] = f"access-token-{gradio_app.cookie_id}"
-    web.add_middleware(gate.RequestGate, config=cfg, origins=origins, users=ctl.users, logins=logins,
-                       cookie_name=holder["cookie"])
+    if with_gate:
+        web.add_middleware(gate.RequestGate, config=cfg, origins=origins, users=ctl.users, logins=logins,
+                           cookie_name=holder["cookie"])
     return demo, web
 
 
@@ -214,7 +218,7 @@ def end_user(ctl: Controller, name: str) -> None:
             ctl.close_session(sid)
 
 
-def launch(ctl: Controller, host: str, port: int, *, block: bool = True) -> Served:
+def launch(ctl: Controller, host: str, port: int, *, block: bool = True, with_gate: bool = True) -> Served:
     """Start the server with login required; media served only from the root's clips/ (ssu/api); the
     editor page and its API mounted on the same app. block=False returns at once with the server running
     in a thread (tests call .close() on it)."""
@@ -222,7 +226,7 @@ def launch(ctl: Controller, host: str, port: int, *, block: bool = True) -> Serv
 
     import uvicorn
 
-    demo, web = build_web(ctl, host, port)
+    demo, web = build_web(ctl, host, port, with_gate=with_gate)
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=2))
     if block:
