@@ -128,6 +128,14 @@ async function probe() {{
   try {{ await fetch("{url}logout", {{method: "POST", mode: "no-cors", credentials: "include"}}); }} catch (e) {{}}
   return out;
 }}
+function frame() {{  // clickjacking: the editor inside this page, under a decoy
+  return new Promise(done => {{
+    const f = document.createElement("iframe");
+    f.onload = () => done(true);
+    f.src = "{url}ssu/editor?clip={clip}";
+    document.body.append(f);
+  }});
+}}
 </script></body></html>"""
 
 
@@ -171,6 +179,9 @@ def test_cross_origin_form_and_fetch_in_chromium(site, attacker):
             page = ctx.new_page()
             page.goto(attacker)
             out = page.evaluate("probe()")
+            page.evaluate("frame()")
+            page.wait_for_timeout(500)
+            framed = page.frame_locator("iframe").locator("#ssu-stage").count()
             with page.expect_navigation():
                 page.evaluate("document.getElementById('f').submit()")
             form_answer = page.content()
@@ -182,6 +193,7 @@ def test_cross_origin_form_and_fetch_in_chromium(site, attacker):
     assert all(v == "blocked" or v.startswith("read 403") for v in out.values()), out
     assert token not in json.dumps(out)
     assert "cross-origin request refused" in form_answer
+    assert framed == 0  # frame-ancestors 'none': the editor never renders inside another page
     assert site.state() == before
 
 
@@ -460,7 +472,16 @@ def test_media_only_regular_files_inside_clips(site):
         saved.rename(link)
 
 
-def test_config_flags_are_checked():
+def test_config_flags_are_checked(synth_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from annotator.refine.cli import app
+
+    users = make_users(tmp_path / "users.toml")
+    for args, flag in ((["--host", "0.0.0.0"], "--public-url"), (["--max-fps", "0"], "--max-fps"),
+                       (["--public-url", "ftp://x"], "--public-url")):
+        r = CliRunner().invoke(app, ["serve", str(synth_root.path), "--users", str(users), *args])
+        assert r.exit_code != 0 and flag in str(r.exception), (args, r.exception)
     with pytest.raises(UserError, match="--public-url"):
         RefineConfig.from_flags(public_url="https://refine.example.com/some/path")
     with pytest.raises(UserError, match="--login-limit-user"):

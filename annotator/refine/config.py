@@ -26,7 +26,7 @@ class RefineConfig(BaseModel):
     # -- workflow -------------------------------------------------------------------------------------
     require_review: bool = True  # a refiner's accept sends the clip to review; only reviewers finalise
     lease_minutes: float = Field(30.0, ge=1, description="how long a claim lasts without activity")
-    idle_minutes: float = Field(120.0, gt=0, description="an editor tab with no request this long is closed")
+    idle_minutes: float = Field(120.0, ge=0, description="an editor tab with no request this long is closed")
     heartbeat_seconds: float = Field(20.0, gt=0, description="the editor renews its lease this often")
 
     # -- the web: who may call, and how much --------------------------------------------------------------

@@ -73,7 +73,11 @@
     ev.preventDefault();
     const body = new URLSearchParams({username: $("ssu-login-user").value, password: $("ssu-login-pass").value});
     const res = await fetch("/login", {method: "POST", body, credentials: "same-origin"});
-    if (!res.ok) { $("ssu-login-why").textContent = "wrong name or password"; return; }
+    if (!res.ok) {
+      $("ssu-login-why").textContent = res.status === 429  // too many failed logins (the server's backoff)
+        ? `too many failed logins: try again in ${res.headers.get("Retry-After")} s` : "wrong name or password";
+      return;
+    }
     $("ssu-login-pass").value = "";
     $("ssu-login").hidden = true;
     loggedOut = false;
