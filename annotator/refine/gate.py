@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
+from python_multipart.exceptions import MultipartParseError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, Response
 
 from annotator.refine.auth import UserStore
@@ -91,20 +91,12 @@ class Origins:
 
 
 def _cookie(headers: Headers, name: str) -> str | None:
-    raw = headers.get("cookie")
-    if not raw:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except Exception:  # a malformed cookie header: treat as no cookie
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    return cookie_parser(headers.get("cookie") or "").get(name)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(MultipartParseError):
+    """Raised from the body stream: a multipart parser (Gradio's upload route) takes it for a broken upload
+    and deletes the partial files it wrote; any other route just stops reading."""
 
 
 class RequestGate:
@@ -166,25 +158,34 @@ class RequestGate:
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, boundary: bytes | None) -> None:
         """Run the app with the body counted as it arrives: past the limit (or past max_upload_files parts) the
         caller gets 413 and the app sees the client disconnect, so nothing more is read or stored."""
-        seen, parts, tail = 0, 0, b""
+        seen, parts, part, tail = 0, 0, 0, b""
         state = {"started": False, "refused": False}
         most_parts = self.config.max_upload_files + 1  # n files: n part boundaries and the closing one
+        # one file's bytes, with room for its part headers and one network chunk of the next part
+        part_limit = self.config.max_upload_mb * 2**20 + 64 * 1024
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen, parts, tail
+            nonlocal seen, parts, part, tail
             if state["refused"]:
                 return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 chunk = msg.get("body", b"")
                 seen += len(chunk)
-                if boundary is not None:
+                if boundary is not None:  # count the parts and the size of the current one as they arrive
                     data = tail + chunk
-                    parts += data.count(boundary)
-                    tail = data[-(len(boundary) - 1):] if len(boundary) > 1 else b""
-                if seen > limit or parts > most_parts:
-                    why = (f"more than {self.config.max_upload_files} files in one upload" if parts > most_parts
-                           else f"request body over {limit // 1024} KiB")
+                    found, last = data.count(boundary), data.rfind(boundary)
+                    parts += found
+                    part = len(data) - last - len(boundary) if found else part + len(chunk)
+                    tail = data[-(len(boundary) - 1):]
+                why = ""
+                if parts > most_parts:
+                    why = f"more than {self.config.max_upload_files} files in one upload"
+                elif boundary is not None and part > part_limit:
+                    why = f"a file over {self.config.max_upload_mb} MB"
+                elif seen > limit:
+                    why = f"request body over {limit // 1024} KiB"
+                if why:
                     if not state["started"]:  # answer now: an error page of the app's own must not come first
                         state["refused"] = True
                         await JSONResponse({"error": why, "detail": why}, 413)(scope, receive, send)
