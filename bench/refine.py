@@ -103,7 +103,8 @@ def http_calls(url: str, n: int) -> dict[str, list[float]]:
             assert c.post("login", data={"username": "bob", "password": PASSWORDS["bob"]}).status_code == 200
             out["login (HTTP)"].append((time.perf_counter() - t) * 1000)
             if i == 0:
-                c.post("ssu/api/open", content=f'{{"tab": "benchtab0001", "clip": "{CLIP}"}}', headers=head)
+                # the other clip: a lease of bob's on CLIP would make alice's next session read-only
+                c.post("ssu/api/open", content='{"tab": "benchtab0001", "clip": "synth_0_00001"}', headers=head)
             for _ in range(10):
                 t = time.perf_counter()
                 c.post("ssu/api/state", content='{"tab": "benchtab0001"}', headers=head)
@@ -165,6 +166,9 @@ def main() -> None:
           f"{a.rounds} rounds of gate off / on, alternating")
     for k in figures[True]:
         off, on = figures[False][k], figures[True][k]
+        if not off or not on:
+            print(f"{k:13s} no figures (gate off: {len(off)}, on: {len(on)})")
+            continue
         ratio = np.percentile(on, 50) / max(np.percentile(off, 50), 1e-9)
         print(f"{k:13s} gate off {pct(off)}\n{'':13s} gate on  {pct(on)}   p50 on/off {ratio:.2f}")
 
