@@ -10,7 +10,7 @@ they include cold decodes; the p95 shows them.
 
 Each round runs the same session twice, on a server without the request gate (annotator/refine/gate.py) and
 with it, so the ratio on/off is what the gate costs (issue 28: within 10 %). Logins and the editor's state
-call are also timed over plain HTTP.
+call are also timed over plain HTTP, against both servers at once, call by call in turn.
 """
 
 from __future__ import annotations
@@ -90,26 +90,46 @@ def session(url: str, a: argparse.Namespace, browser) -> dict[str, list[float]]:
             "save": edits.get("spans", [])}
 
 
-def http_calls(url: str, n: int) -> dict[str, list[float]]:
-    """Login and the editor's state call over HTTP (what the gate adds to each request, without the page)."""
+def http_calls(urls: dict[bool, str], logins: int, calls: int) -> dict[bool, dict[str, list[float]]]:
+    """Login and the editor's state call over plain HTTP against two servers at once, one without the gate and
+    one with it, interleaved call by call so that the machine's load drifts the same for both."""
     import httpx
     from test_refine_support import PASSWORDS
 
-    out: dict[str, list[float]] = {"login (HTTP)": [], "state (HTTP)": []}
-    head = {"Content-Type": "application/json", "X-SSU-Request": "1", "Origin": url.rstrip("/")}
-    for i in range(n):
-        with httpx.Client(base_url=url, timeout=60) as c:
-            t = time.perf_counter()
-            assert c.post("login", data={"username": "bob", "password": PASSWORDS["bob"]}).status_code == 200
-            out["login (HTTP)"].append((time.perf_counter() - t) * 1000)
-            if i == 0:
-                # the other clip: a lease of bob's on CLIP would make alice's next session read-only
-                c.post("ssu/api/open", content='{"tab": "benchtab0001", "clip": "synth_0_00001"}', headers=head)
-            for _ in range(10):
+    out: dict[bool, dict[str, list[float]]] = {g: {"login (HTTP)": [], "state (HTTP)": []} for g in urls}
+    clients = {g: httpx.Client(base_url=u, timeout=60) for g, u in urls.items()}
+    heads = {g: {"Content-Type": "application/json", "X-SSU-Request": "1", "Origin": u.rstrip("/")}
+             for g, u in urls.items()}
+    try:
+        for _ in range(logins):
+            for g, c in clients.items():
+                c.cookies.clear()
                 t = time.perf_counter()
-                c.post("ssu/api/state", content='{"tab": "benchtab0001"}', headers=head)
-                out["state (HTTP)"].append((time.perf_counter() - t) * 1000)
+                assert c.post("login", data={"username": "bob", "password": PASSWORDS["bob"]}).status_code == 200
+                out[g]["login (HTTP)"].append((time.perf_counter() - t) * 1000)
+        for g, c in clients.items():  # the other clip: a lease of bob's on CLIP would make alice read-only
+            c.post("ssu/api/open", content='{"tab": "benchtab0001", "clip": "synth_0_00001"}', headers=heads[g])
+        for _ in range(calls):
+            for g, c in clients.items():
+                t = time.perf_counter()
+                assert c.post("ssu/api/state", content='{"tab": "benchtab0001"}', headers=heads[g]).status_code == 200
+                out[g]["state (HTTP)"].append((time.perf_counter() - t) * 1000)
+    finally:
+        for c in clients.values():
+            c.close()
     return out
+
+
+def serve(root: Path, users: Path, hub, config, gate: bool):  # noqa: ANN001, ANN201
+    from annotator.refine.app import launch
+    from annotator.refine.auth import UserStore
+    from annotator.refine.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    served = launch(Controller(root, UserStore(users), hub, config), "127.0.0.1", port, block=False, with_gate=gate)
+    return served, f"http://127.0.0.1:{port}/"
 
 
 def main() -> None:
@@ -118,7 +138,8 @@ def main() -> None:
     ap.add_argument("--strokes", type=int, default=20)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--saves", type=int, default=10)
-    ap.add_argument("--logins", type=int, default=10, help="HTTP logins (each followed by 10 state calls)")
+    ap.add_argument("--logins", type=int, default=20, help="HTTP logins per server")
+    ap.add_argument("--calls", type=int, default=300, help="HTTP state calls per server")
     ap.add_argument("--rounds", type=int, default=2, help="gate off / on rounds, alternating")
     a = ap.parse_args()
 
@@ -127,10 +148,7 @@ def main() -> None:
     from tiny_models import build_tiny_sam
 
     from annotator.models.settings import Device, ModelKind, ModelsConfig, ModelSpec, Runtime
-    from annotator.refine.app import launch
-    from annotator.refine.auth import UserStore
     from annotator.refine.config import RefineConfig
-    from annotator.refine.controller import Controller
     from annotator.refine.models_hub import ModelsHub
     from collection.synth import make_synthetic_root
 
@@ -148,18 +166,20 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for r in range(a.rounds * 2):
                 gate = r % 2 == 1
-                ctl = Controller(tmp / "root", UserStore(users), hub, config)
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = s.getsockname()[1]
-                served = launch(ctl, "127.0.0.1", port, block=False, with_gate=gate)
+                served, url = serve(tmp / "root", users, hub, config, gate)
                 try:
-                    url = f"http://127.0.0.1:{port}/"
-                    for k, v in {**session(url, a, browser), **http_calls(url, a.logins)}.items():
+                    for k, v in session(url, a, browser).items():
                         figures[gate].setdefault(k, []).extend(v)
                 finally:
                     served.close()
             browser.close()
+        pair = {g: serve(tmp / "root", users, hub, config, g) for g in (False, True)}
+        try:
+            for g, figs in http_calls({g: u for g, (_, u) in pair.items()}, a.logins, a.calls).items():
+                figures[g].update(figs)
+        finally:
+            for served, _ in pair.values():
+                served.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU); "
