@@ -1,16 +1,17 @@
 """Latency of ssu-refine's editor as a refiner feels it: Playwright drives Debian's Chromium against a server
 on localhost (a 2-clip synthetic root, a tiny random-weight SAM so a click runs a real SAM forward pass).
 
-    .venv/bin/python bench/refine.py [--steps 60] [--strokes 20] [--clicks 10] [--saves 10]
+    .venv/bin/python bench/refine.py [--steps 60] [--strokes 20] [--clicks 10] [--saves 10] [--logins 20]
 
 Figures are measured inside the page (performance.now()): frame step = key press -> picture and masks of
 that frame on screen; stroke / SAM click / save = the edit sent -> the saved state applied on the page.
 Frame steps walk forward through frames never seen before (the first of each second decodes a chunk), so
 they include cold decodes; the p95 shows them.
 
-Each round runs the same session twice, on a server without the request gate (annotator/refine/gate.py) and
-with it, so the ratio on/off is what the gate costs (issue 28: within 10 %). Logins and the editor's state
-call are also timed over plain HTTP, against both servers at once, call by call in turn.
+Two servers run at once on copies of the same root, one without the request gate (annotator/refine/gate.py)
+and one with it; the same session runs in two pages, each action on both in turn, so the ratio on/off is
+what the gate costs (issue 28: within 10 %) and the machine's load drifts the same for both. Logins, the
+editor's state call and a static file under 4 failing login clients are also timed over plain HTTP.
 """
 
 from __future__ import annotations
@@ -40,54 +41,74 @@ def pct(xs: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} ms   (n={len(a)})"
 
 
-def session(url: str, a: argparse.Namespace, browser) -> dict[str, list[float]]:  # noqa: ANN001
-    """One refiner's session in the page: log in, frame steps, strokes, SAM clicks, caption saves."""
-    from test_refine_support import PASSWORDS
+class Editor:
+    """One refiner's editor page on one server (logged in, the clip open), driven one action at a time."""
 
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.goto(url)
-    page.get_by_label("username").fill("alice")
-    page.get_by_label("password").fill(PASSWORDS["alice"])
-    page.get_by_role("button", name="Login").click()
-    page.get_by_text("logged in as").first.wait_for(timeout=60_000)
-    page.goto(f"{url}ssu/editor?clip={CLIP}")
-    page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
-    page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
-    for f in range(1, a.steps + 1):  # one key, wait until shown, next key
-        page.keyboard.press("d")
-        page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
-    steps = page.evaluate("() => window.ssuEditor.timings.frame.slice()")
+    def __init__(self, url: str, browser) -> None:  # noqa: ANN001
+        from test_refine_support import PASSWORDS
 
-    def saved() -> None:
-        page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
+        self.page = page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.goto(url)
+        page.get_by_label("username").fill("alice")
+        page.get_by_label("password").fill(PASSWORDS["alice"])
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("logged in as").first.wait_for(timeout=60_000)
+        page.goto(f"{url}ssu/editor?clip={CLIP}")
+        page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
+        page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
+        self.box = page.locator("#ssu-stage").bounding_box()
 
-    box = page.locator("#ssu-stage").bounding_box()
+    def at(self, x: float, y: float) -> tuple[float, float]:
+        return self.box["x"] + x * self.box["width"] / 512, self.box["y"] + y * self.box["height"] / 512
 
-    def at(x: float, y: float) -> tuple[float, float]:
-        return box["x"] + x * box["width"] / 512, box["y"] + y * box["height"] / 512
+    def saved(self) -> None:
+        self.page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
 
-    page.keyboard.press("r")
-    for i in range(a.strokes):
-        page.mouse.move(*at(30 + i * 10, 60))
-        page.mouse.down()
+    def step(self, f: int) -> None:  # one key, wait until frame f is shown
+        self.page.keyboard.press("d")
+        self.page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
+
+    def stroke(self, i: int) -> None:
+        self.page.keyboard.press("r")
+        self.page.mouse.move(*self.at(30 + i * 10, 60))
+        self.page.mouse.down()
         for k in range(1, 9):
-            page.mouse.move(*at(30 + i * 10 + k * 6, 60 + k * 12))
-        page.mouse.up()
-        saved()
-    page.keyboard.press("p")
-    for i in range(a.clicks):
-        page.keyboard.press("c")  # one prompt per SAM call
-        page.mouse.click(*at(200 + 7 * i, 300))
-        saved()
-    area = page.locator("#ssu-spans textarea").first
-    for i in range(a.saves):
+            self.page.mouse.move(*self.at(30 + i * 10 + k * 6, 60 + k * 12))
+        self.page.mouse.up()
+        self.saved()
+
+    def click(self, i: int) -> None:
+        self.page.keyboard.press("p")
+        self.page.keyboard.press("c")  # one prompt per SAM call
+        self.page.mouse.click(*self.at(200 + 7 * i, 300))
+        self.saved()
+
+    def save(self, i: int) -> None:
+        area = self.page.locator("#ssu-spans textarea").first
         area.fill(f"a green square hums, take {i}")
         area.press("Control+s")  # the page's save shortcut (a click can land on the row laid over the button)
-        saved()
-    edits = page.evaluate("() => window.ssuEditor.timings.edit")
-    page.context.close()
-    return {"frame step": steps, "stroke": edits.get("stroke", []), "SAM click": edits.get("sam", []),
-            "save": edits.get("spans", [])}
+        self.saved()
+
+    def figures(self, steps: int) -> dict[str, list[float]]:
+        edits = self.page.evaluate("() => window.ssuEditor.timings.edit")
+        # the first `steps` shown frames are the key presses (edits redraw the frame too)
+        return {"frame step": self.page.evaluate("n => window.ssuEditor.timings.frame.slice(0, n)", steps),
+                "stroke": edits.get("stroke", []), "SAM click": edits.get("sam", []), "save": edits.get("spans", [])}
+
+
+def sessions(urls: dict[bool, str], a: argparse.Namespace, browser) -> dict[bool, dict[str, list[float]]]:  # noqa: ANN001
+    """The same session in two pages, one per server, action by action in turn (the order flips each time), so
+    that the machine's load drifts the same for both."""
+    eds = {g: Editor(u, browser) for g, u in urls.items()}
+    plan = ([(Editor.step, f) for f in range(1, a.steps + 1)] + [(Editor.stroke, i) for i in range(a.strokes)]
+            + [(Editor.click, i) for i in range(a.clicks)] + [(Editor.save, i) for i in range(a.saves)])
+    for n, (action, arg) in enumerate(plan):
+        for g in (False, True) if n % 2 == 0 else (True, False):
+            action(eds[g], arg)
+    out = {g: ed.figures(a.steps) for g, ed in eds.items()}
+    for ed in eds.values():
+        ed.page.context.close()
+    return out
 
 
 def http_calls(urls: dict[bool, str], logins: int, calls: int) -> dict[bool, dict[str, list[float]]]:
@@ -120,6 +141,37 @@ def http_calls(urls: dict[bool, str], logins: int, calls: int) -> dict[bool, dic
     return out
 
 
+def static_under_logins(urls: dict[bool, str], n: int) -> dict[bool, dict[str, list[float]]]:
+    """A static file's latency while 4 anonymous clients keep failing logins (issue 28: scrypt on the event
+    loop made every user's static files 100x slower)."""
+    import threading
+
+    import httpx
+
+    out: dict[bool, dict[str, list[float]]] = {g: {"static, 4 logins": []} for g in urls}
+    for g, url in urls.items():
+        stop = threading.Event()
+
+        def hammer(url: str = url, stop: threading.Event = stop) -> None:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                while not stop.is_set():
+                    c.post("login", data={"username": "nobody", "password": "wrong-password"})
+
+        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                c.get("ssu/static/editor.css")
+                out[g]["static, 4 logins"].append((time.perf_counter() - t0) * 1000)
+        stop.set()
+        for t in threads:
+            t.join()
+    return out
+
+
 def serve(root: Path, users: Path, hub, config, gate: bool):  # noqa: ANN001, ANN201
     from annotator.refine.app import launch
     from annotator.refine.auth import UserStore
@@ -140,7 +192,6 @@ def main() -> None:
     ap.add_argument("--saves", type=int, default=10)
     ap.add_argument("--logins", type=int, default=20, help="HTTP logins per server")
     ap.add_argument("--calls", type=int, default=300, help="HTTP state calls per server")
-    ap.add_argument("--rounds", type=int, default=2, help="gate off / on rounds, alternating")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -161,21 +212,19 @@ def main() -> None:
         hub = ModelsHub.load(settings, [ModelKind.sam])
         users = make_users(tmp / "users.toml")
         # the bench logs in many times from one address: the login budget is not what it measures
-        config = RefineConfig(login_limit_user="1000/minute", login_limit_address="1000/minute")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for r in range(a.rounds * 2):
-                gate = r % 2 == 1
-                served, url = serve(tmp / "root", users, hub, config, gate)
-                try:
-                    for k, v in session(url, a, browser).items():
-                        figures[gate].setdefault(k, []).extend(v)
-                finally:
-                    served.close()
-            browser.close()
-        pair = {g: serve(tmp / "root", users, hub, config, g) for g in (False, True)}
+        config = RefineConfig(login_limit_user="100000/minute", login_limit_address="100000/minute")
+        shutil.copytree(tmp / "root", tmp / "root-gate")  # the same clips, one root per server
+        pair = {g: serve(tmp / ("root-gate" if g else "root"), users, hub, config, g) for g in (False, True)}
+        urls = {g: u for g, (_, u) in pair.items()}
         try:
-            for g, figs in http_calls({g: u for g, (_, u) in pair.items()}, a.logins, a.calls).items():
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                for g, figs in sessions(urls, a, browser).items():
+                    figures[g].update(figs)
+                browser.close()
+            for g, figs in http_calls(urls, a.logins, a.calls).items():
+                figures[g].update(figs)
+            for g, figs in static_under_logins(urls, a.calls // 10).items():
                 figures[g].update(figs)
         finally:
             for served, _ in pair.values():
@@ -183,14 +232,14 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU); "
-          f"{a.rounds} rounds of gate off / on, alternating")
+          "two servers, without and with the request gate, each action on both in turn")
     for k in figures[True]:
         off, on = figures[False][k], figures[True][k]
         if not off or not on:
-            print(f"{k:13s} no figures (gate off: {len(off)}, on: {len(on)})")
+            print(f"{k:16s} no figures (gate off: {len(off)}, on: {len(on)})")
             continue
         ratio = np.percentile(on, 50) / max(np.percentile(off, 50), 1e-9)
-        print(f"{k:13s} gate off {pct(off)}\n{'':13s} gate on  {pct(on)}   p50 on/off {ratio:.2f}")
+        print(f"{k:16s} gate off {pct(off)}\n{'':16s} gate on  {pct(on)}   p50 on/off {ratio:.2f}")
 
 
 if __name__ == "__main__":
