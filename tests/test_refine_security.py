@@ -288,6 +288,9 @@ def test_logins_expire_idle_and_absolute(tmp_path):
     t = logins.create("zoe")
     add_user(tmp_path / "u.toml", "zoe", "a-new-password", Role.refiner)
     assert logins.get(t) is None and ended == ["zoe"]  # a new password ends the login and the editor sessions
+    t = logins.create("zoe")
+    (tmp_path / "u.toml").unlink()  # the users file deleted while serving: nobody is logged in any more
+    assert logins.get(t) is None and ended == ["zoe", "zoe"]
 
 
 # -- login ---------------------------------------------------------------------------------------------------

@@ -190,9 +190,10 @@ def build_web(ctl: Controller, host: str, port: int, *, with_gate: bool = True) 
     holder: dict[str, Any] = {}
 
     def current_user(request: Any) -> str | None:
-        cookies = request.cookies  # (the second name is Gradio's own login's, used only without the gate)
-        return logins.user_of(cookies.get(holder["cookie"]) or cookies.get(holder["cookie"].replace("-token-",
-                                                                                                 "-token-unsecure-")))
+        name = holder["cookie"]
+        # without the gate (bench/refine.py only) Gradio's own login runs, and sets its "unsecure" cookie too
+        token = request.cookies.get(name) or request.cookies.get(name.replace("-token-", "-token-unsecure-"))
+        return logins.user_of(token)
 
     web.include_router(api.make_router(ctl, current_user))
     gr.mount_gradio_app(

@@ -97,8 +97,9 @@ class UserStore:
 
     def _load(self) -> None:
         if not self.path.is_file():
-            if self._mtime is not None:  # deleted while serving: nobody may log in or stay logged in
-                self._users, self._mtime, self.generation = {}, None, self.generation + 1
+            if self.generation:  # deleted while serving: nobody may log in or stay logged in
+                if self._users:
+                    self._users, self._mtime, self.generation = {}, None, self.generation + 1
                 return
             raise UserError(f"{self.path}: no users file; create one with `ssu-refine add-user {self.path} NAME`")
         st = self.path.stat()

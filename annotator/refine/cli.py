@@ -25,8 +25,16 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def _opt(name: str) -> object:
-    """A serve flag whose default and help are RefineConfig's (written once, in annotator/refine/config.py)."""
-    return typer.Option(RefineConfig.default(name), help=RefineConfig.help(name))
+    """A serve flag whose default, help and range are RefineConfig's (written once, in annotator/refine/config.py)."""
+    bounds: dict[str, object] = {}
+    for m in RefineConfig.model_fields[name].metadata:  # pydantic's ge / gt / le constraints
+        if getattr(m, "ge", None) is not None:
+            bounds["min"] = m.ge
+        if getattr(m, "gt", None) is not None:  # (typer has no open bound: RefineConfig refuses the bound itself)
+            bounds["min"] = m.gt
+        if getattr(m, "le", None) is not None:
+            bounds["max"] = m.le
+    return typer.Option(RefineConfig.default(name), help=RefineConfig.help(name), **bounds)  # type: ignore[arg-type]
 
 
 SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
