@@ -256,6 +256,7 @@ def test_demoted_reviewer_is_logged_out_everywhere(site):
 def test_removed_user_is_gone_and_stays_gone_when_readded(site):
     with site.client("eve") as eve:
         open_clip(eve, "evetab000001", "synth_0_00002")
+        site.ctl.catalog.claim("synth_0_00005", "eve")  # a lease with no tab open (claimed before a restart)
         users = auth.UserStore(site.users).users
         removed = users.pop("eve")
         write_users(site.users, users)
@@ -265,6 +266,7 @@ def test_removed_user_is_gone_and_stays_gone_when_readded(site):
         assert eve.get("ssu/editor", follow_redirects=False).status_code == 303
         assert eve.post("gradio_api/upload", files={"files": ("a.mp4", b"x")}).status_code == 401
         assert site.ctl.root.catalog.lease_of("synth_0_00002") is None
+        assert site.ctl.root.catalog.lease_of("synth_0_00005") is None
         users[removed.name] = removed  # re-added with the very same hash: the old cookie stays dead
         write_users(site.users, users)
         assert eve.get("config").status_code == 401

@@ -217,6 +217,9 @@ def end_user(ctl: Controller, name: str) -> None:
     for sid, s in list(ctl.sessions.items()):
         if s.user.name == name:
             ctl.close_session(sid)
+    for row in ctl.catalog.rows():  # leases without an open tab too (claimed before a restart)
+        if row.lease_owner == name:
+            ctl.catalog.release(row.clip_id, name)
 
 
 def launch(ctl: Controller, host: str, port: int, *, block: bool = True, with_gate: bool = True) -> Served:
