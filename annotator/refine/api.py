@@ -10,6 +10,7 @@ Answers: 200 with the editor state; 400 {error} for a user mistake; 409 {error, 
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,53 @@ def _int(body: dict[str, Any], key: str, default: int | None = None) -> int:
     v = body.get(key, default)
     try:
         return int(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UserError(f"{key}: expected a whole number, got {v!r}") from None
+    except (TypeError, ValueError, OverflowError):  # None, "x", NaN, 1e400 (JSON's infinity)
+        raise UserError(f"{key}: expected a whole number, got {str(v)[:40]!r}") from None
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# the shape of each list an edit may carry: (field, how long each item is, what it holds)
+_SHAPES = {"points": ((2, 3), "[x, y] or [x, y, label] numbers"), "box": ((4,), "4 numbers [x0, y0, x1, y1]")}
+
+
+def check_shapes(body: dict[str, Any]) -> None:
+    """Malformed numbers and shapes in an edit are the caller's mistake (400 naming the field), never a 500."""
+    for key in ("frame", "source_id", "radius", "start", "end", "index", "seq"):
+        if key in body and body[key] is not None:
+            _int(body, key)
+    pts = body.get("points")
+    if pts is not None:
+        if not isinstance(pts, list) or len(pts) > 100_000:
+            raise UserError("points: expected a list of [x, y] points")
+        for p in pts:
+            if not isinstance(p, list) or len(p) not in _SHAPES["points"][0] or not all(map(_number, p)):
+                raise UserError(f"points: each point is {_SHAPES['points'][1]}, got {str(p)[:40]}")
+    box = body.get("box")
+    if box is not None and (not isinstance(box, list) or len(box) != 4 or not all(map(_number, box))):
+        raise UserError(f"box: expected {_SHAPES['box'][1]}, got {str(box)[:40]}")
+    spans = body.get("spans")
+    if spans is not None and (not isinstance(spans, list) or not all(isinstance(x, dict) for x in spans)):
+        raise UserError("spans: expected a list of {start, end, text} objects")
+    for x in spans or []:
+        for key in ("start", "end"):
+            _int(x, key)
+        if not isinstance(x.get("text"), str):
+            raise UserError("spans: each span's text is a string")
+    for key in ("category", "name", "note", "decision", "direction", "kind", "rev"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise UserError(f"{key}: expected text")
+
+
+def media_file(path: Path, folder: Path) -> Path:
+    """The file a media URL names, only if it is a regular file inside `folder` (the root's clips/ or audio/)
+    once links are resolved: a link planted there cannot serve users.toml or anything else."""
+    real, base = path.resolve(), folder.resolve()
+    if not real.is_relative_to(base) or not real.is_file():
+        raise UserError(f"{path.name}: the clip's media is missing from the root")
+    return real
 
 
 def _source_id(body: dict[str, Any]) -> int:
@@ -171,7 +217,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
         import json
 
         try:
-            data = json.loads(await request.body() or b"{}")  # sendBeacon posts text/plain: parse by hand
+            data = json.loads(await request.body() or b"{}")  # the gate let only application/json through
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -210,9 +256,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
     def video(request: Request, clip_id: str) -> Response:
         def run() -> Response:
             user_of(request)
-            path = ctl.root.clip_path(known_clip(clip_id))
-            if not path.is_file():
-                raise UserError(f"{path.name}: the clip's video is missing from the root")
+            path = media_file(ctl.root.clip_path(known_clip(clip_id)), ctl.root_path / "clips")
             return FileResponse(path, media_type="video/mp4")  # answers Range requests: the video can seek
         return answer(run)
 
@@ -254,6 +298,7 @@ def make_router(ctl: Controller, current_user: Callable[[Request], str | None]) 
         def run() -> dict[str, Any]:
             session_id = session_of(request, body)
             s = ctl.session(session_id)
+            check_shapes(body)
             seq = _int(body, "seq")
             with seq_lock:  # requests run in parallel threads: check-and-set the tab's sequence number at once
                 if seq <= s.last_seq:

@@ -8,18 +8,23 @@ user) and return dicts {component: value}; a UserError becomes the message line.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import gradio as gr  # this module is imported only when the server starts (refine/cli.py imports it lazily)
 
-from annotator.refine import api, assets, dashboard, upload
+from annotator.refine import api, assets, dashboard, gate, upload
+from annotator.refine.config import check_category
 from annotator.refine.controller import Controller
+from annotator.refine.sessions import Logins
 from schemas.errors import UserError
 from schemas.models import ClipStatus
 
 QUEUE_HEADERS = ["clip_id", "category", "status", "leased_by", "updated"]
 ALL = "all"
+LOGOUT = ("() => fetch('/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-SSU-Request': '1'}})"
+          ".then(() => { window.location.href = '/'; })")  # a POST (gate.py): no link or image can log one out
 GO = "(c) => { if (c) window.location.href = '/ssu/editor?clip=' + encodeURIComponent(c); }"
 
 
@@ -28,7 +33,7 @@ def build_app(ctl: Controller) -> Any:
     with gr.Blocks(title="ssu-refine", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         with gr.Row(elem_id="ssu-top"):
             header = gr.Markdown("ssu-refine", elem_id="ssu-header")
-            gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="ssu-logout")
+            logout = gr.Button("Log out", size="sm", scale=0, elem_id="ssu-logout")
         msg = gr.Markdown("", elem_id="ssu-msg")
         with gr.Tabs(elem_id="ssu-tabs"):
             with gr.Tab("Queue", id="queue", elem_id="ssu-tab-queue"):
@@ -49,7 +54,8 @@ def build_app(ctl: Controller) -> Any:
                 gr.Markdown("Drop videos here: each is normalized exactly as `ssu-collect --source local` does "
                             "(512×512, 30 fps, 10 s, 16 kHz audio; the same refusal reasons) and enters the queue.")
                 files = gr.File(file_count="multiple", file_types=["video"], label="Videos", elem_id="ssu-files")
-                label = gr.Dropdown(ctl.categories, allow_custom_value=True, label="Category of these videos",
+                label = gr.Dropdown(ctl.categories, allow_custom_value=ctl.config.new_categories,
+                                    label="Category of these videos",
                                     elem_id="ssu-up-label")
                 up_btn = gr.Button("Upload and add to the queue", variant="primary", elem_id="ssu-upload")
                 up_log = gr.Markdown("", elem_id="ssu-upload-log")
@@ -62,6 +68,7 @@ def build_app(ctl: Controller) -> Any:
                 d_cats = gr.Dataframe(label="Changes to the automatic draft, per category (1.0 = untouched)",
                                       interactive=False, elem_id="ssu-d-cats")
         go = gr.Textbox(visible="hidden", elem_id="ssu-go")
+        logout.click(None, None, None, js=LOGOUT)
 
         # -- queue --------------------------------------------------------------------------------
         def load_queue(st: str, c: str, query: str, request: gr.Request) -> dict:
@@ -107,10 +114,14 @@ def build_app(ctl: Controller) -> Any:
                 def say(m: str) -> None:
                     lines.append(m)
                     progress(len(lines) / (len(paths or []) + 1), desc=m)
+                lab = check_category(lab, ctl.categories, ctl.config.new_categories)
                 results = upload.ingest(ctl.root_path, [Path(p) for p in paths or []], lab, s.user.name, say,
-                                        draft=ctl.draft)
+                                        draft=ctl.draft, limits=ctl.config)
             except UserError as e:
-                return {up_log: f"⚠️ {e}"}
+                return {up_log: f"⚠️ {upload.no_paths(str(e))}"}
+            finally:
+                for p in paths or []:  # Gradio's copies in its cache: the root keeps what it collected
+                    Path(p).unlink(missing_ok=True)
             ctl.reload_categories()
             def cell(t: str) -> str:
                 return t.replace("|", "\\|").replace("\n", " ")
@@ -146,29 +157,90 @@ def build_app(ctl: Controller) -> Any:
     return demo
 
 
-def launch(ctl: Controller, host: str, port: int, *, block: bool = True) -> Any:
-    """Start the server with login required; media served only from the root's clips/ and audio/; the
-    editor page and its API mounted on the same app. block=False returns the running gr.Blocks at once
-    (tests call .close() on it)."""
+class Served:
+    """A running ssu-refine: the FastAPI app (the gate, our routes, Gradio mounted at /) under uvicorn."""
+
+    def __init__(self, demo: Any, app: Any, server: Any, thread: threading.Thread | None) -> None:
+        self.demo, self.app, self.server, self.thread = demo, app, server, thread
+
+    def close(self) -> None:
+        self.demo.close(verbose=False)  # stops Gradio's queue
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+
+def build_web(ctl: Controller, host: str, port: int, *, with_gate: bool = True) -> Any:
+    """The whole web app: our routes first, Gradio mounted at / (its CORS replaced by ours: same origin only),
+    login sessions from the users file as it is now, and the request gate in front of everything.
+    with_gate=False exists only for bench/refine.py, which measures what the gate costs."""
+    from fastapi import FastAPI
+    from starlette.middleware.cors import CORSMiddleware
+
+    cfg = ctl.config
     demo = build_app(ctl)
     demo.queue(default_concurrency_limit=8)
-    app, _, _ = demo.launch(
-        server_name=host, server_port=port, auth=lambda u, p: ctl.users.authenticate(u, p) is not None,
-        auth_message="ssu-refine: log in with the name and password your project lead gave you",
-        allowed_paths=[str(ctl.root_path / "clips"), str(ctl.root_path / "audio")],
-        prevent_thread_lock=True, quiet=True, footer_links=[], css=assets.CSS, show_error=False,
-        ssr_mode=False, enable_monitoring=False, mcp_server=False, pwa=False)
+    origins = gate.Origins.of(host, port, cfg.public_url)
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # Gradio adds its own CORS (which echoes loopback origins with credentials) unless the parent app has one
+    web.add_middleware(CORSMiddleware, allow_origins=sorted(origins.origins), allow_credentials=False,
+                       allow_methods=["GET"], allow_headers=[])
+    logins = Logins(ctl.users, cfg.login_idle_minutes * 60, cfg.login_hours * 3600,
+                    on_end=lambda name: end_user(ctl, name))
+    holder: dict[str, Any] = {}
 
     def current_user(request: Any) -> str | None:
-        # the same lookup as Gradio's own /user route: the login cookie names a token of this process
-        token = (request.cookies.get(f"access-token-{app.cookie_id}")
-                 or request.cookies.get(f"access-token-unsecure-{app.cookie_id}"))
-        return app.tokens.get(token)
+        name = holder["cookie"]
+        # without the gate (bench/refine.py only) Gradio's own login runs, and sets its "unsecure" cookie too
+        token = request.cookies.get(name) or request.cookies.get(name.replace("-token-", "-token-unsecure-"))
+        return logins.user_of(token)
 
-    app.include_router(api.make_router(ctl, current_user))
+    web.include_router(api.make_router(ctl, current_user))
+    gr.mount_gradio_app(
+        web, demo, path="/", auth=lambda u, p: ctl.users.authenticate(u, p) is not None,
+        auth_message="ssu-refine: log in with the name and password your project lead gave you",
+        allowed_paths=[],  # media only through /ssu/api (regular files inside clips/), never /gradio_api/file=
+        max_file_size=cfg.max_upload_mb * 2**20, footer_links=[], css=assets.CSS, show_error=False,
+        ssr_mode=False, enable_monitoring=False, mcp_server=False, pwa=False, server_name=host, server_port=port)
+    gradio_app = next(r.app for r in web.routes if getattr(r, "path", None) == "" and hasattr(r.app, "tokens"))
+    gradio_app.tokens = logins  # Gradio's routes resolve the login cookie through the same sessions as ours
+    holder["cookie"] = f"access-token-{gradio_app.cookie_id}"
+    if with_gate:
+        web.add_middleware(gate.RequestGate, config=cfg, origins=origins, users=ctl.users, logins=logins,
+                           cookie_name=holder["cookie"])
+    return demo, web
+
+
+def end_user(ctl: Controller, name: str) -> None:
+    """A user removed, re-roled or with a new password (or logged out everywhere): their editor sessions end
+    and the clips they held are released."""
+    for sid, s in list(ctl.sessions.items()):
+        if s.user.name == name:
+            ctl.close_session(sid)
+    for row in ctl.catalog.rows():  # leases without an open tab too (claimed before a restart)
+        if row.lease_owner == name:
+            ctl.catalog.release(row.clip_id, name)
+
+
+def launch(ctl: Controller, host: str, port: int, *, block: bool = True, with_gate: bool = True) -> Served:
+    """Start the server with login required; media served only from the root's clips/ (ssu/api); the
+    editor page and its API mounted on the same app. block=False returns at once with the server running
+    in a thread (tests call .close() on it)."""
+    import time
+
+    import uvicorn
+
+    demo, web = build_web(ctl, host, port, with_gate=with_gate)
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=2))
     if block:
-        demo.block_thread()
-    return demo
-
-
-
+        server.run()
+        return Served(demo, web, server, None)
+    thread = threading.Thread(target=server.run, name="ssu-refine-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise UserError(f"--port {port}: the server did not start (is the port in use?)")
+        time.sleep(0.02)
+    return Served(demo, web, server, thread)

@@ -43,6 +43,11 @@ class User:
     def can_review(self) -> bool:
         return self.role == Role.reviewer
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the role or the password changes: a login made before then is no longer valid."""
+        return hashlib.sha256(f"{self.role.value}\0{self.password_hash}".encode()).hexdigest()[:32]
+
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else os.urandom(16)
@@ -69,19 +74,37 @@ def check_user_name(name: str) -> str:
     return name
 
 
+_DUMMY_HASH: list[str] = []  # one hash made once: an unknown name costs one scrypt run, as a known one does
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hash_password(os.urandom(12).hex()))
+    return _DUMMY_HASH[0]
+
+
 class UserStore:
-    """users.toml, read at start and re-read when it changes on disk (add-user while the server runs)."""
+    """users.toml, read at start and re-read when it changes on disk (add-user while the server runs).
+    `generation` counts the reloads: the login sessions re-check their users when it moves."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._mtime: float | None = None
+        self._mtime: tuple[int, int, int] | None = None
         self._users: dict[str, User] = {}
+        self.generation = 0
         self._load()
+        _dummy_hash()
 
     def _load(self) -> None:
         if not self.path.is_file():
+            if self.generation:  # deleted while serving: nobody may log in or stay logged in
+                if self._users:
+                    self._users, self._mtime, self.generation = {}, None, self.generation + 1
+                return
             raise UserError(f"{self.path}: no users file; create one with `ssu-refine add-user {self.path} NAME`")
-        mtime = self.path.stat().st_mtime
+        st = self.path.stat()
+        # add-user replaces the file (a new inode): two writes within the clock's resolution still differ
+        mtime = (st.st_mtime_ns, st.st_ino, st.st_size)
         if mtime == self._mtime:
             return
         try:
@@ -98,7 +121,7 @@ class UserStore:
             if not isinstance(entry.get("password"), str):
                 raise UserError(f"{self.path}: user {name!r} has no password hash; reset it with add-user")
             users[check_user_name(name)] = User(name, role, entry["password"])
-        self._users, self._mtime = users, mtime
+        self._users, self._mtime, self.generation = users, mtime, self.generation + 1
 
     @property
     def users(self) -> dict[str, User]:
@@ -111,7 +134,7 @@ class UserStore:
     def authenticate(self, name: str, password: str) -> User | None:
         user = self.get(name)
         if user is None:
-            verify_password(password, hash_password("x"))  # spend the same time: do not reveal which names exist
+            verify_password(password, _dummy_hash())  # the same work: do not reveal which names exist
             return None
         return user if verify_password(password, user.password_hash) else None
 

@@ -13,6 +13,7 @@ import typer
 
 from annotator.models import flags as mf
 from annotator.models.settings import Device, DType, ModelKind
+from annotator.refine.config import RefineConfig
 from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
 
@@ -20,9 +21,27 @@ app = new_app("Refine automatic annotations in the browser: masks (SAM clicks, b
               "captions, review.\n\nExample: ssu-refine add-user users.toml alice --role refiner; "
               "ssu-refine data/root --users users.toml --sam facebook/sam-vit-base --port 7860")
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _opt(name: str) -> object:
+    """A serve flag whose default, help and range are RefineConfig's (written once, in annotator/refine/config.py)."""
+    bounds: dict[str, object] = {}
+    for m in RefineConfig.model_fields[name].metadata:  # pydantic's ge / gt / le constraints
+        if getattr(m, "ge", None) is not None:
+            bounds["min"] = m.ge
+        if getattr(m, "gt", None) is not None:  # (typer has no open bound: RefineConfig refuses the bound itself)
+            bounds["min"] = m.gt
+        if getattr(m, "le", None) is not None:
+            bounds["max"] = m.le
+    return typer.Option(RefineConfig.default(name), help=RefineConfig.help(name), **bounds)  # type: ignore[arg-type]
+
+
 SERVE_EXAMPLE = ("Example:\n\n  ssu-refine add-user users.toml alice --role refiner\n\n"
                  "  ssu-refine data/root --users users.toml --sam facebook/sam-vit-base "
-                 "--sam2 facebook/sam2.1-hiera-tiny --port 7860")
+                 "--sam2 facebook/sam2.1-hiera-tiny --port 7860\n\n"
+                 "  behind a TLS reverse proxy: ssu-refine data/root --users users.toml --public-url "
+                 "https://refine.example.com")
 
 
 @app.command("serve", epilog=SERVE_EXAMPLE)
@@ -43,15 +62,35 @@ def serve(
     dtype: DType = mf.DTYPE,
     offline: bool = mf.offline(True),
     no_review: bool = typer.Option(False, "--no-review", help="let refiners accept clips as final"),
-    lease_minutes: float = typer.Option(30.0, min=1, help="how long a claim lasts without activity"),
+    lease_minutes: float = _opt("lease_minutes"),
     frame_cache_mb: int = typer.Option(1024, min=32, help="memory for decoded frames shared by all users"),
+    public_url: str | None = _opt("public_url"),
+    login_idle_minutes: float = _opt("login_idle_minutes"),
+    login_hours: float = _opt("login_hours"),
+    login_limit_user: str = _opt("login_limit_user"),
+    login_limit_address: str = _opt("login_limit_address"),
+    max_body_kb: int = _opt("max_body_kb"),
+    max_upload_mb: int = _opt("max_upload_mb"),
+    max_upload_files: int = _opt("max_upload_files"),
+    max_pixels: int = _opt("max_pixels"),
+    max_fps: float = _opt("max_fps"),
+    new_categories: bool = typer.Option(RefineConfig.default("new_categories"), "--new-categories/--no-new-categories",
+                                        help=RefineConfig.help("new_categories")),
 ) -> None:
-    """Serve the refinement app (login required)."""
+    """Serve the refinement app (login required). Security: docs/refine.md, "Security"."""
     import os
 
     from annotator.refine.auth import UserStore
     from schemas.root import DatasetRoot
 
+    config = RefineConfig.from_flags(
+        require_review=not no_review, lease_minutes=lease_minutes, public_url=public_url,
+        login_idle_minutes=login_idle_minutes, login_hours=login_hours, login_limit_user=login_limit_user,
+        login_limit_address=login_limit_address, max_body_kb=max_body_kb, max_upload_mb=max_upload_mb,
+        max_upload_files=max_upload_files, max_pixels=max_pixels, max_fps=max_fps, new_categories=new_categories)
+    if host not in LOOPBACK_HOSTS and config.public_url is None:
+        raise UserError(f"--host {host}: give --public-url with the address browsers use (e.g. "
+                        f"http://{host}:{port}); requests from any other origin are refused")
     if offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     DatasetRoot.open(root)  # a clear error for a wrong root before anything heavy loads
@@ -60,7 +99,7 @@ def serve(
         raise UserError(f"{users}: has no users; add one with `ssu-refine add-user {users} NAME`")
 
     from annotator.refine.app import launch
-    from annotator.refine.controller import Controller, RefineConfig
+    from annotator.refine.controller import Controller
     from annotator.refine.frames import FrameStore
     from annotator.refine.tool_models import ToolModels
 
@@ -83,10 +122,9 @@ def serve(
     else:
         models = ToolModels.load(settings, [k for k in (ModelKind.sam, ModelKind.sam2, ModelKind.captioner)
                                             if sources[k]])
-    ctl = Controller(root, store, models, RefineConfig(require_review=not no_review, lease_minutes=lease_minutes),
-                     FrameStore(frame_cache_mb), draft=auto)
+    ctl = Controller(root, store, models, config, FrameStore(frame_cache_mb), draft=auto)
     missing = [k for k, v in models.names().items() if v is None]
-    print(f"ssu-refine: serving {root} on http://{host}:{port} ({len(store.users)} users"
+    print(f"ssu-refine: serving {root} on {config.public_url or f'http://{host}:{port}'} ({len(store.users)} users"
           + (f"; tools off: {', '.join(missing)}" if missing else "") + ")", file=sys.stderr)
     launch(ctl, host, port, block=True)
 

@@ -11,7 +11,8 @@ from annotator.models.settings import Direction
 from annotator.refine import history, tools
 from annotator.refine.auth import User
 from annotator.refine.clip_sessions import ClipSessions, StaleEdit
-from annotator.refine.state import ClipView, Decision, RefineConfig
+from annotator.refine.config import RefineConfig
+from annotator.refine.state import ClipView, Decision
 from annotator.refine.tools import Who
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus, now_utc

@@ -11,14 +11,6 @@ from schemas.models import Annotation, ClipStatus, SoundSource
 
 
 @dataclass
-class RefineConfig:
-    require_review: bool = True      # a refiner's accept sends the clip to review; only reviewers finalise
-    lease_minutes: float = 30.0
-    idle_minutes: float = 120.0      # sessions with no request for this long are closed (lease released)
-    heartbeat_seconds: float = 20.0  # the editor page renews its lease this often while a clip is open
-
-
-@dataclass
 class Session:
     """One browser tab (the editor page's tab id, or Gradio's session hash): who, which clip, where on it."""
 

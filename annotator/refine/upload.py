@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from annotator.refine.config import RefineConfig
 from collection.index import read_local
 from collection.job import build_job, run_job
 from schemas.errors import UserError
+from schemas.media import probe_video
 from schemas.models import Annotation, ClipStatus, now_utc
 from schemas.root import DatasetRoot
 
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from annotator.draft.pipeline import AutoAnnotator
     from annotator.refine.tool_models import ToolModels
 
-MAX_FILES = 50
 _COLLECTING = threading.Lock()  # one collection run on the root at a time (uploads by several reviewers)
 UPLOADS = ".uploads"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
@@ -65,17 +66,53 @@ def _safe_name(name: str) -> str:
     return stem[:80] + Path(name).suffix.lower()
 
 
+def _too_big(f: Path, limits: RefineConfig) -> str | None:
+    """Why a file is refused before anything decodes it (size, then the container's claims), or None."""
+    if f.stat().st_size > limits.max_upload_mb * 2**20:
+        return f"larger than {limits.max_upload_mb} MB (ssu-refine --max-upload-mb)"
+    try:
+        info = probe_video(f)  # the container's header: no frame is decoded
+    except UserError:
+        return "not a readable video"
+    if info.width * info.height > limits.max_pixels:
+        return f"{info.width}x{info.height} is over {limits.max_pixels} pixels (ssu-refine --max-pixels)"
+    if not 0 < info.fps <= limits.max_fps:
+        return f"frame rate {info.fps:g} is not in (0, {limits.max_fps:g}] (ssu-refine --max-fps)"
+    return None
+
+
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/:]+/)+([^\s'\"/:]+)")
+
+
+def no_paths(text: str) -> str:
+    """A reason shown in the browser names files, never the server's folders."""
+    return _ABS_PATH.sub(r"\1", text)
+
+
 def ingest(root_path: Path, files: list[Path], label: str, actor: str,
-           progress: Callable[[str], None] = lambda _m: None, draft: AutoDraft | None = None) -> list[UploadResult]:
+           progress: Callable[[str], None] = lambda _m: None, draft: AutoDraft | None = None,
+           limits: RefineConfig | None = None) -> list[UploadResult]:
     """Collect `files` (all labelled `label`) into the root, drafting each new clip when `draft` is given;
-    returns one result per file."""
+    returns one result per file. Files over `limits` are refused before they are copied or decoded, and
+    the originals of refused files are deleted."""
+    limits = limits or RefineConfig()
     label = " ".join((label or "").split())
     if not label or "," in label or ";" in label:
         raise UserError("label: give one category for the uploaded videos (no commas), e.g. 'playing piano'")
     if not files:
         raise UserError("no files: drop one or more videos on the upload box")
-    if len(files) > MAX_FILES:
-        raise UserError(f"{len(files)} files: upload at most {MAX_FILES} at a time")
+    if len(files) > limits.max_upload_files:
+        raise UserError(f"{len(files)} files: upload at most {limits.max_upload_files} at a time")
+    results = [_without_paths(r) for r in _ingest(root_path, files, label, actor, progress, draft, limits)]
+    return results
+
+
+def _without_paths(r: UploadResult) -> UploadResult:
+    return UploadResult(r.file, r.clip_id, r.ok, no_paths(r.reason))
+
+
+def _ingest(root_path: Path, files: list[Path], label: str, actor: str, progress: Callable[[str], None],
+            draft: AutoDraft | None, limits: RefineConfig) -> list[UploadResult]:
     results: list[UploadResult] = []
     # the originals are kept under the root (hidden: validators and listings skip it) so that each clip's
     # source_path names a file that exists, as it does for ssu-collect --source local
@@ -87,12 +124,16 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
             results.append(UploadResult(f.name, None, False, f"not a video file ({f.suffix or 'no suffix'}); "
                                         f"upload one of {', '.join(sorted(VIDEO_SUFFIXES))}"))
             continue
+        if why := _too_big(f, limits):
+            results.append(UploadResult(f.name, None, False, why))
+            continue
         name = _safe_name(f.name)
         while name in names:
             name = f"{Path(name).stem}_{len(names)}{Path(name).suffix}"
         shutil.copy(f, folder / name)
         names[name] = f.name
     if not names:
+        shutil.rmtree(folder, ignore_errors=True)
         return results
     with open(folder / "index.csv", "w", newline="", encoding="utf-8") as fh:  # csv quotes what needs it
         w = csv.writer(fh)
@@ -134,7 +175,9 @@ def ingest(root_path: Path, files: list[Path], label: str, actor: str,
                                             "(add sources and draw them)"))
             else:
                 results.append(UploadResult(original, cid, True, f"already in the root ({row.status.value})"))
-            progress(f"{original}: {results[-1].reason}")
+            if not results[-1].ok:  # a refused original is not kept (only collected clips name their source)
+                (folder / name).unlink(missing_ok=True)
+            progress(f"{original}: {no_paths(results[-1].reason)}")
     finally:
         root.close()
     return results

@@ -32,11 +32,17 @@
   const timings = {frame: [], edit: {}};  // ms per shown frame and per edit round trip (bench/refine.py reads them)
 
   // ---------------------------------------------------------------- server calls
+  // every API call: JSON with the X-SSU-Request header, which the server's request gate requires (no form or
+  // other origin can send it); keepalive lets the last one (closing the tab) outlive the page
+  function post(path, body, keepalive) {
+    return fetch(path, {method: "POST", headers: {"Content-Type": "application/json", "X-SSU-Request": "1"},
+                        body: JSON.stringify({tab: TAB, ...body}), credentials: "same-origin", keepalive: !!keepalive});
+  }
+
   async function api(path, body) {
     let res;
     try {
-      res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-                               body: JSON.stringify({tab: TAB, ...body}), credentials: "same-origin"});
+      res = await post(path, body);
     } catch (e) {
       return {status: 0, data: {error: "the server does not answer (" + e + "); your input is kept"}};
     }
@@ -67,7 +73,11 @@
     ev.preventDefault();
     const body = new URLSearchParams({username: $("ssu-login-user").value, password: $("ssu-login-pass").value});
     const res = await fetch("/login", {method: "POST", body, credentials: "same-origin"});
-    if (!res.ok) { $("ssu-login-why").textContent = "wrong name or password"; return; }
+    if (!res.ok) {
+      $("ssu-login-why").textContent = res.status === 429  // too many failed logins (the server's backoff)
+        ? `too many failed logins: try again in ${res.headers.get("Retry-After")} s` : "wrong name or password";
+      return;
+    }
     $("ssu-login-pass").value = "";
     $("ssu-login").hidden = true;
     loggedOut = false;
@@ -717,7 +727,7 @@
     $("ssu-reject").onclick = () => decide("reject");
     $("ssu-send-back").onclick = () => decide("send_back");
     $("ssu-login-form").addEventListener("submit", login);
-    window.addEventListener("pagehide", () => navigator.sendBeacon("/ssu/api/close", JSON.stringify({tab: TAB})));
+    window.addEventListener("pagehide", () => post("/ssu/api/close", {}, true).catch(() => {}));
     window.addEventListener("resize", () => { if (S) timeline(); });
     setTool("brush");
   }
