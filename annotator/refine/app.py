@@ -214,9 +214,9 @@ def build_web(ctl: Controller, host: str, port: int, *, with_gate: bool = True) 
 def end_user(ctl: Controller, name: str) -> None:
     """A user removed, re-roled or with a new password (or logged out everywhere): their editor sessions end
     and the clips they held are released."""
-    for sid, s in list(ctl.sessions.items()):
+    for session_id, s in list(ctl.sessions.items()):
         if s.user.name == name:
-            ctl.close_session(sid)
+            ctl.close_session(session_id)
     for row in ctl.catalog.rows():  # leases without an open tab too (claimed before a restart)
         if row.lease_owner == name:
             ctl.catalog.release(row.clip_id, name)

@@ -23,8 +23,8 @@ import numpy as np
 
 from annotator.refine import history, tools
 from annotator.refine.auth import User, UserStore
-from annotator.refine.frames import FrameStore
 from annotator.refine.config import RefineConfig
+from annotator.refine.frames import FrameStore
 from annotator.refine.state import ClipView, Session, revision_of
 from annotator.refine.tool_models import ToolModels
 from annotator.refine.tools import Who
