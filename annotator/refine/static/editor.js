@@ -783,7 +783,7 @@
       if (S) input.placeholder = String(S.unsure_below);
       const src = S && srcOf(source), v = src && src.scores ? src.scores[f] : null;
       const has = v !== null && v !== undefined;
-      $("ssu-conf").textContent = has ? `confidence ${v.toFixed(2)}` : "";
+      $("ssu-conf").textContent = has ? `conf. ${v.toFixed(2)}` : "";
       $("ssu-conf").classList.toggle("unsure", has && v < threshold());
       document.body.dataset.confidence = has ? String(v) : "";
     }
