@@ -41,10 +41,10 @@ def editor_html() -> str:
     <button id="ssu-next" title="d / →">▶</button>
     <button id="ssu-play" title="space">▶ play with masks</button>
     <span>zoom <b id="ssu-zoom">100%</b></span><button id="ssu-fit" title="0">fit</button>
-    <span id="ssu-conf"></span><label class="conf-only" title="unsure below this confidence (u / Shift+U jump to
-    the next / previous frame under it)">unsure &lt; <input id="ssu-unsure" type="number" min="0" max="1" step="0.05">
-    </label>
   </div>
+  <div id="ssu-conf-bar" class="conf-only"><span id="ssu-conf"></span>
+    <label>unsure below <input id="ssu-unsure" type="number" min="0" max="1" step="0.05"></label>
+    <span><kbd>u</kbd> / <kbd>Shift+U</kbd> next / previous unsure</span></div>
   <div id="ssu-tl"><canvas id="ssu-timeline"></canvas><canvas id="ssu-cursor"></canvas></div>
   <video id="ssu-video" controls preload="auto" muted></video>
 </section>

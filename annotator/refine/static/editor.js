@@ -728,7 +728,7 @@
   // ---------------------------------------------------------------- confidence: review where the drafter is unsure
   // A drafter's per-frame confidence (sources[].scores, null where none; annotator/refine/confidence.py) shows as a
   // strip under each source's timeline row: red under the threshold, yellow to green above it. The selected
-  // source's score at the frame shows beside the frame number; u / Shift+U jump to the next / previous stretch
+  // source's score at the frame shows above the timeline; u / Shift+U jump to the next / previous stretch
   // of frames where some source scores under the threshold and select that source. Hooks: timeline() (row
   // height, strip), showFrame() (readout), key() (u / U). A frame someone redrew has no score any more.
   const conf = (() => {
@@ -783,7 +783,7 @@
       if (S) input.placeholder = String(S.unsure_below);
       const src = S && srcOf(source), v = src && src.scores ? src.scores[f] : null;
       const has = v !== null && v !== undefined;
-      $("ssu-conf").textContent = has ? `conf. ${v.toFixed(2)}` : "";
+      $("ssu-conf").textContent = has ? `#${src.id} confidence ${v.toFixed(2)}` : "no confidence here";
       $("ssu-conf").classList.toggle("unsure", has && v < threshold());
       document.body.dataset.confidence = has ? String(v) : "";
     }
