@@ -50,10 +50,9 @@ def frame_ious(draft: Annotation, current: Annotation) -> dict[tuple[int, int], 
     return out
 
 
-def compare(draft: Annotation, current: Annotation) -> tuple[float, float]:
-    """(mean mask IoU, caption edit rate) between two versions of one clip; sources matched by id."""
+def caption_edit_rate(draft: Annotation, current: Annotation) -> float:
+    """The share of (source, frame) pairs with a caption in either version whose text differs."""
     d, c = {s.id: s for s in draft.sources}, {s.id: s for s in current.sources}
-    ious = list(frame_ious(draft, current).values())
     changed = total = 0
     for source_id in d.keys() | c.keys():
         ds, cs = d.get(source_id), c.get(source_id)
@@ -64,7 +63,16 @@ def compare(draft: Annotation, current: Annotation) -> tuple[float, float]:
                 continue
             total += 1
             changed += a != b
-    return (sum(ious) / len(ious) if ious else 1.0), (changed / total if total else 0.0)
+    return changed / total if total else 0.0
+
+
+def _mean(ious: dict[tuple[int, int], float]) -> float:
+    return sum(ious.values()) / len(ious) if ious else 1.0
+
+
+def compare(draft: Annotation, current: Annotation) -> tuple[float, float]:
+    """(mean mask IoU, caption edit rate) between two versions of one clip; sources matched by id."""
+    return _mean(frame_ious(draft, current)), caption_edit_rate(draft, current)
 
 
 def _entries_by_clip(root: DatasetRoot) -> dict[str, list[AuditEntry]]:
@@ -135,7 +143,7 @@ class DrafterClip:
     mask_iou: float                  # mean over (source, frame) where draft or final has a mask
     caption_edit_rate: float
     edits: int
-    kept: int                        # drafted (source, frame) masks with IoU >= KEPT_IOU against the final
+    kept: int                        # of `frames`, those whose draft and final masks overlap >= KEPT_IOU
     frames: int                      # (source, frame) pairs where draft or final has a mask
     unsure: tuple[int, int] = (0, 0)  # (changed, all) drafted source-frames scored under UNSURE_BELOW
     sure: tuple[int, int] = (0, 0)    # the same for those scored at or above it
@@ -153,7 +161,6 @@ def drafter_clips(root: DatasetRoot) -> list[DrafterClip]:
         log = entries.get(row.clip_id, [])
         draft = history.draft_of(final, log)
         ious = frame_ious(draft, final)
-        iou, rate = compare(draft, final)
         counts = {True: [0, 0], False: [0, 0]}  # unsure? -> [changed, all]
         for s in draft.sources:
             for f, v in enumerate(s.scores or []):
@@ -161,7 +168,7 @@ def drafter_clips(root: DatasetRoot) -> list[DrafterClip]:
                     c = counts[v < confidence.UNSURE_BELOW]
                     c[0] += ious.get((s.id, f), 1.0) < KEPT_IOU
                     c[1] += 1
-        out.append(DrafterClip(row.clip_id, drafter_of(draft), iou, rate,
+        out.append(DrafterClip(row.clip_id, drafter_of(draft), _mean(ious), caption_edit_rate(draft, final),
                                sum(e.action == history.Action.edit for e in log),
                                sum(v >= KEPT_IOU for v in ious.values()), len(ious),
                                (counts[True][0], counts[True][1]), (counts[False][0], counts[False][1])))
