@@ -146,3 +146,46 @@ def test_dashboard_compares_drafters(ctl):
         "changed where unsure": 1.0, "changed where sure": 0.0}
     assert rows[truth.drafter]["clips untouched"] == 1 and rows[truth.drafter]["changed where unsure"] == ""
     assert rows[truth.drafter]["source-frames kept (IoU ≥ 0.9)"] == 1.0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_real_drafters_output_reaches_the_queue_editor_and_dashboard(ctl, tmp_path):
+    """The contract between `ssu-annotate --drafter` and the review side: a tiny random SSUFormer-I checkpoint
+    (nothing trained: its scores are whatever it predicts) drafts one clip; the queue ranks it by those
+    scores, the editor receives them, and the dashboard names the drafter by the checkpoint's sha256."""
+    import hashlib
+
+    import torch
+    from test_annotate_drafter import SMALL
+
+    from annotator.draft.drafter import DrafterSettings
+    from ssuformer.checkpoint import save_checkpoint
+    from ssuformer.config import load_config
+    from ssuformer.data import train_captions
+    from ssuformer.model import SSUFormer
+    from ssuformer.tokenizer import CaptionTokenizer
+
+    root = ctl.root
+    cfg = load_config("tiny", [*SMALL, "model.instances=true"])
+    tok = CaptionTokenizer.train(train_captions(root), cfg.model.vocab_size)
+    torch.manual_seed(0)
+    ck = tmp_path / "best.pt"
+    save_checkpoint(ck, {"model": SSUFormer(cfg.model, tok, loss=cfg.loss).state_dict(),
+                         "config": cfg.model_dump(mode="json"), "tokenizer": tok.to_json(), "expert_dim": None})
+    clip = root.read_split("test")[0]
+    ann = DrafterSettings(checkpoint=ck, mask_stride=30)().annotate(root, clip).annotation
+    root.write_annotation(ann)
+    low = confidence.least_confident_stretch(ann)
+    assert low is not None  # the random model proposes instances on this clip: the checks below are not vacuous
+
+    rows = ctl.queue("s-alice", order=QueueOrder.unsure)
+    assert rows[0]["clip_id"] == clip and rows[0]["least sure"] == f"{low:.2f}"
+    v = ctl.open_clip("s-alice", clip)
+    sent = {s["id"]: s["scores"] for s in payload.editor_state(ctl, v)["sources"]}
+    assert sent == {s.id: [None if x is None else round(x, 3) for x in s.scores] for s in ann.sources}
+    ctl.decide("s-alice", v.revision, "accept")
+    (row,) = [c for c in dashboard.drafter_clips(root) if c.clip_id == clip]
+    sha = hashlib.sha256(ck.read_bytes()).hexdigest()
+    assert row.drafter == f"ssuformer best.pt @{sha[:12]}"
+    assert (row.edits, row.kept, row.mask_iou) == (0, row.frames, 1.0) and row.frames > 0
+    assert row.unsure[0] == row.sure[0] == 0 and row.unsure[1] + row.sure[1] == row.frames
