@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr  # this module is imported only when the server starts (refine/cli.py imports it lazily)
 
 from annotator.refine import api, assets, dashboard, gate, upload
+from annotator.refine.confidence import QueueOrder
 from annotator.refine.config import check_category
 from annotator.refine.controller import Controller
 from annotator.refine.sessions import Logins
@@ -43,6 +44,8 @@ def build_app(ctl: Controller) -> Any:
                     f_cat = gr.Dropdown([ALL, *ctl.categories], value=ALL, label="Category", elem_id="ssu-f-cat")
                     f_query = gr.Textbox(label="Captions match", placeholder="e.g. violin on the left",
                                          elem_id="ssu-f-query", scale=2)
+                    f_order = gr.Dropdown([o.value for o in QueueOrder], value=QueueOrder.clip.value, label="Order",
+                                          elem_id="ssu-f-order")  # least confident: the drafter's worst second
                     refresh_q = gr.Button("Refresh", elem_id="ssu-refresh")
                     next_btn = gr.Button("Next clip", variant="primary", elem_id="ssu-next-clip")
                 table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, elem_id="ssu-queue")
@@ -67,24 +70,28 @@ def build_app(ctl: Controller) -> Any:
                 d_people = gr.Dataframe(label="Per person", interactive=False, elem_id="ssu-d-people")
                 d_cats = gr.Dataframe(label="Changes to the automatic draft, per category (1.0 = untouched)",
                                       interactive=False, elem_id="ssu-d-cats")
+                d_drafters = gr.Dataframe(label="Drafters: what refiners kept of each one's drafts (submitted and "
+                                          "accepted clips)", interactive=False, elem_id="ssu-d-drafters")
         go = gr.Textbox(visible="hidden", elem_id="ssu-go")
         logout.click(None, None, None, js=LOGOUT)
 
         # -- queue --------------------------------------------------------------------------------
-        def load_queue(st: str, c: str, query: str, request: gr.Request) -> dict:
+        def load_queue(st: str, c: str, query: str, order: str, request: gr.Request) -> dict:
             try:
                 s = ctl.open_session(request.session_hash, request.username)
-                rows = ctl.queue(s.session_id, None if st == ALL else ClipStatus(st), None if c == ALL else c, query)
+                rows = ctl.queue(s.session_id, None if st == ALL else ClipStatus(st), None if c == ALL else c, query,
+                                 QueueOrder(order))
             except UserError as e:
                 return {msg: f"⚠️ {e}"}
-            return {table: [[r[h] for h in QUEUE_HEADERS] for r in rows], msg: "",
+            heads = QUEUE_HEADERS + [k for k in (rows[0] if rows else {}) if k not in QUEUE_HEADERS]
+            return {table: gr.update(value=[[r[h] for h in heads] for r in rows], headers=heads), msg: "",
                     up_btn: gr.update(interactive=s.user.can_review),  # uploads are a reviewer's job
                     header: f"**ssu-refine** · {ctl.root_path.name} · logged in as **{s.user.name}** "
                             f"({s.user.role.value})"}
 
-        q_in, q_out = [f_status, f_cat, f_query], [table, header, msg, up_btn]
+        q_in, q_out = [f_status, f_cat, f_query, f_order], [table, header, msg, up_btn]
         demo.load(load_queue, q_in, q_out)
-        for ev in (refresh_q.click, f_status.input, f_cat.input, f_query.submit):
+        for ev in (refresh_q.click, f_status.input, f_cat.input, f_query.submit, f_order.input):
             ev(load_queue, q_in, q_out)
         open_btn.click(None, [clip_box], None, js=GO)
 
@@ -94,14 +101,15 @@ def build_app(ctl: Controller) -> Any:
 
         table.select(pick, None, [go]).then(None, [go], None, js=GO)
 
-        def next_clip(c: str, request: gr.Request) -> dict:
+        def next_clip(c: str, order: str, request: gr.Request) -> dict:
             try:
                 ctl.open_session(request.session_hash, request.username)
-                return {go: ctl.next_clip_id(request.session_hash, None if c == ALL else c), msg: ""}
+                return {go: ctl.next_clip_id(request.session_hash, None if c == ALL else c, QueueOrder(order)),
+                        msg: ""}
             except UserError as e:
                 return {go: "", msg: f"⚠️ {e}"}
 
-        next_btn.click(next_clip, [f_cat], [go, msg]).then(None, [go], None, js=GO)
+        next_btn.click(next_clip, [f_cat, f_order], [go, msg]).then(None, [go], None, js=GO)
 
         # -- upload -------------------------------------------------------------------------------
         def do_upload(paths: list[str] | None, lab: str, request: gr.Request, progress=gr.Progress()) -> Any:
@@ -144,9 +152,9 @@ def build_app(ctl: Controller) -> Any:
 
                 return pd.DataFrame(rows) if rows else pd.DataFrame({"": ["nothing yet"]})
             return {d_status: df(s["status"]), d_people: df(s["people"]), d_hours: df(s["hours"]),
-                    d_cats: df(s["categories"])}
+                    d_cats: df(s["categories"]), d_drafters: df(s["drafters"])}
 
-        dash_out = [d_status, d_people, d_hours, d_cats, msg]
+        dash_out = [d_status, d_people, d_hours, d_cats, d_drafters, msg]
         dash_refresh.click(load_dash, None, dash_out)
         dash_tab.select(load_dash, None, dash_out)
 

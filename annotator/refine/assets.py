@@ -11,6 +11,7 @@ SHORTCUTS = {
     "v": "pan tool (or middle-drag)", "wheel, + / - / 0": "zoom at the pointer / in / out / fit",
     "[ / ]": "brush smaller / larger", "o": "outline only", "h": "hide masks", "1..9": "select source",
     "z / y": "undo / redo", "Ctrl+S (in a caption)": "save captions", "Shift+A": "accept (asks first)",
+    "u / Shift+U": "next / previous frames where the drafter is unsure (confidence under the threshold)",
 }
 
 TOOL_BUTTONS = [("brush", "Brush (r)"), ("eraser", "Eraser (e)"), ("polygon", "Polygon (g)"),
@@ -41,6 +42,9 @@ def editor_html() -> str:
     <button id="ssu-play" title="space">▶ play with masks</button>
     <span>zoom <b id="ssu-zoom">100%</b></span><button id="ssu-fit" title="0">fit</button>
   </div>
+  <div id="ssu-conf-bar" class="conf-only"><span id="ssu-conf"></span>
+    <label>unsure below <input id="ssu-unsure" type="number" min="0" max="1" step="0.05"></label>
+    <span><kbd>u</kbd> / <kbd>Shift+U</kbd> next / previous unsure</span></div>
   <div id="ssu-tl"><canvas id="ssu-timeline"></canvas><canvas id="ssu-cursor"></canvas></div>
   <video id="ssu-video" controls preload="auto" muted></video>
 </section>

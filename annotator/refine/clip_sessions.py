@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.refine import history, tools
+from annotator.refine import confidence, history, tools
 from annotator.refine.auth import User, UserStore
+from annotator.refine.confidence import QueueOrder
 from annotator.refine.config import RefineConfig
 from annotator.refine.frames import FrameStore
 from annotator.refine.state import ClipView, Session, revision_of
@@ -174,8 +175,9 @@ class ClipSessions:
 
     # -- queue ------------------------------------------------------------------------------------
     def queue(self, session_id: str, status: ClipStatus | None = None, category: str | None = None,
-              query: str | None = None) -> list[dict]:
-        """The clips a user may pick; with a query, only clips whose captions match it, best match first."""
+              query: str | None = None, order: QueueOrder = QueueOrder.clip) -> list[dict]:
+        """The clips a user may pick; with a query, only clips whose captions match it, best match first.
+        order=unsure lists the clips whose drafter was least sure first (confidence.py), each with that figure."""
         self.session(session_id)
         now = now_utc()
         out = []
@@ -183,19 +185,38 @@ class ClipSessions:
         if query and query.strip():
             rank = {cid: i for i, cid in enumerate(Searcher(self.root).clip_ids(query))}
             rows = sorted((r for r in rows if r.clip_id in rank), key=lambda r: rank[r.clip_id])
+        unsure: dict[str, float | None] = {}
+        if order == QueueOrder.unsure:
+            unsure = dict(confidence.order_unsure(self.root, [r.clip_id for r in rows]))
+            place = {cid: i for i, cid in enumerate(unsure)}
+            rows = sorted(rows, key=lambda r: place[r.clip_id])
         for r in rows:
             live = r.lease_owner if (r.lease_expires and r.lease_expires > now) else None
             out.append({"clip_id": r.clip_id, "category": r.category, "status": r.status.value,
                         "leased_by": live or "", "updated": r.updated_at.strftime("%Y-%m-%d %H:%M")})
+            if order == QueueOrder.unsure:
+                low = unsure[r.clip_id]
+                out[-1]["least sure"] = "" if low is None else f"{low:.2f}"
         return out
 
-    def next_clip_id(self, session_id: str, category: str | None = None) -> str:
+    def next_clip_id(self, session_id: str, category: str | None = None,
+                     order: QueueOrder = QueueOrder.clip) -> str:
         """Lease the next clip the queue offers this user, without opening it in this session (the editor
-        page opens it in its own)."""
+        page opens it in its own); order=unsure takes the free clip whose drafter was least sure."""
         s = self.session(session_id)
         statuses = {ClipStatus.needs_review} if s.user.can_review else REFINER_STATUSES
-        lease = self.catalog.claim_next(s.user.name, statuses, category or None,
-                                        timedelta(minutes=self.config.lease_minutes))
+        ttl = timedelta(minutes=self.config.lease_minutes)
+        lease = None
+        if order == QueueOrder.unsure:
+            rows = self.catalog.rows(status=statuses, category=category or None)
+            for clip_id, _ in confidence.order_unsure(self.root, [r.clip_id for r in rows]):
+                try:
+                    lease = self.catalog.claim(clip_id, s.user.name, ttl)
+                    break
+                except LeaseHeld:
+                    continue  # someone else is on it
+        else:
+            lease = self.catalog.claim_next(s.user.name, statuses, category or None, ttl)
         if lease is None:
             raise UserError("no free clip in the queue" + (f" for category {category!r}" if category else ""))
         return lease.clip_id

@@ -2,7 +2,7 @@
 
 Masks go to the page as COCO RLE strings (the page decodes them and draws them itself, so opacity,
 outline-only and hide cost no request and frame steps fetch only the picture); the timeline gets each
-source's mask/caption frames and the audio's loudness per frame.
+source's mask/caption frames, its confidence per frame when a drafter gave one, and the audio's loudness per frame.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from annotator.refine import assets
+from annotator.refine import assets, confidence
 from annotator.refine.palette import distinct_palette
 from schemas.constants import FPS, NUM_FRAMES, SIZE
 from schemas.errors import UserError
@@ -66,6 +66,8 @@ def editor_state(ctl: Controller, view: ClipView) -> dict[str, Any]:
             "id": src.id, "category": src.category, "name": src.name, "colour": colours[i % len(colours)],
             "masks": [None if m is None else m.counts for m in src.masks],
             "captions": [{"start": c.start, "end": c.end, "text": c.text, "by": c.by} for c in src.captions],
+            # the drafter's per-frame confidence (null where none: truth, people's frames): the timeline's strip
+            "scores": None if src.scores is None else [None if v is None else round(v, 3) for v in src.scores],
         })
     return {
         "clip_id": clip_id, "status": ann.status.value, "read_only": view.read_only,
@@ -76,6 +78,7 @@ def editor_state(ctl: Controller, view: ClipView) -> dict[str, Any]:
         "review_required": ctl.config.require_review,
         "sources": sources, "source_id": view.source_id, "frame": view.frame, "categories": ctl.categories,
         "loudness": loudness(ctl.root.audio_path(clip_id)), "size": SIZE, "num_frames": NUM_FRAMES, "fps": FPS,
+        "unsure_below": confidence.UNSURE_BELOW,
         "models": ctl.models.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
         "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
         "video": f"/ssu/api/video/{clip_id}.mp4",

@@ -418,6 +418,7 @@
     drawMasks(f);
     markSpan();
     drawCursor();
+    conf.readout(f);
     const v = $("ssu-video");
     if (!opts.fromVideo && v.paused && v.readyState > 0) v.currentTime = (f + 0.5) / S.fps;
     if (playing() || (shown === f && !opts.force)) return;
@@ -467,15 +468,15 @@
   // ---------------------------------------------------------------- timeline
   function timeline() {
     const cv = $("ssu-timeline"), n = S.num_frames;
-    const rows = S.sources.length;
+    const rows = S.sources.length, rh = 22 + conf.rowExtra();  // rh: a source's row, taller with a confidence strip
     cv.width = cv.clientWidth || 800;
-    cv.height = 18 + rows * 22 + 34;
+    cv.height = 18 + rows * rh + 34;
     const ctx = cv.getContext("2d"), w = cv.width, fx = (f) => (f / n) * w;
     ctx.fillStyle = "#1b1b1f"; ctx.fillRect(0, 0, w, cv.height);
     ctx.fillStyle = "#aaa"; ctx.font = "10px sans-serif";
     for (let s = 0; s * S.fps < n; s++) { ctx.fillRect(fx(s * S.fps), 0, 1, 6); ctx.fillText(`${s}s`, fx(s * S.fps) + 2, 14); }
     S.sources.forEach((s, i) => {
-      const y = 18 + i * 22;
+      const y = 18 + i * rh;
       ctx.fillStyle = "#2a2a30"; ctx.fillRect(0, y, w, 20);
       ctx.fillStyle = s.colour;
       for (let f = 0; f < n; f++) if (s.masks[f]) ctx.fillRect(fx(f), y, Math.ceil(w / n), 12);  // mask present
@@ -483,9 +484,10 @@
       for (const c of s.captions) {  // caption spans = where it sounds
         ctx.strokeRect(fx(c.start) + 0.5, y + 13.5, fx(c.end) - fx(c.start) - 1, 5);
       }
+      conf.draw(ctx, s, y + 21, w, n, fx);
       if (s.id === source) { ctx.fillStyle = "#fff"; ctx.fillRect(0, y, 3, 20); }
     });
-    const y0 = 18 + rows * 22, h = 30;
+    const y0 = 18 + rows * rh, h = 30;
     ctx.fillStyle = "#7fb3ff";
     S.loudness.forEach((v, f) => { const hh = Math.max(1, v * h); ctx.fillRect(fx(f), y0 + (h - hh) / 2 + 2, Math.ceil(w / n), hh); });
     drawCursor();
@@ -651,6 +653,7 @@
     else if (k === "a" || k === "ArrowLeft") step(-1);
     else if (k === "D") step(10);
     else if (k === "A" && ev.shiftKey) accept();
+    else if (k === "u" || k === "U") conf.jump(k === "U" ? -1 : 1);
     else if (k === "z") enqueue("undo", {});
     else if (k === "y") enqueue("redo", {});
     else if (k === " ") togglePlay();
@@ -732,8 +735,77 @@
     setTool("brush");
   }
 
+  // ---------------------------------------------------------------- confidence: review where the drafter is unsure
+  // A drafter's per-frame confidence (sources[].scores, null where none; annotator/refine/confidence.py) shows as a
+  // strip under each source's timeline row: red under the threshold, yellow to green above it. The selected
+  // source's score at the frame shows above the timeline; u / Shift+U jump to the next / previous stretch
+  // of frames where some source scores under the threshold and select that source. Hooks: timeline() (row
+  // height, strip), showFrame() (readout), key() (u / U). A frame someone redrew has no score any more.
+  const conf = (() => {
+    const STRIP = 6, input = $("ssu-unsure");
+    input.value = localStorage.getItem("ssu-unsure") || "";
+    const scored = () => !!S && S.sources.some((s) => s.scores);
+    const threshold = () => {
+      const v = Number(input.value);
+      return input.value !== "" && v >= 0 && v <= 1 ? v : S.unsure_below;
+    };
+    const colour = (v, t) => v < t ? "#ff3b30"
+      : `hsl(${Math.round(50 + 70 * Math.min(1, (v - t) / Math.max(1e-6, 1 - t)))}, 85%, 45%)`;
+    function rowExtra() { return scored() ? STRIP + 2 : 0; }
+    function draw(ctx, s, y, w, n, fx) {
+      if (!s.scores) return;
+      const t = threshold();
+      for (let f = 0; f < n; f++) {
+        const v = s.scores[f];
+        if (v === null || v === undefined) continue;
+        ctx.fillStyle = colour(v, t);
+        ctx.fillRect(fx(f), y, Math.ceil(w / n), STRIP);
+      }
+    }
+    function worst(f) {  // the source scoring lowest in frame f: {id, v}, or null where none has a score
+      let best = null;
+      for (const s of S.sources) {
+        const v = s.scores ? s.scores[f] : null;
+        if (v !== null && v !== undefined && (!best || v < best.v)) best = {id: s.id, v};
+      }
+      return best;
+    }
+    const unsure = (f, t) => { const b = worst(f); return !!b && b.v < t; };
+    function jump(dir) {
+      if (!scored()) { message("no confidence in this clip: no drafter scored it"); return; }
+      const n = S.num_frames, t = threshold();
+      let f = frame;
+      while (f >= 0 && f < n && unsure(f, t)) f += dir;  // leave the stretch we are in
+      while (f >= 0 && f < n && !unsure(f, t)) f += dir;
+      if (f < 0 || f >= n) {
+        message(`no frame under ${t} ${dir > 0 ? "after" : "before"} frame ${frame}`);
+        return;
+      }
+      while (dir < 0 && f > 0 && unsure(f - 1, t)) f--;  // backwards, too, land on the stretch's first frame
+      const w = worst(f);
+      select(w.id);
+      timeline();
+      setFrame(f);
+      message(`frame ${f}: source #${w.id} scores ${w.v.toFixed(2)}, under ${t}`);
+    }
+    function readout(f) {
+      document.body.classList.toggle("scored", scored());
+      if (S) input.placeholder = String(S.unsure_below);
+      const src = S && srcOf(source), v = src && src.scores ? src.scores[f] : null;
+      const has = v !== null && v !== undefined;
+      $("ssu-conf").textContent = has ? `#${src.id} confidence ${v.toFixed(2)}` : "no confidence here";
+      $("ssu-conf").classList.toggle("unsure", has && v < threshold());
+      document.body.dataset.confidence = has ? String(v) : "";
+    }
+    input.addEventListener("input", () => {
+      localStorage.setItem("ssu-unsure", input.value);
+      if (S) { timeline(); readout(frame); }
+    });
+    return {rowExtra, draw, jump, readout, strip: (i) => ({y: 18 + i * (22 + rowExtra()) + 21, h: STRIP})};
+  })();
+
   window.ssuEditor = {setFrame, state: () => S, frame: () => frame, queue: () => queue.length + (busy ? 1 : 0),
-                      timings};
+                      timings, confidenceStrip: conf.strip};
   wire();
   openClip();
 })();
