@@ -85,4 +85,5 @@ def editor_state(ctl: Controller, sid: str, message: str = "") -> dict[str, Any]
         "models": ctl.hub.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
         "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
         "video": f"/ssu/api/video/{clip_id}.mp4",
+        "tools_off": ctl.hub.off_reasons(),  # {tool: why it is off}: the page disables those buttons
     }

@@ -84,9 +84,17 @@
   }
 
   // ---------------------------------------------------------------- the edit queue
-  function enqueue(kind, body) {
-    if (S && S.read_only && kind !== "none") { message("⚠️ refused: this clip is read-only here", "error"); return; }
-    queue.push({kind, body: {frame, source_id: source, ...body}});
+  // An item is {kind, body} or {kind, build}: build() makes the body when the item is sent (a caption save sends
+  // the draft as merged with the newest saved state, never a copy taken when the button was pressed). Optional:
+  // ok(body) runs before the answer's state is applied, failed() when the edit is refused or dropped, and items
+  // sharing a `chain` ({what}) are dropped together when one of them is refused (a decision after its saves).
+  function enqueue(kind, body, extra) {
+    if (S && S.read_only) {
+      message("⚠️ refused: this clip is read-only here", "error");
+      if (extra && extra.failed) extra.failed();
+      return;
+    }
+    queue.push({kind, body: {frame, source_id: source, ...body}, ...extra});
     pending();
     pump();
   }
@@ -99,12 +107,20 @@
 
   async function pump() {
     if (busy || loggedOut || !queue.length) return;
-    busy = true;
     const e = queue[0];
+    const body = e.build ? e.build() : e.body;
+    if (!body) {  // e.g. a caption save with nothing left to save
+      queue.shift();
+      if (e.none) message(e.none, "ok");
+      pending();
+      pump();
+      return;
+    }
+    busy = true;
     seq += 1;
     sessionStorage.setItem("ssu-seq:" + TAB, String(seq));
     const t0 = performance.now();
-    const r = await api("/ssu/api/edit", {...e.body, kind: e.kind, rev: S.revision, seq});
+    const r = await api("/ssu/api/edit", {...body, kind: e.kind, rev: S.revision, seq});
     if (r.status === 401) { busy = false; seq -= 1; pending(); return; }  // kept: sent again after login
     if (r.status === 0) {  // no answer (server restarting): keep the edit, in order, and send it again soon
       busy = false; seq -= 1;
@@ -115,17 +131,25 @@
     }
     queue.shift();
     if (r.status === 200) {
+      if (e.ok) e.ok(body);
       applyState(r.data, false);
       (timings.edit[e.kind] = timings.edit[e.kind] || []).push(performance.now() - t0);
       message(r.data.message, "ok");
-      if (e.after) e.after();
     } else if (r.status === 409) {
-      const dropped = queue.length;
-      queue.length = 0;
-      message("⚠️ refused: " + r.data.error + (dropped ? ` (${dropped} queued edit(s) not sent)` : ""), "error");
+      const dropped = queue.splice(0);
+      for (const d of [e, ...dropped]) if (d.failed) d.failed();
+      message("⚠️ refused: " + r.data.error + (dropped.length ? ` (${dropped.length} queued edit(s) not sent)` : "") +
+              (draftIds().length ? "; your unsaved caption text is kept" : ""), "error");
       await refresh();
     } else {
-      message("⚠️ refused: " + r.data.error, "error");
+      if (e.failed) e.failed();
+      let why = "⚠️ refused: " + r.data.error;
+      if (e.chain) {  // the decision waiting for this save is not sent either
+        const rest = queue.filter((q) => q.chain === e.chain);
+        for (const q of rest) queue.splice(queue.indexOf(q), 1);
+        if (rest.length) why += ` (${e.chain.what} not sent; your caption text is kept)`;
+      }
+      message(why, "error");
     }
     busy = false;
     pending();
@@ -163,8 +187,11 @@
       $("ssu-p-end").value = String(st.num_frames);
       shortcuts(st.shortcuts);
       heartbeat(st.heartbeat_s);
+      warmed.clear();
     }
+    toolsOff(st);
     notes(st);
+    rebase();
     sources();
     captions();
     timeline();
@@ -181,9 +208,12 @@
     const box = $("ssu-notes");
     box.innerHTML = "";
     if (st.note) {
+      // a note left with a decision is in the history; any other (ssu-synth's, ssu-annotate's) tells where the
+      // draft came from: provenance, not a request to the person
+      const review = st.notes.some((n) => n.note === st.note);
       const d = document.createElement("div");
-      d.className = "open-note";
-      d.textContent = "open note: " + st.note;
+      d.className = review ? "open-note" : "provenance";
+      d.textContent = (review ? "open note: " : "draft made by: ") + st.note;
       box.append(d);
     }
     for (const n of st.notes) {
@@ -192,7 +222,23 @@
       d.textContent = `${n.ts} ${n.actor} → ${n.status}: ${n.note}`;
       box.append(d);
     }
-    if (!st.notes.length && !st.note) box.textContent = "no notes yet";
+    if (!st.notes.length) box.append("no review notes yet");
+  }
+
+  // Tools whose model the server has not loaded are disabled, with the reason as their tooltip.
+  const NEEDS = {"point+": "sam", "point-": "sam", box: "sam"};
+  function toolsOff(st) {
+    const off = st.tools_off || {};
+    document.querySelectorAll("#ssu-tools button").forEach((b) => {
+      const why = off[NEEDS[b.dataset.tool]] || "";
+      b.disabled = Boolean(why);
+      b.title = why;
+    });
+    for (const [id, k] of [["ssu-propagate", "sam2"], ["ssu-regen", "vlm"]]) {
+      $(id).disabled = Boolean(off[k]);
+      $(id).title = off[k] || "";
+    }
+    if (off[NEEDS[tool]]) setTool("brush");
   }
 
   function srcOf(id) { return S.sources.find((s) => s.id === id) || null; }
@@ -230,26 +276,74 @@
     drawMasks();
   }
 
-  // ---------------------------------------------------------------- captions (with browser drafts)
-  const draftKey = () => `ssu-draft:${CLIP}:${source}`;
+  // ---------------------------------------------------------------- captions: one model (saved spans + draft)
+  // The panel shows the selected source's draft when it has one, else its saved spans. A draft is kept in
+  // localStorage as {base, rows} (see captions.js), so a reload, a crash or a server restart keeps it; every new
+  // state from the server is merged into it (rebase), so a split, regenerate or undo neither loses typed text nor
+  // is undone by the next Save. Conflicts (both sides changed the same frames) are asked about.
+  const C = window.ssuCaptions;
+  const draftKey = (id) => `ssu-draft:${CLIP}:${id}`;
+  const savedSpans = (src) => C.norm(src.captions);
+  let panelSource = null;  // the source whose rows the panel shows
+
+  function loadDraft(id) {
+    let d = null;
+    try { d = JSON.parse(localStorage.getItem(draftKey(id)) || "null"); } catch (e) { d = null; }
+    const src = S && srcOf(id);
+    if (Array.isArray(d) && src) d = {base: savedSpans(src), rows: d};  // a draft from before drafts had a base
+    return d && Array.isArray(d.rows) && Array.isArray(d.base) ? d : null;
+  }
+
+  function storeDraft(id, d) {
+    const src = srcOf(id);
+    if (!src || C.same(d.rows, savedSpans(src))) localStorage.removeItem(draftKey(id));
+    else localStorage.setItem(draftKey(id), JSON.stringify(d));
+  }
+
+  const draftIds = () => (S ? S.sources.filter((s) => loadDraft(s.id)).map((s) => s.id) : []);
+  const said = (t) => (t === null ? "(no caption)" : `"${t}"`);
+
+  function rebase() {
+    for (const src of S.sources) {
+      const d = loadDraft(src.id);
+      if (!d) continue;
+      const theirs = savedSpans(src);
+      if (C.same(d.base, theirs)) { storeDraft(src.id, d); continue; }
+      const m = C.merge3(d.base, d.rows, theirs, S.num_frames);
+      let rows = m.rows;
+      if (m.conflicts.length) {
+        const what = m.conflicts.slice(0, 6).map((c) => `frames ${c.start}–${c.end}: yours ${said(c.mine)}, saved ` +
+                                                  said(c.theirs)).join("\n");
+        const mine = confirm(`The saved captions of source #${src.id} changed where your unsaved draft changed ` +
+                             `them too:\n${what}\n\nOK: keep your text there (then Save captions). Cancel: take the ` +
+                             "saved text there (the rest of your draft is kept).");
+        rows = mine ? m.keepMine() : m.keepTheirs();
+      }
+      storeDraft(src.id, {base: theirs, rows});
+    }
+  }
 
   function captions() {
     const box = $("ssu-spans");
-    box.innerHTML = "";
     const src = srcOf(source);
-    if (!src) { box.textContent = "select a source"; return; }
-    const saved = src.captions.map((c) => ({start: c.start, end: c.end, text: c.text}));
-    let rows = saved;
-    const draft = localStorage.getItem(draftKey());
-    if (draft && draft !== JSON.stringify(saved)) {
-      rows = JSON.parse(draft);
-      $("ssu-draft").textContent = "unsaved caption draft (kept in this browser): Save captions to keep it";
-    } else {
-      localStorage.removeItem(draftKey());
-      $("ssu-draft").textContent = "";
+    if (!src) { box.innerHTML = ""; box.textContent = "select a source"; panelSource = null; draftNote(); return; }
+    const d = loadDraft(source);
+    const rows = d ? d.rows : savedSpans(src);
+    // unchanged rows are not drawn again: a state arriving while someone types must not move their cursor
+    if (panelSource !== source || JSON.stringify(rows) !== JSON.stringify(spanRows())) {
+      box.innerHTML = "";
+      rows.forEach((r, i) => box.append(spanRow(r, i)));
+      panelSource = source;
     }
-    rows.forEach((r, i) => box.append(spanRow(r, i)));
+    draftNote();
     markSpan();
+  }
+
+  function draftNote() {
+    const ids = draftIds();
+    $("ssu-draft").textContent = ids.length ? "unsaved caption draft (kept in this browser) of source " +
+      ids.map((i) => "#" + i).join(", ") + ": Save captions to keep it" : "";
+    $("ssu-draft").dataset.n = String(ids.length);
   }
 
   function spanRow(r, i) {
@@ -273,16 +367,46 @@
   }
 
   function saveDraft() {
-    localStorage.setItem(draftKey(), JSON.stringify(spanRows()));
-    $("ssu-draft").textContent = "unsaved caption draft (kept in this browser): Save captions to keep it";
+    const src = srcOf(source);
+    if (!src || panelSource !== source) return;
+    const d = loadDraft(source);
+    storeDraft(source, {base: d ? d.base : savedSpans(src), rows: spanRows()});
+    draftNote();
+  }
+
+  // A save of one source's draft, built when it is sent; once saved, what was sent is the draft's new base, so
+  // text typed while the save was on its way stays a draft.
+  function saveItem(id, chain) {
+    return {
+      kind: "spans", chain, none: `captions of source #${id}: nothing to save`,
+      build: () => { const d = loadDraft(id); return d ? {frame, source_id: id, spans: d.rows} : null; },
+      ok: (body) => {
+        const d = loadDraft(id);
+        if (d) storeDraft(id, {base: C.norm(body.spans.map((r) => ({...r, text: r.text.trim()}))), rows: d.rows});
+      },
+    };
   }
 
   function saveSpans() {
-    const key = draftKey();
-    queue.push({kind: "spans", body: {frame, source_id: source, spans: spanRows()},
-                after: () => { localStorage.removeItem(key); captions(); }});
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    saveDraft();
+    queue.push(saveItem(source));
     pending();
     pump();
+  }
+
+  function spanHere() {
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    const out = C.spanHere(spanRows(), frame, S.num_frames, S.fps);
+    if (out.error) { message("⚠️ " + out.error, "error"); return; }
+    const box = $("ssu-spans");
+    box.innerHTML = "";
+    out.rows.forEach((r, i) => box.append(spanRow(r, i)));
+    saveDraft();
+    markSpan();
+    const area = box.querySelectorAll("textarea")[out.index];
+    area.focus();
+    area.select();
   }
 
   function markSpan() {
@@ -344,7 +468,9 @@
           if (!m[i]) continue;
           const edge = x === 0 || y === 0 || x === n - 1 || y === n - 1 || !m[i - 1] || !m[i + 1] || !m[i - n] ||
             !m[i + n] || (sel && (!m[i - 2] || !m[i + 2] || !m[i - 2 * n] || !m[i + 2 * n]));
-          if (outline && !edge) continue;
+          // inside, only every fourth diagonal is tinted: the object keeps its own colour between the lines
+          // (a red tint over a blue star no longer reads as a purple star)
+          if (!edge && (outline || (x + y) % 4 !== 0)) continue;
           const o = i * 4;
           d[o] = r; d[o + 1] = g; d[o + 2] = b; d[o + 3] = edge ? 255 : a;
         }
@@ -394,9 +520,56 @@
   // ---------------------------------------------------------------- frames (newest request wins)
   const frameUrl = (f) => `/ssu/api/frame/${encodeURIComponent(S.clip_id)}/${f}.jpg?v=${S.media_version}`;
 
+  // Look-ahead: the next frames in the direction of travel (a, d, held keys) go into the browser's cache, and
+  // the first frame of the next second that way is asked for early, so the server decodes that second before the
+  // person gets there; around a typed or clicked target, a few frames both ways and both neighbouring seconds.
+  let travel = 0;                // +1 / -1 while stepping; 0 after a jump
+  const warmed = new Set();      // frame URLs already asked for
+  const far = [];                // second-ahead frames, asked for one at a time (each may cost a decode)
+  let farBusy = false;
+
+  function warm(f) {
+    if (f < 0 || f >= S.num_frames) return;
+    const u = frameUrl(f);
+    if (!warmed.has(u)) { warmed.add(u); new Image().src = u; }
+  }
+
+  function warmFar(f) {
+    if (f < 0 || f >= S.num_frames || warmed.has(frameUrl(f))) return;
+    far.push(f);
+    if (farBusy) return;
+    const next = () => {
+      const g = far.shift();
+      if (g === undefined) { farBusy = false; return; }
+      const u = frameUrl(g);
+      if (warmed.has(u)) { next(); return; }
+      warmed.add(u);
+      farBusy = true;
+      const im = new Image();
+      im.onload = im.onerror = next;
+      im.src = u;
+    };
+    next();
+  }
+
+  function prefetch(f) {
+    const sec = S.fps, c = Math.floor(f / sec);
+    far.length = 0;  // only the newest position's look-ahead is still worth asking for
+    if (travel) {
+      for (let k = 1; k <= 4; k++) warm(f + travel * k);
+      warmFar(travel > 0 ? (c + 1) * sec : c * sec - 1);
+    } else {
+      for (let k = 1; k <= 3; k++) { warm(f + k); warm(f - k); }
+      warmFar((c + 1) * sec);
+      warmFar(c * sec - 1);
+    }
+  }
+
   function setFrame(f, opts) {
     if (!S) return;
     f = Math.max(0, Math.min(S.num_frames - 1, Math.round(Number(f) || 0)));
+    const d = f - frame;
+    if (d) travel = Math.abs(d) <= 10 ? Math.sign(d) : 0;
     frame = f;
     showFrame(f, opts || {});
   }
@@ -419,7 +592,7 @@
       timings.frame.push(performance.now() - t0);
       shown = f;
       document.body.dataset.shown = String(f);
-      for (let k = 1; k <= 3 && f + k < S.num_frames; k++) new Image().src = frameUrl(f + k);  // warm the cache
+      prefetch(f);
     };
     im.onerror = () => { if (token === want) refresh(); };  // 401 shows the login; other errors: next request
     im.src = frameUrl(f);
@@ -430,8 +603,28 @@
 
   function togglePlay() {
     const v = $("ssu-video");
-    if (v.paused) { v.currentTime = (frame + 0.5) / S.fps; v.play(); }
-    else v.pause();
+    if (!v.paused) { v.pause(); return; }
+    v.currentTime = (frame + 0.5) / S.fps;
+    v.play().catch((e) => {  // a browser that allows no sound before a click on the page: play muted, say so
+      if (e.name !== "NotAllowedError" || v.muted) return;
+      v.muted = true;
+      soundLabel();
+      v.play().catch(() => {});
+      message("the browser blocked sound on this page: playing muted (m turns sound on)", "error");
+    });
+  }
+
+  // Sound is on by default (which object sounds is the point of the tool); m or the button mutes.
+  function toggleMute() {
+    const v = $("ssu-video");
+    v.muted = !v.muted;
+    soundLabel();
+  }
+
+  function soundLabel() {
+    const v = $("ssu-video");
+    $("ssu-mute").textContent = v.muted ? "🔇 sound off (m)" : "🔊 sound on (m)";
+    document.body.dataset.muted = String(v.muted);
   }
 
   // Each decoded video frame is drawn with the masks of exactly that frame (requestVideoFrameCallback gives
@@ -536,9 +729,11 @@
       return;
     } else if (tool === "point+" || tool === "point-") {
       if (prompts.key !== promptKey()) prompts = {key: promptKey(), points: [], box: null};
-      prompts.points.push([p[0], p[1], tool === "point+" ? 1 : 0]);
-      enqueue("sam", {points: prompts.points.slice(), box: prompts.box});
+      const pt = [p[0], p[1], tool === "point+" ? 1 : 0], mine = prompts;
+      mine.points.push(pt);
       drawPrompts();
+      enqueue("sam", {points: mine.points.slice(), box: mine.box},
+              {failed: () => { mine.points = mine.points.filter((q) => q !== pt); drawPrompts(); }});
       return;
     } else return;
     $("ssu-stage").setPointerCapture(ev.pointerId);
@@ -566,8 +761,12 @@
     } else if (st.box) {
       const [x0, y0, x1, y1] = st.box;
       if (prompts.key !== promptKey()) prompts = {key: promptKey(), points: [], box: null};
-      prompts.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
-      enqueue("sam", {points: prompts.points.slice(), box: prompts.box});
+      const mine = prompts, old = mine.box, bx = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
+      mine.box = bx;
+      drawPrompts();
+      enqueue("sam", {points: mine.points.slice(), box: bx},
+              {failed: () => { if (mine.box === bx) mine.box = old; drawPrompts(); }});
+      return;
     }
     drawPrompts();
   }
@@ -576,6 +775,12 @@
     if (poly.length >= 3) enqueue("polygon", {points: poly.map(clamp), erase: false});
     poly = [];
     drawPrompts();
+  }
+
+  function pickTool(t) {  // a key or a click: a tool whose model is not loaded says why and is not taken
+    const why = S && (S.tools_off || {})[NEEDS[t]];
+    if (why) { message("⚠️ " + why, "error"); return; }
+    setTool(t);
   }
 
   function setTool(t) {
@@ -612,15 +817,36 @@
     }
   }
 
+  // A decision first saves every source's unsaved caption draft (in order, before it); a draft the server would
+  // refuse stops the decision here with the reason, and a save the server refuses drops the decision (chain).
+  function unsavable(what) {
+    for (const id of draftIds()) {
+      const why = C.problem(loadDraft(id).rows, S.num_frames);
+      if (why) return `⚠️ ${what} refused: the unsaved captions of source #${id} cannot be saved (${why}); ` +
+                      "fix them (or Save captions to see the reason), then try again";
+    }
+    return "";
+  }
+
+  function decide(decision, what) {
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    const why = unsavable(what);
+    if (why) { message(why, "error"); return; }
+    const chain = {what};
+    for (const id of draftIds()) queue.push(saveItem(id, chain));
+    enqueue("decide", {decision, note: $("ssu-note").value}, {chain});
+  }
+
   function accept() {
     if ($("ssu-accept").disabled) { message("⚠️ accept is not available here", "error"); return; }
     const what = $("ssu-accept").textContent.replace(/ \(.*/, "");
-    if (!confirm(`${what}: ${S.clip_id}? It is saved and leaves your hands.`)) { message("not accepted"); return; }
-    enqueue("decide", {decision: "accept", note: $("ssu-note").value});
-  }
-
-  function decide(decision) {
-    enqueue("decide", {decision, note: $("ssu-note").value});
+    const why = unsavable(what.toLowerCase());
+    if (why) { message(why, "error"); return; }
+    const ids = draftIds();
+    const first = ids.length ? ` Your unsaved captions (source ${ids.map((i) => "#" + i).join(", ")}) are saved first;` +
+      " then it leaves your hands." : " It is saved and leaves your hands.";
+    if (!confirm(`${what}: ${S.clip_id}?${first}`)) { message("not accepted"); return; }
+    decide("accept", what.toLowerCase());
   }
 
   function key(ev) {
@@ -644,6 +870,7 @@
     else if (k === "z") enqueue("undo", {});
     else if (k === "y") enqueue("redo", {});
     else if (k === " ") togglePlay();
+    else if (k === "m") toggleMute();
     else if (k === "o") { outline = !outline; $("ssu-outline").checked = outline; drawMasks(); }
     else if (k === "h") { hidden = !hidden; $("ssu-hide").checked = hidden; drawMasks(); }
     else if (k === "[") { radius = Math.max(1, radius - 2); $("ssu-radius").value = radius; }
@@ -655,7 +882,7 @@
     else if (k === "Escape") { poly = []; prompts = {key: "", points: [], box: null}; drawPrompts(); }
     else if (k === "c") { prompts = {key: "", points: [], box: null}; drawPrompts(); }
     else if (/^[1-9]$/.test(k) && S.sources[Number(k) - 1]) select(S.sources[Number(k) - 1].id);
-    else if (TOOLS[k]) setTool(TOOLS[k]);
+    else if (TOOLS[k]) pickTool(TOOLS[k]);
     else done = false;
     if (done) ev.preventDefault();
   }
@@ -677,7 +904,7 @@
       setZoom(zoom * (ev.deltaY < 0 ? 1.2 : 1 / 1.2), ev.clientX - r.left, ev.clientY - r.top);
     }, {passive: false});
     document.addEventListener("keydown", key);
-    document.querySelectorAll("#ssu-tools button").forEach((b) => { b.onclick = () => setTool(b.dataset.tool); });
+    document.querySelectorAll("#ssu-tools button").forEach((b) => { b.onclick = () => pickTool(b.dataset.tool); });
     $("ssu-prev").onclick = () => setFrame(frame - 1);
     $("ssu-next").onclick = () => setFrame(frame + 1);
     $("ssu-frame-no").addEventListener("change", (e) => setFrame(e.target.value));
@@ -699,11 +926,7 @@
     v.addEventListener("pause", () => { $("ssu-play").textContent = "▶ play with masks"; showFrame(frame, {force: true, fromVideo: true}); });
     v.addEventListener("playing", () => { $("ssu-play").textContent = "❚❚ pause"; });
     $("ssu-save-spans").onclick = saveSpans;
-    $("ssu-add-span").onclick = () => {
-      const rows = spanRows(), end = Math.min(S.num_frames, frame + S.fps);
-      $("ssu-spans").append(spanRow({start: frame, end, text: ""}, rows.length));
-      saveDraft();
-    };
+    $("ssu-add-span").onclick = spanHere;
     $("ssu-split").onclick = () => enqueue("split", {});
     $("ssu-regen").onclick = () => enqueue("regenerate", {index: Number($("ssu-span-idx").value || 0)});
     $("ssu-propagate").onclick = () => enqueue("propagate", {direction: $("ssu-direction").value,
@@ -714,16 +937,19 @@
     $("ssu-undo").onclick = () => enqueue("undo", {});
     $("ssu-redo").onclick = () => enqueue("redo", {});
     $("ssu-accept").onclick = accept;
-    $("ssu-reject").onclick = () => decide("reject");
-    $("ssu-send-back").onclick = () => decide("send_back");
+    $("ssu-reject").onclick = () => decide("reject", "reject");
+    $("ssu-send-back").onclick = () => decide("send_back", "send back");
+    $("ssu-mute").onclick = toggleMute;
     $("ssu-login-form").addEventListener("submit", login);
     window.addEventListener("pagehide", () => navigator.sendBeacon("/ssu/api/close", JSON.stringify({tab: TAB})));
     window.addEventListener("resize", () => { if (S) timeline(); });
     setTool("brush");
+    v.muted = false;
+    soundLabel();
   }
 
   window.ssuEditor = {setFrame, state: () => S, frame: () => frame, queue: () => queue.length + (busy ? 1 : 0),
-                      timings};
+                      timings, prompts: () => prompts, tool: () => tool};
   wire();
   openClip();
 })();
