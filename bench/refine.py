@@ -1,12 +1,15 @@
 """Latency of ssu-refine's editor as a refiner feels it: Playwright drives Debian's Chromium against a server
 on localhost (a 2-clip synthetic root, a tiny random-weight SAM so a click runs a real SAM forward pass).
 
-    .venv/bin/python bench/refine.py [--steps 60] [--strokes 20] [--clicks 10] [--saves 10]
+    .venv/bin/python bench/refine.py [--steps 60] [--strokes 20] [--clicks 10] [--saves 10] [--compare]
 
 Figures are measured inside the page (performance.now()): frame step = key press -> picture and masks of
 that frame on screen; stroke / SAM click / save = the edit sent -> the saved state applied on the page.
-Frame steps walk forward through frames never seen before (the first of each second decodes a chunk), so
-they include cold decodes; the p95 shows them.
+Frame steps walk forward from frame 0 (`d`), then, after a typed jump to the last frame, backward (`a`), each
+time through frames never seen before (the server decodes a new second of video every 30 frames; the
+synthetic clips have a keyframe every 250 frames, so a second decoded going backward costs a decode from
+frame 0): the p95 shows whether the page's look-ahead hides those decodes. The backward figures are given
+as a ratio against the forward ones of the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +31,36 @@ import numpy as np  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-CLIP = "synth_0_00000"
+CLIP, OTHER = "synth_0_00000", "synth_0_00001"
+LAST = 299
+
+
+def walk(page, url: str, clip: str, steps: int, lookahead: bool = True) -> dict:
+    """Open `clip`; step forward from frame 0, jump to the last frame by typing it, step backward; each step
+    waits until its frame is on screen. Returns the page's own timings (ms) and the wall time per forward step."""
+    page.goto(f"{url}ssu/editor?clip={clip}" + ("" if lookahead else "&lookahead=0"))
+    page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
+
+    def shown(f: int) -> None:
+        page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
+
+    def taken() -> list[float]:
+        return page.evaluate("() => window.ssuEditor.timings.frame.splice(0)")
+
+    taken()
+    t0 = time.monotonic()
+    for f in range(1, steps + 1):  # one key, wait until shown, next key
+        page.keyboard.press("d")
+        shown(f)
+    forward, wall = taken(), (time.monotonic() - t0) / steps
+    page.locator("#ssu-frame-no").fill(str(LAST))
+    page.keyboard.press("Enter")  # a typed jump to a second nobody has decoded yet
+    shown(LAST)
+    jump = taken()[-1]
+    for f in range(LAST - 1, LAST - 1 - steps, -1):
+        page.keyboard.press("a")
+        shown(f)
+    return {"forward": forward, "back": taken(), "jump": jump, "wall": wall}
 
 
 def pct(xs: list[float]) -> str:
@@ -42,6 +74,8 @@ def main() -> None:
     ap.add_argument("--strokes", type=int, default=20)
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--saves", type=int, default=10)
+    ap.add_argument("--compare", action="store_true",
+                    help="also walk the second clip with the page's look-ahead off (today's main: 3 frames forward)")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -75,16 +109,11 @@ def main() -> None:
             page.get_by_label("password").fill(PASSWORDS["alice"])
             page.get_by_role("button", name="Login").click()
             page.get_by_text("logged in as").first.wait_for(timeout=60_000)
+            walks = {"look-ahead": walk(page, url, CLIP, a.steps)}
+            if a.compare:  # the same walk on the other (equally cold) clip with the page's look-ahead turned off
+                walks["no look-ahead"] = walk(page, url, OTHER, a.steps, lookahead=False)
             page.goto(f"{url}ssu/editor?clip={CLIP}")
             page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
-            page.evaluate("() => { window.ssuEditor.timings.frame.length = 0; }")
-
-            t0 = time.monotonic()
-            for f in range(1, a.steps + 1):  # one key, wait until shown, next key
-                page.keyboard.press("d")
-                page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=f, timeout=60_000)
-            steps = page.evaluate("() => window.ssuEditor.timings.frame.slice()")
-            step_wall = (time.monotonic() - t0) / a.steps
 
             def saved() -> None:
                 page.wait_for_function("() => window.ssuEditor.queue() === 0", timeout=60_000)
@@ -118,7 +147,15 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU)")
-    print(f"frame step  {pct(steps)}   wall per step incl. Playwright {step_wall * 1000:.0f} ms")
+    for name, w in walks.items():
+        fwd95, back95 = np.percentile(w["forward"], 95), np.percentile(w["back"], 95)
+        print(f"-- frames, {name}" + (" (clip synth_0_00001)" if name != "look-ahead" else ""))
+        print(f"frame step  {pct(w['forward'])}   max {max(w['forward']):6.1f} ms   "
+              f"wall per step incl. Playwright {w['wall'] * 1000:.0f} ms")
+        print(f"step back   {pct(w['back'])}   max {max(w['back']):6.1f} ms   "
+              f"p95 = {back95 / fwd95:.2f} x the forward p95")
+        print(f"typed jump  to frame {LAST} (not decoded yet): {w['jump']:.1f} ms")
+    print("-- edits")
     print(f"stroke      {pct(edits.get('stroke', []))}")
     print(f"SAM click   {pct(edits.get('sam', []))}")
     print(f"save        {pct(edits.get('spans', []))}")

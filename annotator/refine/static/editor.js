@@ -12,6 +12,7 @@
   const TAB = sessionStorage.getItem("ssu-tab") || (crypto.randomUUID ? crypto.randomUUID() :
     String(Math.random()).slice(2) + String(Date.now()));
   sessionStorage.setItem("ssu-tab", TAB);
+  const LOOKAHEAD = params.get("lookahead") !== "0";  // ?lookahead=0: only the next 3 frames (bench/refine.py)
   const TOOLS = {p: "point+", n: "point-", b: "box", r: "brush", e: "eraser", g: "polygon", v: "pan"};
 
   let S = null;                 // the last editor state from the server
@@ -555,6 +556,7 @@
   function prefetch(f) {
     const sec = S.fps, c = Math.floor(f / sec);
     far.length = 0;  // only the newest position's look-ahead is still worth asking for
+    if (!LOOKAHEAD) { for (let k = 1; k <= 3; k++) warm(f + k); return; }
     if (travel) {
       for (let k = 1; k <= 4; k++) warm(f + travel * k);
       warmFar(travel > 0 ? (c + 1) * sec : c * sec - 1);
