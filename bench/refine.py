@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-CLIP, OTHER = "synth_0_00000", "synth_0_00001"
+CLIP = "synth_0_00000"
 LAST = 299
 
 
-def walk(page, url: str, clip: str, steps: int, lookahead: bool = True) -> dict:
+def walk(page, url: str, clip: str, steps: int, lookahead: bool = True) -> dict[str, list[float] | float]:
     """Open `clip`; step forward from frame 0, jump to the last frame by typing it, step backward; each step
     waits until its frame is on screen. Returns the page's own timings (ms) and the wall time per forward step."""
     page.goto(f"{url}ssu/editor?clip={clip}" + ("" if lookahead else "&lookahead=0"))
@@ -60,7 +60,11 @@ def walk(page, url: str, clip: str, steps: int, lookahead: bool = True) -> dict:
     for f in range(LAST - 1, LAST - 1 - steps, -1):
         page.keyboard.press("a")
         shown(f)
-    return {"forward": forward, "back": taken(), "jump": jump, "wall": wall}
+    back = taken()
+    slow = sorted(range(len(back)), key=lambda i: -back[i])[:3]  # the slowest backward steps: which frames
+    print(f"  {clip} look-ahead {'on' if lookahead else 'off'}: slowest steps back "
+          + ", ".join(f"to {LAST - 1 - i}: {back[i]:.0f} ms" for i in slow), flush=True)
+    return {"forward": forward, "back": back, "jump": jump, "wall": wall}
 
 
 def pct(xs: list[float]) -> str:
@@ -75,7 +79,7 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--saves", type=int, default=10)
     ap.add_argument("--compare", action="store_true",
-                    help="also walk the second clip with the page's look-ahead off (today's main: 3 frames forward)")
+                    help="also walk two more clips with the page's look-ahead off (today's main: 3 frames forward)")
     a = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -91,7 +95,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-refine-"))
     try:
-        make_synthetic_root(tmp / "root", clips=2, seed=0)
+        make_synthetic_root(tmp / "root", clips=4 if a.compare else 2, seed=0)
         settings = ModelsConfig(sam=ModelSpec(source=str(build_tiny_sam(tmp / "sam"))),
                                 runtime=Runtime(device=Device.cpu, offline=True))
         hub = ModelsHub.load(settings, [ModelKind.sam])
@@ -109,9 +113,15 @@ def main() -> None:
             page.get_by_label("password").fill(PASSWORDS["alice"])
             page.get_by_role("button", name="Login").click()
             page.get_by_text("logged in as").first.wait_for(timeout=60_000)
-            walks = {"look-ahead": walk(page, url, CLIP, a.steps)}
-            if a.compare:  # the same walk on the other (equally cold) clip with the page's look-ahead turned off
-                walks["no look-ahead"] = walk(page, url, OTHER, a.steps, lookahead=False)
+            # each walk on a clip nobody has opened yet; with --compare, the same walk with the page's look-ahead
+            # off, in the order on / off / off / on so that warming up and drifting load weigh on both alike
+            order = [True, False, False, True] if a.compare else [True]
+            walks: dict[str, dict[str, list[float]]] = {}
+            for i, on in enumerate(order):
+                w = walk(page, url, f"synth_0_{i:05d}", a.steps, lookahead=on)
+                into = walks.setdefault("look-ahead" if on else "no look-ahead (today's 3 frames forward)", {})
+                for k, v in w.items():
+                    into.setdefault(k, []).extend(v if isinstance(v, list) else [v])
             page.goto(f"{url}ssu/editor?clip={CLIP}")
             page.wait_for_function("() => document.body.dataset.shown === '0'", timeout=60_000)
 
@@ -149,12 +159,12 @@ def main() -> None:
     print(f"ssu-refine editor on localhost, {CLIP} (512x512, 300 frames); tiny SAM (random weights, CPU)")
     for name, w in walks.items():
         fwd95, back95 = np.percentile(w["forward"], 95), np.percentile(w["back"], 95)
-        print(f"-- frames, {name}" + (" (clip synth_0_00001)" if name != "look-ahead" else ""))
+        print(f"-- frames, {name}: {len(w['jump'])} clip(s)")
         print(f"frame step  {pct(w['forward'])}   max {max(w['forward']):6.1f} ms   "
-              f"wall per step incl. Playwright {w['wall'] * 1000:.0f} ms")
+              f"wall per step incl. Playwright {np.mean(w['wall']) * 1000:.0f} ms")
         print(f"step back   {pct(w['back'])}   max {max(w['back']):6.1f} ms   "
               f"p95 = {back95 / fwd95:.2f} x the forward p95")
-        print(f"typed jump  to frame {LAST} (not decoded yet): {w['jump']:.1f} ms")
+        print(f"typed jump  to frame {LAST} (not decoded yet): " + ", ".join(f"{j:.1f}" for j in w["jump"]) + " ms")
     print("-- edits")
     print(f"stroke      {pct(edits.get('stroke', []))}")
     print(f"SAM click   {pct(edits.get('sam', []))}")

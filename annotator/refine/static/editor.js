@@ -522,8 +522,9 @@
   const frameUrl = (f) => `/ssu/api/frame/${encodeURIComponent(S.clip_id)}/${f}.jpg?v=${S.media_version}`;
 
   // Look-ahead: the next frames in the direction of travel (a, d, held keys) go into the browser's cache, and
-  // the first frame of the next second that way is asked for early, so the server decodes that second before the
-  // person gets there; around a typed or clicked target, a few frames both ways and both neighbouring seconds.
+  // from halfway through a second the first frame of the next second that way is asked for, so the server
+  // decodes that second before the person gets there (not sooner: a jump typed meanwhile would wait for it);
+  // around a typed or clicked target, a few frames both ways and both neighbouring seconds.
   let travel = 0;                // +1 / -1 while stepping; 0 after a jump
   const warmed = new Set();      // frame URLs already asked for
   const far = [];                // second-ahead frames, asked for one at a time (each may cost a decode)
@@ -559,7 +560,8 @@
     if (!LOOKAHEAD) { for (let k = 1; k <= 3; k++) warm(f + k); return; }
     if (travel) {
       for (let k = 1; k <= 4; k++) warm(f + travel * k);
-      warmFar(travel > 0 ? (c + 1) * sec : c * sec - 1);
+      const half = travel > 0 ? f % sec >= sec / 2 : f % sec < sec / 2;
+      if (half) warmFar(travel > 0 ? (c + 1) * sec : c * sec - 1);
     } else {
       for (let k = 1; k <= 3; k++) { warm(f + k); warm(f - k); }
       warmFar((c + 1) * sec);
