@@ -82,6 +82,7 @@ def editor_html() -> str:
 <input id="ssu-login-pass" type="password" placeholder="password" autocomplete="current-password">
 <button type="submit" id="ssu-login-go">Log in</button></form></div>
 <script src="/ssu/static/captions.js"></script>
+<script src="/ssu/static/lookahead.js"></script>
 <script src="/ssu/static/editor.js"></script>
 </body></html>"""
 

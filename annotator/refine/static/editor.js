@@ -4,6 +4,8 @@
 // ignored when they arrive), and edits go into a queue that sends one at a time, in order, each with a
 // sequence number and the revision the page last saw. A refused edit is shown, never silently lost.
 // Masks come as COCO RLE and are drawn here, so opacity / outline / hide and playback need no request.
+// Beside it (loaded first, no DOM): captions.js, the caption draft's three-way merge; lookahead.js, which
+// frames to fetch before they are wanted. Every fetch goes through send() (one place for request headers).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -12,7 +14,7 @@
   const TAB = sessionStorage.getItem("ssu-tab") || (crypto.randomUUID ? crypto.randomUUID() :
     String(Math.random()).slice(2) + String(Date.now()));
   sessionStorage.setItem("ssu-tab", TAB);
-  const LOOKAHEAD = params.get("lookahead") !== "0";  // ?lookahead=0: only the next 3 frames (bench/refine.py)
+  const LOOKAHEAD = params.get("lookahead") !== "0";  // ?lookahead=0: the old 3 frames forward (bench/refine.py)
   const TOOLS = {p: "point+", n: "point-", b: "box", r: "brush", e: "eraser", g: "polygon", v: "pan"};
 
   let S = null;                 // the last editor state from the server
@@ -33,11 +35,16 @@
   const timings = {frame: [], edit: {}};  // ms per shown frame and per edit round trip (bench/refine.py reads them)
 
   // ---------------------------------------------------------------- server calls
+  // The one place a request is made (a header every request must carry goes here); pictures load through
+  // <img>/Image and the tab's close through sendBeacon, which cannot carry headers.
+  function send(path, init) {
+    return fetch(path, {method: "POST", credentials: "same-origin", ...init});
+  }
+
   async function api(path, body) {
     let res;
     try {
-      res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-                               body: JSON.stringify({tab: TAB, ...body}), credentials: "same-origin"});
+      res = await send(path, {headers: {"Content-Type": "application/json"}, body: JSON.stringify({tab: TAB, ...body})});
     } catch (e) {
       return {status: 0, data: {error: "the server does not answer (" + e + "); your input is kept"}};
     }
@@ -67,7 +74,7 @@
   async function login(ev) {
     ev.preventDefault();
     const body = new URLSearchParams({username: $("ssu-login-user").value, password: $("ssu-login-pass").value});
-    const res = await fetch("/login", {method: "POST", body, credentials: "same-origin"});
+    const res = await send("/login", {body});
     if (!res.ok) { $("ssu-login-why").textContent = "wrong name or password"; return; }
     $("ssu-login-pass").value = "";
     $("ssu-login").hidden = true;
@@ -188,7 +195,7 @@
       $("ssu-p-end").value = String(st.num_frames);
       shortcuts(st.shortcuts);
       heartbeat(st.heartbeat_s);
-      warmed.clear();
+      ahead.clear();
     }
     toolsOff(st);
     notes(st);
@@ -398,6 +405,7 @@
 
   function spanHere() {
     if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    if (!srcOf(source) || panelSource !== source) { message("⚠️ add or select a source first", "error"); return; }
     const out = C.spanHere(spanRows(), frame, S.num_frames, S.fps);
     if (out.error) { message("⚠️ " + out.error, "error"); return; }
     const box = $("ssu-spans");
@@ -521,53 +529,8 @@
   // ---------------------------------------------------------------- frames (newest request wins)
   const frameUrl = (f) => `/ssu/api/frame/${encodeURIComponent(S.clip_id)}/${f}.jpg?v=${S.media_version}`;
 
-  // Look-ahead: the next frames in the direction of travel (a, d, held keys) go into the browser's cache, and
-  // from halfway through a second the first frame of the next second that way is asked for, so the server
-  // decodes that second before the person gets there (not sooner: a jump typed meanwhile would wait for it);
-  // around a typed or clicked target, a few frames both ways and both neighbouring seconds.
-  let travel = 0;                // +1 / -1 while stepping; 0 after a jump
-  const warmed = new Set();      // frame URLs already asked for
-  const far = [];                // second-ahead frames, asked for one at a time (each may cost a decode)
-  let farBusy = false;
-
-  function warm(f) {
-    if (f < 0 || f >= S.num_frames) return;
-    const u = frameUrl(f);
-    if (!warmed.has(u)) { warmed.add(u); new Image().src = u; }
-  }
-
-  function warmFar(f) {
-    if (f < 0 || f >= S.num_frames || warmed.has(frameUrl(f))) return;
-    far.push(f);
-    if (farBusy) return;
-    const next = () => {
-      const g = far.shift();
-      if (g === undefined) { farBusy = false; return; }
-      const u = frameUrl(g);
-      if (warmed.has(u)) { next(); return; }
-      warmed.add(u);
-      farBusy = true;
-      const im = new Image();
-      im.onload = im.onerror = next;
-      im.src = u;
-    };
-    next();
-  }
-
-  function prefetch(f) {
-    const sec = S.fps, c = Math.floor(f / sec);
-    far.length = 0;  // only the newest position's look-ahead is still worth asking for
-    if (!LOOKAHEAD) { for (let k = 1; k <= 3; k++) warm(f + k); return; }
-    if (travel) {
-      for (let k = 1; k <= 4; k++) warm(f + travel * k);
-      const half = travel > 0 ? f % sec >= sec / 2 : f % sec < sec / 2;
-      if (half) warmFar(travel > 0 ? (c + 1) * sec : c * sec - 1);
-    } else {
-      for (let k = 1; k <= 3; k++) { warm(f + k); warm(f - k); }
-      warmFar((c + 1) * sec);
-      warmFar(c * sec - 1);
-    }
-  }
+  let travel = 0;  // +1 / -1 while stepping; 0 after a jump (lookahead.js)
+  const ahead = window.ssuLookahead(frameUrl, () => S.num_frames, () => S.fps, LOOKAHEAD);
 
   function setFrame(f, opts) {
     if (!S) return;
@@ -596,7 +559,7 @@
       timings.frame.push(performance.now() - t0);
       shown = f;
       document.body.dataset.shown = String(f);
-      prefetch(f);
+      ahead.prefetch(f, travel);
     };
     im.onerror = () => { if (token === want) refresh(); };  // 401 shows the login; other errors: next request
     im.src = frameUrl(f);
