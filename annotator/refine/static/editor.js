@@ -541,16 +541,29 @@
     showFrame(f, opts || {});
   }
 
+  let seekTimer = 0, ownSeek = -1;  // ownSeek: the frame the page itself sent the video to
   function showFrame(f, opts) {
     const t0 = performance.now();  // from the key (or click) to the picture on screen, masks included
+    // the picture is asked for first, so that its request runs while the masks are drawn
+    if (!playing() && (shown !== f || opts.force)) picture(f, t0);
     $("ssu-frame-no").value = String(f);
     document.body.dataset.frame = String(f);
     drawMasks(f);
     markSpan();
     drawCursor();
+    // the video follows once the stepping pauses: each seek makes the browser decode from a keyframe, which
+    // on every step would compete with the steps themselves
     const v = $("ssu-video");
-    if (!opts.fromVideo && v.paused && v.readyState > 0) v.currentTime = (f + 0.5) / S.fps;
-    if (playing() || (shown === f && !opts.force)) return;
+    if (opts.fromVideo || !v.paused) return;
+    clearTimeout(seekTimer);
+    seekTimer = setTimeout(() => {
+      if (!v.paused || v.readyState === 0) return;
+      ownSeek = frame;
+      v.currentTime = (frame + 0.5) / S.fps;
+    }, 150);
+  }
+
+  function picture(f, t0) {
     const token = ++want;
     const im = new Image();
     im.onload = () => {
@@ -887,8 +900,12 @@
     tl.addEventListener("pointermove", (e) => { if (dragging) timelineJump(e); });
     tl.addEventListener("pointerup", () => { dragging = false; });
     const v = $("ssu-video");
-    v.addEventListener("seeked", () => { if (v.paused) { const f = Math.floor(v.currentTime * S.fps);
-      if (Math.abs(f - frame) > 0) { frame = Math.min(S.num_frames - 1, f); showFrame(frame, {fromVideo: true}); } } });
+    v.addEventListener("seeked", () => {  // a seek in the video's own controls moves the frame; the page's own do not
+      if (!v.paused) return;
+      const f = Math.min(S.num_frames - 1, Math.floor(v.currentTime * S.fps)), own = f === ownSeek;
+      ownSeek = -1;
+      if (!own && f !== frame) { frame = f; travel = 0; showFrame(frame, {fromVideo: true}); }
+    });
     v.addEventListener("play", nextTick);
     v.addEventListener("pause", () => { $("ssu-play").textContent = "▶ play with masks"; showFrame(frame, {force: true, fromVideo: true}); });
     v.addEventListener("playing", () => { $("ssu-play").textContent = "❚❚ pause"; });
