@@ -39,7 +39,7 @@ def editor_html() -> str:
     <label>frame <input id="ssu-frame-no" type="number" min="0" max="299" value="0"></label>
     <button id="ssu-next" title="d / →">▶</button>
     <button id="ssu-play" title="space">▶ play with masks</button>
-    <button id="ssu-mute" title="m">🔊 sound on (m)</button>
+    <button id="ssu-mute" title="m">♪ sound on (m)</button>
     <span>zoom <b id="ssu-zoom">100%</b></span><button id="ssu-fit" title="0">fit</button>
   </div>
   <div id="ssu-tl"><canvas id="ssu-timeline"></canvas><canvas id="ssu-cursor"></canvas></div>

@@ -603,7 +603,7 @@
 
   function soundLabel() {
     const v = $("ssu-video");
-    $("ssu-mute").textContent = v.muted ? "🔇 sound off (m)" : "🔊 sound on (m)";
+    $("ssu-mute").textContent = v.muted ? "♪ sound off (m)" : "♪ sound on (m)";
     document.body.dataset.muted = String(v.muted);
   }
 
