@@ -1,12 +1,15 @@
-"""ssu-refine in a real browser (Playwright + Debian's Chromium), one server and one browser for the module.
+"""ssu-refine in a real browser (Playwright + Debian's Chromium): one server and one browser for the module.
 
-The tests run in file order (each continues the previous one's session). Screenshots go to
-$RA_SSU_ARTIFACTS/refine (or a temp folder); with RA_SSU_UPDATE_DOCS=1 they are copied to docs/img/.
+Every test sets up its own state, so any order (or one test alone, `-k name`) works: its own copy of the
+synthetic clip (`clip`, a fresh id with the same video, annotation and catalog row) and its own logged-in
+browser contexts (`pages`), closed after the test. Screenshots go to $RA_SSU_ARTIFACTS/refine (or a temp
+folder); with RA_SSU_UPDATE_DOCS=1 they are copied to docs/img/.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -24,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
         "--autoplay-policy=no-user-gesture-required"]
-CLIP = "synth_0_00000"
+CLIP = "synth_0_00000"  # never edited here: each test edits a copy of it (the `clip` fixture)
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 T = 60_000  # ms: the CI machines are slow and shared
 VIEW = {"width": 1400, "height": 1000}
@@ -34,6 +37,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def full_tool_models():
+    from annotator.refine.tool_models import ToolModels
+
+    return ToolModels(ColourSegmenter(), ColourPropagator(), EchoCaptioner())
 
 
 class Server:
@@ -48,11 +57,8 @@ class Server:
         from annotator.refine.app import launch
         from annotator.refine.auth import UserStore
         from annotator.refine.controller import Controller, RefineConfig
-        from annotator.refine.tool_models import ToolModels
 
-        self.ctl = Controller(self.root_path, UserStore(self.users),
-                              ToolModels(ColourSegmenter(), ColourPropagator(), EchoCaptioner()),
-                              RefineConfig(heartbeat_seconds=1.0))
+        self.ctl = Controller(self.root_path, UserStore(self.users), full_tool_models(), RefineConfig(heartbeat_seconds=1.0))
         self.demo = launch(self.ctl, "127.0.0.1", self.port, block=False)
 
     def restart(self) -> None:
@@ -74,7 +80,7 @@ def env(tmp_path_factory, _synth_root_master):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            yield {"server": server, "browser": browser, "art": art, "shots": shots, "pages": {}}
+            yield {"server": server, "browser": browser, "art": art, "shots": shots}
         finally:
             browser.close()
             server.demo.close()
@@ -82,6 +88,45 @@ def env(tmp_path_factory, _synth_root_master):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for s in shots:
             shutil.copy(s, DOCS_IMG / s.name)
+
+
+def clone(env, clip_id: str) -> str:
+    """A new clip `clip_id` in the server's root: CLIP's video, audio, annotation and catalog row (status auto)."""
+    from schemas.root import DatasetRoot
+
+    root = DatasetRoot.open(env["server"].root_path)
+    try:
+        for path in (root.clip_path, root.audio_path):
+            shutil.copyfile(path(CLIP), path(clip_id))
+        root.write_annotation(root.read_annotation(CLIP).model_copy(update={"clip_id": clip_id}), sync_status=False)
+        root.catalog.upsert(root.catalog.get(CLIP).model_copy(update={"clip_id": clip_id}), action="test copy")
+    finally:
+        root.close()
+    return clip_id
+
+
+@pytest.fixture()
+def clip(env, request) -> str:
+    """This test's own clip (a copy of CLIP named after the test)."""
+    return clone(env, "t_" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:80])
+
+
+@pytest.fixture()
+def pages(env):
+    """pages(user) -> a new page in a new browser context, logged in as `user` (None: not logged in)."""
+    made = []
+
+    def make(user: str | None = "alice"):
+        ctx = env["browser"].new_context(viewport=VIEW)
+        made.append(ctx)
+        if user:
+            r = ctx.request.post(env["server"].url + "login", form={"username": user, "password": PASSWORDS[user]})
+            assert r.ok, r.status
+        return ctx.new_page()
+
+    yield make
+    for ctx in made:
+        ctx.close()
 
 
 def shot(env, page, name: str, full: bool = False) -> None:
@@ -112,6 +157,12 @@ def wait_shown(page, frame: int) -> None:
     page.wait_for_function("f => document.body.dataset.shown === String(f)", arg=frame, timeout=T)
 
 
+def go(page, frame: int) -> None:
+    page.locator("#ssu-frame-no").fill(str(frame))
+    page.keyboard.press("Enter")
+    wait_shown(page, frame)
+
+
 def wait_saved(page) -> str:
     page.wait_for_function("() => document.querySelector('#ssu-pending').dataset.n === '0'", timeout=T)
     return page.locator("#ssu-msg").inner_text()
@@ -140,9 +191,8 @@ def test_http_needs_login(env):
             assert c.get(f"gradio_api/file={secret}").status_code == 403, secret
 
 
-def test_fast_keys_typed_frame_and_timeline(env):
-    page = env["browser"].new_context(viewport=VIEW).new_page()
-    env["pages"]["alice"] = page
+def test_fast_keys_typed_frame_and_timeline(env, clip, pages):
+    page = pages(None)
     url = env["server"].url
     page.goto(url)
     page.get_by_label("username").fill("alice")
@@ -155,8 +205,8 @@ def test_fast_keys_typed_frame_and_timeline(env):
     shot(env, page, "queue")
     gradio_tmp = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
     pngs = len(list(gradio_tmp.rglob("*.png")))
-    open_editor(page, CLIP)
-    assert env["server"].ctl.root.catalog.lease_of(CLIP).owner == "alice"
+    open_editor(page, clip)
+    assert env["server"].ctl.root.catalog.lease_of(clip).owner == "alice"
     # (a) five quick presses, no waiting in between: frame 5, its picture on screen
     for _ in range(5):
         page.keyboard.press("d")
@@ -171,9 +221,7 @@ def test_fast_keys_typed_frame_and_timeline(env):
         page.keyboard.press("a")
     wait_shown(page, 5)
     # (b) a typed frame number moves the view
-    page.locator("#ssu-frame-no").fill("120")
-    page.keyboard.press("Enter")
-    wait_shown(page, 120)
+    go(page, 120)
     page.keyboard.press("d")
     wait_shown(page, 121)  # the next step continues from the typed frame
     # (e) a click on the timeline jumps there
@@ -185,27 +233,24 @@ def test_fast_keys_typed_frame_and_timeline(env):
     # space plays the clip in the frame view (masks drawn per frame); space again stops on an exact frame.
     # Played from frame 10, so that a slow screenshot under load cannot outlast the clip (space on an ended
     # video plays it again, and the pause below would never come)
-    page.locator("#ssu-frame-no").fill("10")
-    page.keyboard.press("Enter")
-    wait_shown(page, 10)
+    go(page, 10)
     page.keyboard.press(" ")
     page.wait_for_function("() => Number(document.body.dataset.frame) > 20", timeout=T)
     shot(env, page, "playing")
     page.keyboard.press(" ")
     page.wait_for_function("() => document.body.dataset.shown === document.body.dataset.frame && "
                            "document.querySelector('#ssu-video').paused", timeout=T)
-    page.locator("#ssu-frame-no").fill("150")
-    page.keyboard.press("Enter")
-    wait_shown(page, 150)
 
 
-def test_one_dragged_stroke_is_one_region(env):
+def test_one_dragged_stroke_is_one_region(env, clip, pages):
     from scipy import ndimage
 
-    page, ctl = env["pages"]["alice"], env["server"].ctl
-    f = int(page.locator("#ssu-frame-no").input_value())
-    before = ctl.root.read_annotation(CLIP).source(0).masks[f]
-    edits = len(ctl.catalog.history(CLIP, action="edit"))
+    page, ctl = pages(), env["server"].ctl
+    open_editor(page, clip, env["server"].url)
+    f = 150
+    go(page, f)
+    before = ctl.root.read_annotation(clip).source(0).masks[f]
+    edits = len(ctl.catalog.history(clip, action="edit"))
     page.keyboard.press("r")
     page.mouse.move(*at(page, 40, 400))
     page.mouse.down()
@@ -213,19 +258,19 @@ def test_one_dragged_stroke_is_one_region(env):
         page.mouse.move(*at(page, 40 + i * 9, 400 + i * 3))
     page.mouse.up()
     assert "saved: brush stroke" in wait_saved(page)
-    after = ctl.root.read_annotation(CLIP).source(0).masks[f]
+    after = ctl.root.read_annotation(clip).source(0).masks[f]
     old = np.zeros((512, 512), bool) if before is None else rle_mod.decode(before.model_dump())
     added = rle_mod.decode(after.model_dump()) & ~old
     assert ndimage.label(added)[1] == 1 and added[400, 40] and added[460, 220]
-    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+    assert len(ctl.catalog.history(clip, action="edit")) == edits + 1
     shot(env, page, "stroke")
     # a SAM positive click on the square replaces this frame's mask with SAM's answer
-    ref = rle_mod.decode(ctl.root.read_annotation(CLIP).source(0).masks[0].model_dump())
+    ref = rle_mod.decode(ctl.root.read_annotation(clip).source(0).masks[0].model_dump())
     page.keyboard.press("p")
     ys, xs = np.nonzero(old if old.any() else ref)
     page.mouse.click(*at(page, float(xs.mean()), float(ys.mean())))
     assert "saved: SAM 1 point" in wait_saved(page)
-    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 2
+    assert len(ctl.catalog.history(clip, action="edit")) == edits + 2
     edits += 1
     # zoom with the wheel, outline only: the view changes, nothing is saved
     page.mouse.move(*at(page, 256, 256))
@@ -235,11 +280,12 @@ def test_one_dragged_stroke_is_one_region(env):
     shot(env, page, "zoom-outline")
     page.keyboard.press("0")
     page.keyboard.press("o")
-    assert len(ctl.catalog.history(CLIP, action="edit")) == edits + 1
+    assert len(ctl.catalog.history(clip, action="edit")) == edits + 1
 
 
-def test_restart_keeps_typed_caption(env):
-    page, server = env["pages"]["alice"], env["server"]
+def test_restart_keeps_typed_caption(env, clip, pages):
+    page, server = pages(), env["server"]
+    open_editor(page, clip, server.url)
     text = "a green square hums, typed but not saved"
     area = page.locator("#ssu-spans textarea").first
     area.fill(text)
@@ -256,54 +302,58 @@ def test_restart_keeps_typed_caption(env):
     assert page.locator("#ssu-spans textarea").first.input_value() == text  # the browser draft is back
     page.locator("#ssu-save-spans").click()
     assert "saved: edit caption spans" in wait_saved(page)
-    assert server.ctl.root.read_annotation(CLIP).source(0).captions[0].text == text
+    assert server.ctl.root.read_annotation(clip).source(0).captions[0].text == text
 
 
-def test_second_tab_takes_the_clip_and_the_first_is_told(env):
-    page = env["pages"]["alice"]
+def test_second_tab_takes_the_clip_and_the_first_is_told(env, clip, pages):
+    page = pages()
+    open_editor(page, clip, env["server"].url)
     other = page.context.new_page()  # same login, another tab
-    open_editor(other, CLIP, env["server"].url)
+    open_editor(other, clip, env["server"].url)
     assert "editing" in other.locator("#ssu-status").inner_text()
     page.locator("#ssu-notice").wait_for(state="visible", timeout=T)  # told at the next heartbeat
     assert "another tab" in page.locator("#ssu-notice").inner_text()
     page.wait_for_function("() => document.body.classList.contains('readonly')", timeout=T)
     assert page.locator("#ssu-accept").is_disabled()
     other.close()
-    open_editor(page, CLIP, env["server"].url)  # reopening here takes it back
+    open_editor(page, clip, env["server"].url)  # reopening here takes it back
     assert "editing" in page.locator("#ssu-status").inner_text()
 
 
-def test_note_history_and_review(env):
-    page, ctl = env["pages"]["alice"], env["server"].ctl
+def test_note_history_and_review(env, pages):
+    # "a_" sorts before every other clip: whatever other tests left waiting for review, this one comes first
+    clip, ctl = clone(env, "a_review"), env["server"].ctl
+    page = pages()
+    open_editor(page, clip, env["server"].url)
     assert page.locator("#ssu-reject").is_disabled() and page.locator("#ssu-send-back").is_disabled()
     page.locator("#ssu-note").fill("star mask checked")
     page.once("dialog", lambda d: d.accept())
     page.locator("#ssu-status").click()
     page.keyboard.press("Shift+A")
     wait_saved(page)
-    assert ctl.root.catalog.get(CLIP).status == ClipStatus.needs_review
-    rita = env["browser"].new_context(viewport=VIEW).new_page()
-    env["pages"]["rita"] = rita
+    assert ctl.root.catalog.get(clip).status == ClipStatus.needs_review
+    rita = pages(None)
     login(rita, env["server"].url, "rita")
     rita.locator("#ssu-next-clip").click()  # a reviewer's next clip is the one waiting for review
-    rita.wait_for_url(f"**/ssu/editor?clip={CLIP}", timeout=T)
+    rita.wait_for_url(f"**/ssu/editor?clip={clip}", timeout=T)
     rita.wait_for_function("() => document.body.dataset.shown === '0'", timeout=T)
     assert "editing" in rita.locator("#ssu-status").inner_text()
     rita.locator("#ssu-note").fill("the circle drifts after frame 200")
     rita.locator("#ssu-send-back").click()
     wait_saved(rita)
-    assert ctl.root.read_annotation(CLIP).note == "the circle drifts after frame 200"
-    open_editor(page, CLIP, env["server"].url)  # alice again
+    assert ctl.root.read_annotation(clip).note == "the circle drifts after frame 200"
+    open_editor(page, clip, env["server"].url)  # alice again
+    assert "open note: the circle drifts" in page.locator("#ssu-notes").inner_text()
     page.locator("#ssu-note").fill("fixed the drift")
     page.once("dialog", lambda d: d.accept())
     page.locator("#ssu-accept").click()
     wait_saved(page)
-    open_editor(rita, CLIP, env["server"].url)
+    open_editor(rita, clip, env["server"].url)
     rita.once("dialog", lambda d: d.accept())
     rita.locator("#ssu-accept").click()
     wait_saved(rita)
-    assert ctl.root.catalog.get(CLIP).status == ClipStatus.accepted
-    assert ctl.root.read_annotation(CLIP).note is None  # cleared on accept, kept in the history:
+    assert ctl.root.catalog.get(clip).status == ClipStatus.accepted
+    assert ctl.root.read_annotation(clip).note is None  # cleared on accept, kept in the history:
     history = rita.locator("#ssu-notes").inner_text()
     for n in ("star mask checked", "the circle drifts after frame 200", "fixed the drift"):
         assert n in history
@@ -314,11 +364,10 @@ def test_note_history_and_review(env):
     shot(env, rita, "dashboard", full=True)
 
 
-def test_upload_real_clip(env, shared_data):
-    rita, ctl = env["pages"]["rita"], env["server"].ctl
+def test_upload_real_clip(env, pages, shared_data):
+    rita, ctl = pages(None), env["server"].ctl
     video = sorted((shared_data / "media" / "vggsound").glob("*.mp4"))[0]
-    rita.goto(env["server"].url)
-    rita.get_by_text("logged in as").first.wait_for(timeout=T)
+    login(rita, env["server"].url, "rita")
     rita.locator("button[role=tab]:has-text('Upload')").first.click()
     rita.locator("#ssu-files input[type=file]").set_input_files([str(video), str(shared_data / "media" / "edge" /
                                                                                  "no_audio_960x540_6.7s.mp4")])
@@ -337,3 +386,168 @@ def test_upload_real_clip(env, shared_data):
     assert cid in {r["clip_id"] for r in ctl.queue(ctl.open_session("check", "rita").session_id)}
     rita.locator("button[role=tab]:has-text('Queue')").first.click()
     rita.get_by_text(cid).first.wait_for(state="attached", timeout=T)
+
+
+# -- captions: one model, nothing typed is lost (issue 32) -------------------------------------------------
+def panel(page) -> list[tuple[int, int, str]]:
+    """The caption rows the page shows for the selected source."""
+    rows = page.evaluate("""() => [...document.querySelectorAll('#ssu-spans .span')].map((r) => [
+        +r.querySelector('.s').value, +r.querySelector('.e').value, r.querySelector('textarea').value])""")
+    return [tuple(r) for r in rows]
+
+
+def saved(env, clip: str, source: int = 0) -> list[tuple[int, int, str]]:
+    return [(c.start, c.end, c.text) for c in env["server"].ctl.root.read_annotation(clip).source(source).captions]
+
+
+def area_at(page, start: int):
+    """The caption text box of the row that starts at frame `start`."""
+    return page.locator("#ssu-spans .span textarea").nth([r[0] for r in panel(page)].index(start))
+
+
+def test_split_regenerate_and_undo_merge_with_the_unsaved_draft(env, clip, pages):
+    page = pages()
+    open_editor(page, clip, env["server"].url)
+    original = saved(env, clip)
+    assert original[2][:2] == (120, 180)
+    page.locator("#ssu-spans textarea").first.fill("a square hums, typed and not saved")
+    # a split on the server with a draft open: the panel shows the split and keeps the typed text ...
+    go(page, 150)
+    page.locator("#ssu-split").click()
+    assert "split caption at frame 150" in wait_saved(page)
+    want = [(0, 30, "a square hums, typed and not saved"), original[1], (120, 150, original[2][2]),
+            (150, 180, original[2][2]), *original[3:]]
+    assert panel(page) == want
+    # ... and Save keeps both: the split and the text
+    page.locator("#ssu-save-spans").click()
+    assert "saved: edit caption spans" in wait_saved(page)
+    assert saved(env, clip) == want
+    assert page.locator("#ssu-draft").inner_text() == ""
+    # a regenerated span merges with a draft elsewhere
+    area_at(page, 210).fill("typed into the span at 210")
+    page.locator("#ssu-span-idx").fill("2")  # 120..150
+    page.locator("#ssu-regen").click()
+    assert "new caption" in wait_saved(page)
+    vlm = saved(env, clip)[2][2]
+    assert vlm.startswith("a square covering") and saved(env, clip)[4][2] == want[4][2]
+    assert panel(page)[2] == (120, 150, vlm) and panel(page)[4] == (210, 240, "typed into the span at 210")
+    # a regenerated span the draft also changed: the page asks; OK keeps the typed text
+    area_at(page, 150).fill("typed into 150..180 before the VLM answered")
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.locator("#ssu-span-idx").fill("3")
+    page.locator("#ssu-regen").click()
+    wait_saved(page)
+    assert asked and "150–180" in asked[0] and "typed into 150..180" in asked[0]
+    assert panel(page)[3] == (150, 180, "typed into 150..180 before the VLM answered")
+    assert saved(env, clip)[3][2].startswith("a square covering")
+    # undo (the last regenerate) with the draft open: the draft keeps the typed text; Cancel takes the saved text
+    page.once("dialog", lambda d: d.dismiss())
+    page.locator("#ssu-undo").click()
+    assert "undo" in wait_saved(page)
+    assert panel(page)[3] == (150, 180, original[2][2])  # Cancel: the saved (undone) text there
+    assert panel(page)[4] == (210, 240, "typed into the span at 210")  # and the rest of the draft is kept
+    page.locator("#ssu-save-spans").click()
+    wait_saved(page)
+    assert saved(env, clip)[4] == (210, 240, "typed into the span at 210") and saved(env, clip)[2][2] == vlm
+
+
+def test_submit_saves_the_typed_caption_first_or_refuses(env, clip, pages):
+    page, ctl = pages(), env["server"].ctl
+    open_editor(page, clip, env["server"].url)
+    area = page.locator("#ssu-spans textarea").first
+    area.fill("   ")  # a draft the server would refuse: the decision is refused with the reason, nothing asked
+    asked = []
+    page.on("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.locator("#ssu-status").click()
+    page.keyboard.press("Shift+A")
+    page.wait_for_function("() => document.querySelector('#ssu-msg').innerText.includes('refused')", timeout=T)
+    assert "empty" in page.locator("#ssu-msg").inner_text() and not asked
+    assert ctl.root.catalog.get(clip).status == ClipStatus.in_progress
+    text = "a green square hums, typed and then submitted"
+    area.fill(text)
+    page.locator("#ssu-status").click()
+    page.keyboard.press("Shift+A")
+    wait_saved(page)
+    assert asked and "saved first" in asked[0]
+    assert ctl.root.catalog.get(clip).status == ClipStatus.needs_review
+    assert saved(env, clip)[0][2] == text
+    assert page.locator("#ssu-draft").inner_text() == ""
+
+
+def test_span_here_inside_a_span_splits_it(env, clip, pages):
+    page = pages()
+    open_editor(page, clip, env["server"].url)
+    old = saved(env, clip)[2]
+    assert old[:2] == (120, 180)
+    go(page, 130)
+    page.locator("#ssu-add-span").click()
+    rows = panel(page)
+    assert (120, 130, old[2]) in rows and (130, 180, old[2]) in rows and len(rows) == len(saved(env, clip)) + 1
+    page.keyboard.type("the square hums louder from here")  # the new part's text is selected: typing replaces it
+    page.locator("#ssu-save-spans").click()
+    assert "saved: edit caption spans" in wait_saved(page)
+    assert saved(env, clip)[2:4] == [(120, 130, old[2]), (130, 180, "the square hums louder from here")]
+    go(page, 100)  # outside every span: a new span up to the next one
+    page.locator("#ssu-add-span").click()
+    assert (100, 120, "") in panel(page)
+
+
+def test_playback_has_sound_and_a_mute_key(env, clip, pages):
+    page = pages()
+    open_editor(page, clip, env["server"].url)
+    muted = "() => document.querySelector('#ssu-video').muted"
+    assert page.evaluate(muted) is False and page.evaluate("() => document.querySelector('#ssu-video').volume") > 0
+    page.keyboard.press(" ")
+    page.wait_for_function("() => !document.querySelector('#ssu-video').paused", timeout=T)
+    assert page.evaluate(muted) is False
+    page.keyboard.press(" ")
+    page.keyboard.press("m")
+    assert page.evaluate(muted) is True and "sound off" in page.locator("#ssu-mute").inner_text()
+    page.keyboard.press("m")
+    assert page.evaluate(muted) is False and "sound on" in page.locator("#ssu-mute").inner_text()
+
+
+DRAWN = """() => { const c = document.querySelector('#ssu-draw'), d = c.getContext('2d').getImageData(0, 0, c.width,
+    c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"""
+
+
+def test_tools_without_a_model_are_disabled_with_the_reason(env, clip, pages):
+    from annotator.refine.tool_models import ToolModels
+
+    page, ctl = pages(), env["server"].ctl
+    open_editor(page, clip, env["server"].url)  # opened while SAM is loaded: the SAM tool is there
+    page.keyboard.press("p")
+    ctl.models = ToolModels()  # ... then the model is gone: the click is refused and its point is not left drawn
+    try:
+        page.mouse.click(*at(page, 200, 200))
+        assert "no SAM model is loaded" in wait_saved(page)
+        assert page.evaluate(DRAWN) == 0 and page.evaluate("() => window.ssuEditor.prompts().points.length") == 0
+        open_editor(page, clip, env["server"].url)  # a page opened without the models
+        for sel, model in (("button[data-tool='point+']", "SAM"), ("button[data-tool='point-']", "SAM"),
+                           ("button[data-tool='box']", "SAM"), ("#ssu-propagate", "SAM2"), ("#ssu-regen", "VLM")):
+            button = page.locator(sel)
+            assert button.is_disabled(), sel
+            assert f"no {model} model is loaded; start ssu-refine with --" in button.get_attribute("title"), sel
+        assert page.locator("button[data-tool='brush']").is_enabled()
+        page.keyboard.press("p")
+        assert "no SAM model is loaded" in page.locator("#ssu-msg").inner_text()
+        assert page.evaluate("() => window.ssuEditor.tool()") == "brush"
+    finally:
+        ctl.hub = full_tool_models()
+
+
+def test_mask_tint_keeps_the_picture_and_provenance_is_not_a_review_note(env, clip, pages):
+    page = pages()
+    open_editor(page, clip, env["server"].url)
+    notes = page.locator("#ssu-notes")
+    assert page.locator("#ssu-notes .open-note").count() == 0
+    assert "draft made by: synthetic, seed 0" in notes.locator(".provenance").inner_text()
+    # inside a mask, most pixels of the mask layer are left clear: the object's own colour shows through
+    ref = rle_mod.decode(env["server"].ctl.root.read_annotation(clip).source(0).masks[0].model_dump())
+    inner = ref & np.roll(ref, 3, 0) & np.roll(ref, -3, 0) & np.roll(ref, 3, 1) & np.roll(ref, -3, 1)
+    alpha = np.array(page.evaluate("""() => { const c = document.querySelector('#ssu-masks'),
+        d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return Array.from(d.filter((v, i) => i % 4 === 3)); }"""), np.uint8).reshape(512, 512)
+    tinted = (alpha[inner] > 0).mean()
+    assert 0.1 < tinted < 0.5, tinted

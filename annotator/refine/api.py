@@ -27,7 +27,8 @@ from schemas.errors import UserError
 from schemas.models import check_clip_id
 
 STATIC = Path(__file__).resolve().parent / "static"  # the editor page: editor.js, editor.css
-STATIC_FILES = {"editor.js": ("editor.js", "text/javascript"), "editor.css": ("editor.css", "text/css")}
+STATIC_FILES = {"editor.js": ("editor.js", "text/javascript"), "editor.css": ("editor.css", "text/css"),
+                "captions.js": ("captions.js", "text/javascript"), "lookahead.js": ("lookahead.js", "text/javascript")}
 JPEG_QUALITY = 90
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 SHORTCUTS = {
     "d / →": "next frame (hold to play through)", "a / ←": "previous frame", "Shift+D": "10 frames forward",
-    "type a number + Enter": "go to that frame", "space": "play / pause with masks drawn",
+    "type a number + Enter": "go to that frame", "space": "play / pause with masks drawn", "m": "sound on / off",
     "r / e": "brush / eraser (drag)", "g": "polygon (click corners; Enter, double-click or first corner closes)",
     "p / n": "SAM positive / negative point", "b": "SAM box (drag)", "c / Esc": "clear SAM prompts",
     "v": "pan tool (or middle-drag)", "wheel, + / - / 0": "zoom at the pointer / in / out / fit",
@@ -40,13 +40,14 @@ def editor_html() -> str:
     <label>frame <input id="ssu-frame-no" type="number" min="0" max="299" value="0"></label>
     <button id="ssu-next" title="d / →">▶</button>
     <button id="ssu-play" title="space">▶ play with masks</button>
+    <button id="ssu-mute" title="m">♪ sound on (m)</button>
     <span>zoom <b id="ssu-zoom">100%</b></span><button id="ssu-fit" title="0">fit</button>
   </div>
   <div id="ssu-conf-bar" class="conf-only"><span id="ssu-conf"></span>
     <label>unsure below <input id="ssu-unsure" type="number" min="0" max="1" step="0.05"></label>
     <span><kbd>u</kbd> / <kbd>Shift+U</kbd> next / previous unsure</span></div>
   <div id="ssu-tl"><canvas id="ssu-timeline"></canvas><canvas id="ssu-cursor"></canvas></div>
-  <video id="ssu-video" controls preload="auto" muted></video>
+  <video id="ssu-video" controls preload="auto"></video>
 </section>
 <section id="ssu-right">
   <h3>Sources</h3><div id="ssu-sources"></div>
@@ -84,6 +85,8 @@ def editor_html() -> str:
 <input id="ssu-login-user" placeholder="name" autocomplete="username">
 <input id="ssu-login-pass" type="password" placeholder="password" autocomplete="current-password">
 <button type="submit" id="ssu-login-go">Log in</button></form></div>
+<script src="/ssu/static/captions.js"></script>
+<script src="/ssu/static/lookahead.js"></script>
 <script src="/ssu/static/editor.js"></script>
 </body></html>"""
 

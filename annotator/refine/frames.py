@@ -4,7 +4,9 @@ A whole clip decoded is 300 x 512 x 512 x 3 = 236 MB, too much to hold per sessi
 collected clips have a keyframe every ~250 frames, so a cold seek to frame 200 costs ~0.6 s (decoding from
 the keyframe) and a full decode ~1 s. We therefore decode from the keyframe before the wanted frame up
 to the end of its chunk and keep *every* chunk passed on the way: stepping and playback then hit the cache,
-and two sessions on one clip share it. The cache is bounded in bytes (`cap_mb`).
+and two sessions on one clip share it. The cache is bounded in bytes (`cap_mb`). A chunk already being
+decoded is waited for, not decoded a second time: the editor page asks for the next second ahead of the person
+(look-ahead), and their own step may reach that second before its decode is done.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class FrameStore:
         self._chunks: OrderedDict[tuple[str, float, int], np.ndarray] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._decoding: dict[tuple[str, float, int], threading.Event] = {}  # chunks being decoded -> done
         self.decodes = 0  # how many times we went to the decoder (tests and the dashboard read it)
 
     @property
@@ -77,11 +80,22 @@ class FrameStore:
 
     def chunk(self, path: Path, chunk: int) -> np.ndarray:
         key = self._key(path, chunk)
-        with self._lock:
-            if key in self._chunks:
-                self._chunks.move_to_end(key)
-                return self._chunks[key]
-        self._decode_through(path, chunk)
+        while True:
+            with self._lock:
+                if key in self._chunks:
+                    self._chunks.move_to_end(key)
+                    return self._chunks[key]
+                done = self._decoding.get(key)
+                if done is None:
+                    done = self._decoding[key] = threading.Event()
+                    break
+            done.wait()  # another request decodes it; if that failed, the next turn decodes it here
+        try:
+            self._decode_through(path, chunk)
+        finally:
+            with self._lock:
+                del self._decoding[key]
+            done.set()
         with self._lock:
             if key not in self._chunks:  # evicted at once: the cap is below one chunk
                 raise UserError(f"frame cache of {self.cap_bytes >> 20} MB is too small; raise --frame-cache-mb")

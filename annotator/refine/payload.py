@@ -82,4 +82,5 @@ def editor_state(ctl: Controller, view: ClipView) -> dict[str, Any]:
         "models": ctl.models.names(), "shortcuts": assets.SHORTCUTS, "heartbeat_s": ctl.config.heartbeat_seconds,
         "media_version": int(ctl.root.clip_path(clip_id).stat().st_mtime),
         "video": f"/ssu/api/video/{clip_id}.mp4",
+        "tools_off": ctl.models.off_reasons(),  # {tool: why it is off}: the page disables those buttons
     }

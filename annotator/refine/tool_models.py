@@ -72,8 +72,7 @@ class ToolModels:
 
     def _call(self, which: str, model: object | None, fn: Callable[[], T]) -> T:
         if model is None:
-            raise UserError(f"no {which.upper()} model is loaded; start ssu-refine with {TOOLS[which].flag} "
-                            "PATH_OR_HUB_ID")
+            raise UserError(self.off_reason(which))
         with self._locks[which]:
             return fn()
 
@@ -105,6 +104,14 @@ class ToolModels:
             for k in TOOLS:
                 stack.enter_context(self._locks[k])
             yield
+
+    @staticmethod
+    def off_reason(which: str) -> str:
+        return f"no {which.upper()} model is loaded; start ssu-refine with {TOOLS[which].flag} PATH_OR_HUB_ID"
+
+    def off_reasons(self) -> dict[str, str]:
+        """{tool: why it is off} for each of sam, sam2, vlm without a model (the editor disables their buttons)."""
+        return {k: self.off_reason(k) for k, name in self.names().items() if name is None}
 
     def names(self) -> dict[str, str | None]:
         return {"sam": getattr(self.segmenter, "name", None), "sam2": getattr(self.propagator, "name", None),

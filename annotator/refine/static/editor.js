@@ -4,6 +4,8 @@
 // ignored when they arrive), and edits go into a queue that sends one at a time, in order, each with a
 // sequence number and the revision the page last saw. A refused edit is shown, never silently lost.
 // Masks come as COCO RLE and are drawn here, so opacity / outline / hide and playback need no request.
+// Beside it (loaded first, no DOM): captions.js, the caption draft's three-way merge; lookahead.js, which
+// frames to fetch before they are wanted. Every fetch goes through send() (one place for request headers).
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -12,6 +14,7 @@
   const TAB = sessionStorage.getItem("ssu-tab") || (crypto.randomUUID ? crypto.randomUUID() :
     String(Math.random()).slice(2) + String(Date.now()));
   sessionStorage.setItem("ssu-tab", TAB);
+  const LOOKAHEAD = params.get("lookahead") !== "0";  // ?lookahead=0: the old 3 frames forward (bench/refine.py)
   const TOOLS = {p: "point+", n: "point-", b: "box", r: "brush", e: "eraser", g: "polygon", v: "pan"};
 
   let S = null;                 // the last editor state from the server
@@ -32,11 +35,17 @@
   const timings = {frame: [], edit: {}};  // ms per shown frame and per edit round trip (bench/refine.py reads them)
 
   // ---------------------------------------------------------------- server calls
-  // every API call: JSON with the X-SSU-Request header, which the server's request gate requires (no form or
-  // other origin can send it); keepalive lets the last one (closing the tab) outlive the page
+  // The one place a request is made: every call carries the X-SSU-Request header, which the server's request gate
+  // requires (no form or other origin can send it). Pictures load through <img>/Image (GET, no header needed).
+  function send(path, init) {
+    return fetch(path, {method: "POST", credentials: "same-origin", ...init,
+                        headers: {"X-SSU-Request": "1", ...((init && init.headers) || {})}});
+  }
+
+  // JSON to the API; keepalive lets the last one (closing the tab) outlive the page
   function post(path, body, keepalive) {
-    return fetch(path, {method: "POST", headers: {"Content-Type": "application/json", "X-SSU-Request": "1"},
-                        body: JSON.stringify({tab: TAB, ...body}), credentials: "same-origin", keepalive: !!keepalive});
+    return send(path, {headers: {"Content-Type": "application/json"}, body: JSON.stringify({tab: TAB, ...body}),
+                       keepalive: !!keepalive});
   }
 
   async function api(path, body) {
@@ -72,7 +81,7 @@
   async function login(ev) {
     ev.preventDefault();
     const body = new URLSearchParams({username: $("ssu-login-user").value, password: $("ssu-login-pass").value});
-    const res = await fetch("/login", {method: "POST", body, credentials: "same-origin"});
+    const res = await send("/login", {body});
     if (!res.ok) {
       $("ssu-login-why").textContent = res.status === 429  // too many failed logins (the server's backoff)
         ? `too many failed logins: try again in ${res.headers.get("Retry-After")} s` : "wrong name or password";
@@ -94,9 +103,17 @@
   }
 
   // ---------------------------------------------------------------- the edit queue
-  function enqueue(kind, body) {
-    if (S && S.read_only && kind !== "none") { message("⚠️ refused: this clip is read-only here", "error"); return; }
-    queue.push({kind, body: {frame, source_id: source, ...body}});
+  // An item is {kind, body} or {kind, build}: build() makes the body when the item is sent (a caption save sends
+  // the draft as merged with the newest saved state, never a copy taken when the button was pressed). Optional:
+  // ok(body) runs before the answer's state is applied, failed() when the edit is refused or dropped, and items
+  // sharing a `chain` ({what}) are dropped together when one of them is refused (a decision after its saves).
+  function enqueue(kind, body, extra) {
+    if (S && S.read_only) {
+      message("⚠️ refused: this clip is read-only here", "error");
+      if (extra && extra.failed) extra.failed();
+      return;
+    }
+    queue.push({kind, body: {frame, source_id: source, ...body}, ...extra});
     pending();
     pump();
   }
@@ -109,12 +126,20 @@
 
   async function pump() {
     if (busy || loggedOut || !queue.length) return;
-    busy = true;
     const e = queue[0];
+    const body = e.build ? e.build() : e.body;
+    if (!body) {  // e.g. a caption save with nothing left to save
+      queue.shift();
+      if (e.none) message(e.none, "ok");
+      pending();
+      pump();
+      return;
+    }
+    busy = true;
     seq += 1;
     sessionStorage.setItem("ssu-seq:" + TAB, String(seq));
     const t0 = performance.now();
-    const r = await api("/ssu/api/edit", {...e.body, kind: e.kind, rev: S.revision, seq});
+    const r = await api("/ssu/api/edit", {...body, kind: e.kind, rev: S.revision, seq});
     if (r.status === 401) { busy = false; seq -= 1; pending(); return; }  // kept: sent again after login
     if (r.status === 0) {  // no answer (server restarting): keep the edit, in order, and send it again soon
       busy = false; seq -= 1;
@@ -125,17 +150,25 @@
     }
     queue.shift();
     if (r.status === 200) {
+      if (e.ok) e.ok(body);
       applyState(r.data, false);
       (timings.edit[e.kind] = timings.edit[e.kind] || []).push(performance.now() - t0);
       message(r.data.message, "ok");
-      if (e.after) e.after();
     } else if (r.status === 409) {
-      const dropped = queue.length;
-      queue.length = 0;
-      message("⚠️ refused: " + r.data.error + (dropped ? ` (${dropped} queued edit(s) not sent)` : ""), "error");
+      const dropped = queue.splice(0);
+      for (const d of [e, ...dropped]) if (d.failed) d.failed();
+      message("⚠️ refused: " + r.data.error + (dropped.length ? ` (${dropped.length} queued edit(s) not sent)` : "") +
+              (draftIds().length ? "; your unsaved caption text is kept" : ""), "error");
       await refresh();
     } else {
-      message("⚠️ refused: " + r.data.error, "error");
+      if (e.failed) e.failed();
+      let why = "⚠️ refused: " + r.data.error;
+      if (e.chain) {  // the decision waiting for this save is not sent either
+        const rest = queue.filter((q) => q.chain === e.chain);
+        for (const q of rest) queue.splice(queue.indexOf(q), 1);
+        if (rest.length) why += ` (${e.chain.what} not sent; your caption text is kept)`;
+      }
+      message(why, "error");
     }
     busy = false;
     pending();
@@ -173,8 +206,11 @@
       $("ssu-p-end").value = String(st.num_frames);
       shortcuts(st.shortcuts);
       heartbeat(st.heartbeat_s);
+      ahead.clear();
     }
+    toolsOff(st);
     notes(st);
+    rebase();
     sources();
     captions();
     timeline();
@@ -191,9 +227,12 @@
     const box = $("ssu-notes");
     box.innerHTML = "";
     if (st.note) {
+      // a note left with a decision is in the history; any other (ssu-synth's, ssu-annotate's) tells where the
+      // draft came from: provenance, not a request to the person
+      const review = st.notes.some((n) => n.note === st.note);
       const d = document.createElement("div");
-      d.className = "open-note";
-      d.textContent = "open note: " + st.note;
+      d.className = review ? "open-note" : "provenance";
+      d.textContent = (review ? "open note: " : "draft made by: ") + st.note;
       box.append(d);
     }
     for (const n of st.notes) {
@@ -202,7 +241,23 @@
       d.textContent = `${n.ts} ${n.actor} → ${n.status}: ${n.note}`;
       box.append(d);
     }
-    if (!st.notes.length && !st.note) box.textContent = "no notes yet";
+    if (!st.notes.length) box.append("no review notes yet");
+  }
+
+  // Tools whose model the server has not loaded are disabled, with the reason as their tooltip.
+  const NEEDS = {"point+": "sam", "point-": "sam", box: "sam"};
+  function toolsOff(st) {
+    const off = st.tools_off || {};
+    document.querySelectorAll("#ssu-tools button").forEach((b) => {
+      const why = off[NEEDS[b.dataset.tool]] || "";
+      b.disabled = Boolean(why);
+      b.title = why;
+    });
+    for (const [id, k] of [["ssu-propagate", "sam2"], ["ssu-regen", "vlm"]]) {
+      $(id).disabled = Boolean(off[k]);
+      $(id).title = off[k] || "";
+    }
+    if (off[NEEDS[tool]]) setTool("brush");
   }
 
   function srcOf(id) { return S.sources.find((s) => s.id === id) || null; }
@@ -240,26 +295,74 @@
     drawMasks();
   }
 
-  // ---------------------------------------------------------------- captions (with browser drafts)
-  const draftKey = () => `ssu-draft:${CLIP}:${source}`;
+  // ---------------------------------------------------------------- captions: one model (saved spans + draft)
+  // The panel shows the selected source's draft when it has one, else its saved spans. A draft is kept in
+  // localStorage as {base, rows} (see captions.js), so a reload, a crash or a server restart keeps it; every new
+  // state from the server is merged into it (rebase), so a split, regenerate or undo neither loses typed text nor
+  // is undone by the next Save. Conflicts (both sides changed the same frames) are asked about.
+  const C = window.ssuCaptions;
+  const draftKey = (id) => `ssu-draft:${CLIP}:${id}`;
+  const savedSpans = (src) => C.norm(src.captions);
+  let panelSource = null;  // the source whose rows the panel shows
+
+  function loadDraft(id) {
+    let d = null;
+    try { d = JSON.parse(localStorage.getItem(draftKey(id)) || "null"); } catch (e) { d = null; }
+    const src = S && srcOf(id);
+    if (Array.isArray(d) && src) d = {base: savedSpans(src), rows: d};  // a draft from before drafts had a base
+    return d && Array.isArray(d.rows) && Array.isArray(d.base) ? d : null;
+  }
+
+  function storeDraft(id, d) {
+    const src = srcOf(id);
+    if (!src || C.same(d.rows, savedSpans(src))) localStorage.removeItem(draftKey(id));
+    else localStorage.setItem(draftKey(id), JSON.stringify(d));
+  }
+
+  const draftIds = () => (S ? S.sources.filter((s) => loadDraft(s.id)).map((s) => s.id) : []);
+  const said = (t) => (t === null ? "(no caption)" : `"${t}"`);
+
+  function rebase() {
+    for (const src of S.sources) {
+      const d = loadDraft(src.id);
+      if (!d) continue;
+      const theirs = savedSpans(src);
+      if (C.same(d.base, theirs)) { storeDraft(src.id, d); continue; }
+      const m = C.merge3(d.base, d.rows, theirs, S.num_frames);
+      let rows = m.rows;
+      if (m.conflicts.length) {
+        const what = m.conflicts.slice(0, 6).map((c) => `frames ${c.start}–${c.end}: yours ${said(c.mine)}, saved ` +
+                                                  said(c.theirs)).join("\n");
+        const mine = confirm(`The saved captions of source #${src.id} changed where your unsaved draft changed ` +
+                             `them too:\n${what}\n\nOK: keep your text there (then Save captions). Cancel: take the ` +
+                             "saved text there (the rest of your draft is kept).");
+        rows = mine ? m.keepMine() : m.keepTheirs();
+      }
+      storeDraft(src.id, {base: theirs, rows});
+    }
+  }
 
   function captions() {
     const box = $("ssu-spans");
-    box.innerHTML = "";
     const src = srcOf(source);
-    if (!src) { box.textContent = "select a source"; return; }
-    const saved = src.captions.map((c) => ({start: c.start, end: c.end, text: c.text}));
-    let rows = saved;
-    const draft = localStorage.getItem(draftKey());
-    if (draft && draft !== JSON.stringify(saved)) {
-      rows = JSON.parse(draft);
-      $("ssu-draft").textContent = "unsaved caption draft (kept in this browser): Save captions to keep it";
-    } else {
-      localStorage.removeItem(draftKey());
-      $("ssu-draft").textContent = "";
+    if (!src) { box.innerHTML = ""; box.textContent = "select a source"; panelSource = null; draftNote(); return; }
+    const d = loadDraft(source);
+    const rows = d ? d.rows : savedSpans(src);
+    // unchanged rows are not drawn again: a state arriving while someone types must not move their cursor
+    if (panelSource !== source || JSON.stringify(rows) !== JSON.stringify(spanRows())) {
+      box.innerHTML = "";
+      rows.forEach((r, i) => box.append(spanRow(r, i)));
+      panelSource = source;
     }
-    rows.forEach((r, i) => box.append(spanRow(r, i)));
+    draftNote();
     markSpan();
+  }
+
+  function draftNote() {
+    const ids = draftIds();
+    $("ssu-draft").textContent = ids.length ? "unsaved caption draft (kept in this browser) of source " +
+      ids.map((i) => "#" + i).join(", ") + ": Save captions to keep it" : "";
+    $("ssu-draft").dataset.n = String(ids.length);
   }
 
   function spanRow(r, i) {
@@ -283,16 +386,47 @@
   }
 
   function saveDraft() {
-    localStorage.setItem(draftKey(), JSON.stringify(spanRows()));
-    $("ssu-draft").textContent = "unsaved caption draft (kept in this browser): Save captions to keep it";
+    const src = srcOf(source);
+    if (!src || panelSource !== source) return;
+    const d = loadDraft(source);
+    storeDraft(source, {base: d ? d.base : savedSpans(src), rows: spanRows()});
+    draftNote();
+  }
+
+  // A save of one source's draft, built when it is sent; once saved, what was sent is the draft's new base, so
+  // text typed while the save was on its way stays a draft.
+  function saveItem(id, chain) {
+    return {
+      kind: "spans", chain, none: `captions of source #${id}: nothing to save`,
+      build: () => { const d = loadDraft(id); return d ? {frame, source_id: id, spans: d.rows} : null; },
+      ok: (body) => {
+        const d = loadDraft(id);
+        if (d) storeDraft(id, {base: C.norm(body.spans.map((r) => ({...r, text: r.text.trim()}))), rows: d.rows});
+      },
+    };
   }
 
   function saveSpans() {
-    const key = draftKey();
-    queue.push({kind: "spans", body: {frame, source_id: source, spans: spanRows()},
-                after: () => { localStorage.removeItem(key); captions(); }});
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    saveDraft();
+    queue.push(saveItem(source));
     pending();
     pump();
+  }
+
+  function spanHere() {
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    if (!srcOf(source) || panelSource !== source) { message("⚠️ add or select a source first", "error"); return; }
+    const out = C.spanHere(spanRows(), frame, S.num_frames, S.fps);
+    if (out.error) { message("⚠️ " + out.error, "error"); return; }
+    const box = $("ssu-spans");
+    box.innerHTML = "";
+    out.rows.forEach((r, i) => box.append(spanRow(r, i)));
+    saveDraft();
+    markSpan();
+    const area = box.querySelectorAll("textarea")[out.index];
+    area.focus();
+    area.select();
   }
 
   function markSpan() {
@@ -354,7 +488,9 @@
           if (!m[i]) continue;
           const edge = x === 0 || y === 0 || x === n - 1 || y === n - 1 || !m[i - 1] || !m[i + 1] || !m[i - n] ||
             !m[i + n] || (sel && (!m[i - 2] || !m[i + 2] || !m[i - 2 * n] || !m[i + 2 * n]));
-          if (outline && !edge) continue;
+          // inside, only every fourth diagonal is tinted: the object keeps its own colour between the lines
+          // (a red tint over a blue star no longer reads as a purple star)
+          if (!edge && (outline || (x + y) % 4 !== 0)) continue;
           const o = i * 4;
           d[o] = r; d[o + 1] = g; d[o + 2] = b; d[o + 3] = edge ? 255 : a;
         }
@@ -404,24 +540,42 @@
   // ---------------------------------------------------------------- frames (newest request wins)
   const frameUrl = (f) => `/ssu/api/frame/${encodeURIComponent(S.clip_id)}/${f}.jpg?v=${S.media_version}`;
 
+  let travel = 0;  // +1 / -1 while stepping; 0 after a jump (lookahead.js)
+  const ahead = window.ssuLookahead(frameUrl, () => S.num_frames, () => S.fps, LOOKAHEAD);
+
   function setFrame(f, opts) {
     if (!S) return;
     f = Math.max(0, Math.min(S.num_frames - 1, Math.round(Number(f) || 0)));
+    const d = f - frame;
+    if (d) travel = Math.abs(d) <= 10 ? Math.sign(d) : 0;
     frame = f;
     showFrame(f, opts || {});
   }
 
+  let seekTimer = 0, ownSeek = -1;  // ownSeek: the frame the page itself sent the video to
   function showFrame(f, opts) {
     const t0 = performance.now();  // from the key (or click) to the picture on screen, masks included
+    // the picture is asked for first, so that its request runs while the masks are drawn
+    if (!playing() && (shown !== f || opts.force)) picture(f, t0);
     $("ssu-frame-no").value = String(f);
     document.body.dataset.frame = String(f);
     drawMasks(f);
     markSpan();
     drawCursor();
     conf.readout(f);
+    // the video follows once the stepping pauses: each seek makes the browser decode from a keyframe, which
+    // on every step would compete with the steps themselves
     const v = $("ssu-video");
-    if (!opts.fromVideo && v.paused && v.readyState > 0) v.currentTime = (f + 0.5) / S.fps;
-    if (playing() || (shown === f && !opts.force)) return;
+    if (opts.fromVideo || !v.paused) return;
+    clearTimeout(seekTimer);
+    seekTimer = setTimeout(() => {
+      if (!v.paused || v.readyState === 0) return;
+      ownSeek = frame;
+      v.currentTime = (frame + 0.5) / S.fps;
+    }, 150);
+  }
+
+  function picture(f, t0) {
     const token = ++want;
     const im = new Image();
     im.onload = () => {
@@ -430,7 +584,7 @@
       timings.frame.push(performance.now() - t0);
       shown = f;
       document.body.dataset.shown = String(f);
-      for (let k = 1; k <= 3 && f + k < S.num_frames; k++) new Image().src = frameUrl(f + k);  // warm the cache
+      ahead.prefetch(f, travel);
     };
     im.onerror = () => { if (token === want) refresh(); };  // 401 shows the login; other errors: next request
     im.src = frameUrl(f);
@@ -441,8 +595,28 @@
 
   function togglePlay() {
     const v = $("ssu-video");
-    if (v.paused) { v.currentTime = (frame + 0.5) / S.fps; v.play(); }
-    else v.pause();
+    if (!v.paused) { v.pause(); return; }
+    v.currentTime = (frame + 0.5) / S.fps;
+    v.play().catch((e) => {  // a browser that allows no sound before a click on the page: play muted, say so
+      if (e.name !== "NotAllowedError" || v.muted) return;
+      v.muted = true;
+      soundLabel();
+      v.play().catch(() => {});
+      message("the browser blocked sound on this page: playing muted (m turns sound on)", "error");
+    });
+  }
+
+  // Sound is on by default (which object sounds is the point of the tool); m or the button mutes.
+  function toggleMute() {
+    const v = $("ssu-video");
+    v.muted = !v.muted;
+    soundLabel();
+  }
+
+  function soundLabel() {
+    const v = $("ssu-video");
+    $("ssu-mute").textContent = v.muted ? "♪ sound off (m)" : "♪ sound on (m)";
+    document.body.dataset.muted = String(v.muted);
   }
 
   // Each decoded video frame is drawn with the masks of exactly that frame (requestVideoFrameCallback gives
@@ -548,9 +722,11 @@
       return;
     } else if (tool === "point+" || tool === "point-") {
       if (prompts.key !== promptKey()) prompts = {key: promptKey(), points: [], box: null};
-      prompts.points.push([p[0], p[1], tool === "point+" ? 1 : 0]);
-      enqueue("sam", {points: prompts.points.slice(), box: prompts.box});
+      const pt = [p[0], p[1], tool === "point+" ? 1 : 0], mine = prompts;
+      mine.points.push(pt);
       drawPrompts();
+      enqueue("sam", {points: mine.points.slice(), box: mine.box},
+              {failed: () => { mine.points = mine.points.filter((q) => q !== pt); drawPrompts(); }});
       return;
     } else return;
     $("ssu-stage").setPointerCapture(ev.pointerId);
@@ -578,8 +754,12 @@
     } else if (st.box) {
       const [x0, y0, x1, y1] = st.box;
       if (prompts.key !== promptKey()) prompts = {key: promptKey(), points: [], box: null};
-      prompts.box = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
-      enqueue("sam", {points: prompts.points.slice(), box: prompts.box});
+      const mine = prompts, old = mine.box, bx = [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
+      mine.box = bx;
+      drawPrompts();
+      enqueue("sam", {points: mine.points.slice(), box: bx},
+              {failed: () => { if (mine.box === bx) mine.box = old; drawPrompts(); }});
+      return;
     }
     drawPrompts();
   }
@@ -588,6 +768,12 @@
     if (poly.length >= 3) enqueue("polygon", {points: poly.map(clamp), erase: false});
     poly = [];
     drawPrompts();
+  }
+
+  function pickTool(t) {  // a key or a click: a tool whose model is not loaded says why and is not taken
+    const why = S && (S.tools_off || {})[NEEDS[t]];
+    if (why) { message("⚠️ " + why, "error"); return; }
+    setTool(t);
   }
 
   function setTool(t) {
@@ -624,15 +810,36 @@
     }
   }
 
+  // A decision first saves every source's unsaved caption draft (in order, before it); a draft the server would
+  // refuse stops the decision here with the reason, and a save the server refuses drops the decision (chain).
+  function unsavable(what) {
+    for (const id of draftIds()) {
+      const why = C.problem(loadDraft(id).rows, S.num_frames);
+      if (why) return `⚠️ ${what} refused: the unsaved captions of source #${id} cannot be saved (${why}); ` +
+                      "fix them (or Save captions to see the reason), then try again";
+    }
+    return "";
+  }
+
+  function decide(decision, what) {
+    if (S.read_only) { message("⚠️ refused: this clip is read-only here", "error"); return; }
+    const why = unsavable(what);
+    if (why) { message(why, "error"); return; }
+    const chain = {what};
+    for (const id of draftIds()) queue.push(saveItem(id, chain));
+    enqueue("decide", {decision, note: $("ssu-note").value}, {chain});
+  }
+
   function accept() {
     if ($("ssu-accept").disabled) { message("⚠️ accept is not available here", "error"); return; }
     const what = $("ssu-accept").textContent.replace(/ \(.*/, "");
-    if (!confirm(`${what}: ${S.clip_id}? It is saved and leaves your hands.`)) { message("not accepted"); return; }
-    enqueue("decide", {decision: "accept", note: $("ssu-note").value});
-  }
-
-  function decide(decision) {
-    enqueue("decide", {decision, note: $("ssu-note").value});
+    const why = unsavable(what.toLowerCase());
+    if (why) { message(why, "error"); return; }
+    const ids = draftIds();
+    const first = ids.length ? ` Your unsaved captions (source ${ids.map((i) => "#" + i).join(", ")}) are saved first;` +
+      " then it leaves your hands." : " It is saved and leaves your hands.";
+    if (!confirm(`${what}: ${S.clip_id}?${first}`)) { message("not accepted"); return; }
+    decide("accept", what.toLowerCase());
   }
 
   function key(ev) {
@@ -657,6 +864,7 @@
     else if (k === "z") enqueue("undo", {});
     else if (k === "y") enqueue("redo", {});
     else if (k === " ") togglePlay();
+    else if (k === "m") toggleMute();
     else if (k === "o") { outline = !outline; $("ssu-outline").checked = outline; drawMasks(); }
     else if (k === "h") { hidden = !hidden; $("ssu-hide").checked = hidden; drawMasks(); }
     else if (k === "[") { radius = Math.max(1, radius - 2); $("ssu-radius").value = radius; }
@@ -668,7 +876,7 @@
     else if (k === "Escape") { poly = []; prompts = {key: "", points: [], box: null}; drawPrompts(); }
     else if (k === "c") { prompts = {key: "", points: [], box: null}; drawPrompts(); }
     else if (/^[1-9]$/.test(k) && S.sources[Number(k) - 1]) select(S.sources[Number(k) - 1].id);
-    else if (TOOLS[k]) setTool(TOOLS[k]);
+    else if (TOOLS[k]) pickTool(TOOLS[k]);
     else done = false;
     if (done) ev.preventDefault();
   }
@@ -690,7 +898,7 @@
       setZoom(zoom * (ev.deltaY < 0 ? 1.2 : 1 / 1.2), ev.clientX - r.left, ev.clientY - r.top);
     }, {passive: false});
     document.addEventListener("keydown", key);
-    document.querySelectorAll("#ssu-tools button").forEach((b) => { b.onclick = () => setTool(b.dataset.tool); });
+    document.querySelectorAll("#ssu-tools button").forEach((b) => { b.onclick = () => pickTool(b.dataset.tool); });
     $("ssu-prev").onclick = () => setFrame(frame - 1);
     $("ssu-next").onclick = () => setFrame(frame + 1);
     $("ssu-frame-no").addEventListener("change", (e) => setFrame(e.target.value));
@@ -706,17 +914,17 @@
     tl.addEventListener("pointermove", (e) => { if (dragging) timelineJump(e); });
     tl.addEventListener("pointerup", () => { dragging = false; });
     const v = $("ssu-video");
-    v.addEventListener("seeked", () => { if (v.paused) { const f = Math.floor(v.currentTime * S.fps);
-      if (Math.abs(f - frame) > 0) { frame = Math.min(S.num_frames - 1, f); showFrame(frame, {fromVideo: true}); } } });
+    v.addEventListener("seeked", () => {  // a seek in the video's own controls moves the frame; the page's own do not
+      if (!v.paused) return;
+      const f = Math.min(S.num_frames - 1, Math.floor(v.currentTime * S.fps)), own = f === ownSeek;
+      ownSeek = -1;
+      if (!own && f !== frame) { frame = f; travel = 0; showFrame(frame, {fromVideo: true}); }
+    });
     v.addEventListener("play", nextTick);
     v.addEventListener("pause", () => { $("ssu-play").textContent = "▶ play with masks"; showFrame(frame, {force: true, fromVideo: true}); });
     v.addEventListener("playing", () => { $("ssu-play").textContent = "❚❚ pause"; });
     $("ssu-save-spans").onclick = saveSpans;
-    $("ssu-add-span").onclick = () => {
-      const rows = spanRows(), end = Math.min(S.num_frames, frame + S.fps);
-      $("ssu-spans").append(spanRow({start: frame, end, text: ""}, rows.length));
-      saveDraft();
-    };
+    $("ssu-add-span").onclick = spanHere;
     $("ssu-split").onclick = () => enqueue("split", {});
     $("ssu-regen").onclick = () => enqueue("regenerate", {index: Number($("ssu-span-idx").value || 0)});
     $("ssu-propagate").onclick = () => enqueue("propagate", {direction: $("ssu-direction").value,
@@ -727,12 +935,15 @@
     $("ssu-undo").onclick = () => enqueue("undo", {});
     $("ssu-redo").onclick = () => enqueue("redo", {});
     $("ssu-accept").onclick = accept;
-    $("ssu-reject").onclick = () => decide("reject");
-    $("ssu-send-back").onclick = () => decide("send_back");
+    $("ssu-reject").onclick = () => decide("reject", "reject");
+    $("ssu-send-back").onclick = () => decide("send_back", "send back");
+    $("ssu-mute").onclick = toggleMute;
     $("ssu-login-form").addEventListener("submit", login);
     window.addEventListener("pagehide", () => post("/ssu/api/close", {}, true).catch(() => {}));
     window.addEventListener("resize", () => { if (S) timeline(); });
     setTool("brush");
+    v.muted = false;
+    soundLabel();
   }
 
   // ---------------------------------------------------------------- confidence: review where the drafter is unsure
@@ -805,7 +1016,7 @@
   })();
 
   window.ssuEditor = {setFrame, state: () => S, frame: () => frame, queue: () => queue.length + (busy ? 1 : 0),
-                      timings, confidenceStrip: conf.strip};
+                      timings, confidenceStrip: conf.strip, prompts: () => prompts, tool: () => tool};
   wire();
   openClip();
 })();
