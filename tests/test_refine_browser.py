@@ -58,7 +58,8 @@ class Server:
         from annotator.refine.auth import UserStore
         from annotator.refine.controller import Controller, RefineConfig
 
-        self.ctl = Controller(self.root_path, UserStore(self.users), full_tool_models(), RefineConfig(heartbeat_seconds=1.0))
+        self.ctl = Controller(self.root_path, UserStore(self.users), full_tool_models(),
+                              RefineConfig(heartbeat_seconds=1.0))
         self.demo = launch(self.ctl, "127.0.0.1", self.port, block=False)
 
     def restart(self) -> None:
