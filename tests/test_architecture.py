@@ -13,8 +13,8 @@ ALLOWED = {
     "schemas": set(),
     "collection": {"schemas"},
     "ssuformer": {"schemas"},
-    # collection.job / collection.index: the refine app's upload runs ssu-collect's local ingest (DESIGN.md)
-    "annotator": {"schemas", "ssuformer.metrics", "collection.job", "collection.index"},
+    # collection.job / .index / .request: the refine app's upload runs ssu-collect's local ingest (DESIGN.md)
+    "annotator": {"schemas", "ssuformer.metrics", "collection.job", "collection.index", "collection.request"},
     "bench": {"schemas", "collection", "annotator", "ssuformer"},
 }
 # annotator's rooms (one per stage) and the other rooms each may import; the package root holds only small shared

@@ -183,17 +183,17 @@ def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collection.index import SourceKind
     from collection.job import build_job, run_job
+    from collection.request import CollectRequest
+    from schemas.models import Fit
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     d = make_local_index(tmp_path, shared_data)
     root = tmp_path / "root"
-    job, name = build_job(
-        source="local", index=d, keywords="orchestra", per_keyword=10, seed=0, split=None, synonyms=None,
-        media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="crop", short="reject",
-        no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=2, ffmpeg_threads=0, ray=True,
-        ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}", cookies=None, retries=0,
-        backoff=0, rate_limit=None, min_interval=0, root=root, name=None)
+    job, name = build_job(root, CollectRequest(source=SourceKind.local, index=d, keywords="orchestra",
+                                               per_keyword=10, fit=Fit.crop, workers=2, ray=True, retries=0,
+                                               backoff=0))
     assert job.ray is not None
     job.ray.object_store_memory = 80 * 1024**2
     stats = run_job(root, job, name, quiet=True)
