@@ -12,7 +12,7 @@ import pytest
 from test_refine_support import make_users
 from tiny_models import build_forced_models
 
-from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
 from annotator.refine import upload
 from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
 from annotator.refine.models_hub import ModelsHub
@@ -26,7 +26,7 @@ CLIP = "-0pJqpNjft4_000267.mp4"  # a real VGG-Sound clip (../shared/data/media/v
 def test_uploaded_clip_gets_the_automatic_draft(shared_data: Path, synth_root_copy, tmp_path: Path) -> None:
     settings = build_forced_models(tmp_path / "models").models_config(device="cpu", offline=True)
     cfg = PipelineConfig(gate=False, max_instances=1)  # the tiny audio tagger would gate every mask out
-    loaded = Loaded.load(settings, cfg)
+    loaded = DraftModels.load(settings, cfg)
     hub = ModelsHub(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
     draft = upload.AutoDraft(AutoAnnotator(loaded, cfg), hub)  # as `ssu-refine --draft` builds it
     said: list[str] = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
 from annotator.models.settings import ModelsConfig
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus
@@ -88,7 +88,7 @@ def _reason(e: BaseException) -> str:
 def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force: bool = False,
         clips: list[str] | None = None, limit: int | None = None, progress: bool = True,
         ray_address: str | None = None, ray_workers: int | None = None,
-        ray_init: dict[str, Any] | None = None, loaded: Loaded | None = None) -> RunSummary:
+        ray_init: dict[str, Any] | None = None, loaded: DraftModels | None = None) -> RunSummary:
     """Annotate the selected clips of the root; returns what happened (never raises for one clip)."""
     from tqdm import tqdm
 
@@ -100,7 +100,7 @@ def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force:
         if todo and ray_address is not None:
             results = _run_ray(root, todo, models, cfg, ray_address, ray_workers, ray_init or {})
         elif todo:
-            annot = AutoAnnotator(loaded or Loaded.load(models, cfg), cfg, _runtime_params(models))
+            annot = AutoAnnotator(loaded or DraftModels.load(models, cfg), cfg, _runtime_params(models))
             results = ((cid, _try(annot, root, cid)) for cid in todo)
         else:
             results = iter(())
@@ -154,7 +154,7 @@ def _run_ray(root: DatasetRoot, todo: list[str], models: ModelsConfig, cfg: Pipe
                 m = ModelsConfig.model_validate_json(models_json)
                 c = PipelineConfig.model_validate_json(cfg_json)
                 self.root = DatasetRoot.open(root_path)
-                self.annot = AutoAnnotator(Loaded.load(m, c), c, _runtime_params(m))
+                self.annot = AutoAnnotator(DraftModels.load(m, c), c, _runtime_params(m))
 
             def annotate(self, cid: str) -> tuple[str, tuple[str, dict[str, float], str | None]]:
                 return cid, _try(self.annot, self.root, cid)
