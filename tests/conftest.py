@@ -20,6 +20,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 SHARED_DATA = Path(os.environ.get("SSU_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test is slow (`make test-fast` leaves it out) without each file having to say so."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real clips and index files); skips the test when it is absent."""

@@ -55,6 +55,7 @@ def _exit_code(args: list[str]) -> int:
     return int(e.value.code or 0)
 
 
+@pytest.mark.slow
 def test_end_to_end_real_clip_rerun_skips_force_redoes(real_root: Path, capsys: pytest.CaptureFixture) -> None:
     assert _exit_code(["run", str(real_root), *_flags(), "--caption-every", "60", "--max-instances", "1"]) == 0
     out = capsys.readouterr().out
@@ -130,6 +131,7 @@ class BandTagger:
         return {"kind": "band energy test double"}
 
 
+@pytest.mark.slow
 def test_audio_gate_on_synthetic_truth(synth_root_copy: DatasetRoot) -> None:
     root = synth_root_copy
     cid = root.clip_ids()[0]

@@ -182,6 +182,7 @@ def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
     assert np.abs(f[:, :256].mean((0, 1)) - f[:, 256:].mean((0, 1))).max() > 3
 
 
+@pytest.mark.slow
 def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from collection.index import SourceKind
     from collection.job import build_job, run_job
