@@ -45,6 +45,7 @@ def snapshot(root: Path) -> dict:
     return {"rows": rows, "files": files}
 
 
+@pytest.mark.slow
 def test_acceptance_vggsound_keywords(shared_data: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     collect(root, "--source", "vggsound", "--index", shared_data / "index/vggsound/test.csv", "--media-dir",
@@ -99,6 +100,7 @@ def make_local_index(tmp_path: Path, shared_data: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_bad_input_recorded_run_goes_on_rerun_completes(shared_data: Path, tmp_path: Path) -> None:
     d = make_local_index(tmp_path, shared_data)
     root = tmp_path / "root"
@@ -122,6 +124,7 @@ def test_bad_input_recorded_run_goes_on_rerun_completes(shared_data: Path, tmp_p
     assert validate_root(root).ok and len(DatasetRoot.open(root).catalog) == 6
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_same_root(shared_data: Path, tmp_path: Path) -> None:
     d = make_local_index(tmp_path, shared_data)
     args = ["--source", "local", "--index", str(d), "--keywords", "piano,orchestra", "--quiet"]
@@ -148,6 +151,7 @@ def test_killed_runs_resume_to_the_same_root(shared_data: Path, tmp_path: Path) 
     assert validate_root(root).ok
 
 
+@pytest.mark.slow
 def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
     from media_oracles import window_audio
 
@@ -205,6 +209,7 @@ def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pyte
     assert validate_root(root).ok
 
 
+@pytest.mark.slow
 def test_fill_replaces_failed_candidates(shared_data: Path, tmp_path: Path) -> None:
     d = tmp_path / "local"
     d.mkdir()
@@ -221,6 +226,7 @@ def test_fill_replaces_failed_candidates(shared_data: Path, tmp_path: Path) -> N
     assert (s["done"], s["failed"], s["planned"]) == (2, 3, 5)  # seed 0 order: junk, good1, missing x2, good0
 
 
+@pytest.mark.slow
 def test_music_avqa_window_from_local_60s_video(shared_data: Path, tmp_path: Path) -> None:
     """MUSIC-AVQA: the clip is the seeded 10 s window of the local 60 s <video_id>.mp4."""
     from collection.index import read_music_avqa

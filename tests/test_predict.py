@@ -48,6 +48,7 @@ def annotation_masks(path: Path) -> np.ndarray:
     return rle_mod.decode_many([ann.semantic_rle(f) for f in range(300)])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_streamed_chunks_equal_one_chunk_and_annotations_follow_probs(synth_root, cache, checkpoint, tmp_path):
     from ssuformer.predict import binary_masks, predict_root
@@ -89,6 +90,7 @@ def test_dense_frame_cache_only_when_asked(synth_root, cache, checkpoint, tmp_pa
     assert np.array_equal(np.load(first / "probs" / f"{clip}.npy"), np.load(again / "probs" / f"{clip}.npy"))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_eval_checkpoint_scores_probabilities(synth_root, checkpoint, tmp_path):
     """Acceptance (issue 16): the F-score of the probabilities beats the F-score of their binary annotations."""

@@ -42,6 +42,7 @@ def ctl(synth_root_copy, tmp_path, tiny_hub):
     return c
 
 
+@pytest.mark.slow
 def test_tiny_sam_click_and_box(ctl):
     v = ctl.open_clip("s", CLIP)
     seg = ctl.hub.segmenter
@@ -66,6 +67,7 @@ def test_tiny_sam_click_and_box(ctl):
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_tiny_sam2_propagation_and_vlm(ctl):
     v = ctl.open_clip("s", CLIP)
     v = ctl.view("s", frame=2)
