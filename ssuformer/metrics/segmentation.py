@@ -58,7 +58,7 @@ def _check(probs: np.ndarray, gts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(probs.dtype, np.floating):
         raise ValueError(f"probs must be float probabilities in [0, 1], got dtype {probs.dtype}")
     if gts.dtype != np.bool_:
-        if gts.size and not np.isin(gts, (0, 1)).all():
+        if gts.size and not ((gts == 0) | (gts == 1)).all():  # np.isin is ~10x slower here
             raise ValueError("gts must be binary (bool or 0/1)")
         gts = gts.astype(bool)
     return probs, gts
