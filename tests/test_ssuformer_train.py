@@ -72,6 +72,7 @@ def test_resume_matches_uninterrupted_run_and_seed_reproduces(synth_root, cache,
     assert train_losses(out) == pytest.approx(train_losses(run_a), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_model_settings(synth_root, cache, run_a):
     from schemas.errors import UserError
     from ssuformer.trainer import train
