@@ -6,7 +6,7 @@ demo: setup
 	@bash scripts/demo.sh
 test: setup
 	@bash scripts/test.sh
-# The fast tier (unit and small CLI tests, about a minute): what to run after each change. `make test` is all (CI).
+# The fast tier (unit and small CLI tests, ~90 s on 2 quiet cores): run it after each change. `make test` is all (CI).
 test-fast: setup
 	@bash scripts/test.sh -m "not slow"
 lint: setup
