@@ -36,7 +36,7 @@ def main() -> None:
 
     import torch
 
-    from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+    from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
     from annotator.models.loaders import Device, ModelsConfig, ModelSpec, Runtime
     from schemas.root import DatasetRoot
 
@@ -64,7 +64,7 @@ def main() -> None:
         models = ModelsConfig(**{k: ModelSpec(source=v) for k, v in names.items()}, runtime=rt)
     cfg = PipelineConfig(sam2_window=args.sam2_window)
     t = time.perf_counter()
-    loaded = Loaded.load(models, cfg)
+    loaded = DraftModels.load(models, cfg)
     load_s = time.perf_counter() - t
     root = DatasetRoot.open(args.root)
     clip = args.clip or root.clip_ids()[0]

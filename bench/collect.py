@@ -100,18 +100,16 @@ def bench_bare_parallel(clips: list[Path], tmp: Path, workers: int) -> float:
 
 
 def bench_runner(clips: list[Path], tmp: Path, workers: int) -> float:
+    from collection.index import SourceKind
     from collection.job import build_job, run_job
+    from collection.request import CollectRequest
 
     d = tmp / f"local{workers}"
     d.mkdir()
     (d / "index.csv").write_text("file,label\n" + "".join(f"{c},bench\n" for c in clips))
     root = tmp / f"root{workers}"
-    job, name = build_job(
-        source="local", index=d, keywords="bench", per_keyword=len(clips), seed=0, split=None, synonyms=None,
-        media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad", short="reject",
-        no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=workers, ffmpeg_threads=0,
-        ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}", cookies=None,
-        retries=0, backoff=0, rate_limit=None, min_interval=0, root=root, name=None)
+    job, name = build_job(root, CollectRequest(source=SourceKind.local, index=d, keywords="bench",
+                                               per_keyword=len(clips), workers=workers, retries=0, backoff=0))
     t0 = time.perf_counter()
     stats = run_job(root, job, name, quiet=True)
     dt = time.perf_counter() - t0

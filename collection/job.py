@@ -1,41 +1,28 @@
-"""Turn ssu-collect's flags into a Job (checking every user mistake up front) and run it with a progress bar."""
+"""Turn a CollectRequest (ssu-collect's flags, an upload) into a Job, checking every user mistake up front, and
+run it with a progress bar."""
 
 from __future__ import annotations
 
 import csv
 import os
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from collection.fetch import FetchOptions, parse_rate
-from collection.index import Index, SourceKind, read_index
+from collection.index import SourceKind, read_index
 from collection.keywords import format_label_counts, load_synonyms, resolve, resolve_all, split_keywords
-from collection.normalize import NoAudioPolicy, NormalizeOptions, ShortPolicy
 from collection.plan import plan_keywords, plan_mixes
+from collection.request import CollectRequest
 from collection.runner import Distributor, Job, RayOptions, RunStats, command_line, new_run_id, run
 from collection.worker import TaskResult, WorkerConfig
 from schemas.errors import UserError
-from schemas.models import Fit, Manifest
+from schemas.models import Manifest
 from schemas.root import DatasetRoot
 
-E = TypeVar("E", bound=StrEnum)
 
-
-def enum_flag(cls: type[E], flag: str, value: str) -> E:
-    try:
-        return cls(value)
-    except ValueError:
-        raise UserError(f"{flag} {value!r}: use one of {', '.join(m.value for m in cls)}") from None
-
-
-def load_index(source: str, index: Path, seed: int) -> Index:
-    return read_index(enum_flag(SourceKind, "--source", source), Path(index), seed)
-
-
-def list_keywords(source: str, index: Path, seed: int, split: str | None) -> str:
-    ix = load_index(source, index, seed)
-    text = format_label_counts(ix.labels(split))
+def list_keywords(request: CollectRequest) -> str:
+    """The index's labels with their counts (in --split when given): what --keywords can ask for."""
+    ix = read_index(request.source, request.index, request.seed)
+    text = format_label_counts(ix.labels(request.split))
     if ix.bad_rows:
         text += f"\n{len(ix.bad_rows)} malformed row(s) skipped, e.g. {ix.bad_rows[0]}"
     return text
@@ -53,49 +40,30 @@ def supercategories(index: Path) -> dict[str, str]:
         return {}
 
 
-def build_job(*, source: str, index: Path, keywords: str, per_keyword: int, seed: int, split: str | None,
-              synonyms: Path | None, media_dir: Path | None, available_only: bool, fill: bool, mix: list[str],
-              mix_count: int, fit: str, short: str, no_audio: str, allow_silent: bool, crf: int, preset: str,
-              workers: int, ffmpeg_threads: int, ray: bool, ray_address: str | None, url_template: str,
-              cookies: Path | None, retries: int, backoff: float, rate_limit: str | None, min_interval: float,
-              root: Path, name: str | None) -> tuple[Job, str]:
-    kind = enum_flag(SourceKind, "--source", source)
-    norm = NormalizeOptions(fit=enum_flag(Fit, "--fit", fit), short=enum_flag(ShortPolicy, "--short", short),
-                            no_audio=enum_flag(NoAudioPolicy, "--no-audio", no_audio), allow_silent=allow_silent,
-                            crf=crf, preset=preset, threads=ffmpeg_threads)
-    if media_dir is not None and not Path(media_dir).is_dir():
-        raise UserError(f"--media-dir {media_dir}: not a folder")
-    if cookies is not None and not Path(cookies).is_file():
-        raise UserError(f"--cookies {cookies}: no such file; export cookies.txt from your browser")
-    if "{youtube_id}" not in url_template and "{clip_id}" not in url_template:
-        raise UserError(f"--url-template {url_template!r}: needs {{youtube_id}} or {{clip_id}}")
-    if kind == SourceKind.music_avqa and media_dir is None:
-        raise UserError("--media-dir: MUSIC-AVQA videos have no YouTube ids; give the folder of <video_id>.mp4")
-    if available_only and media_dir is None and kind != SourceKind.local:
-        raise UserError("--available-only needs --media-dir")
-    if not keywords and not mix:
-        raise UserError("--keywords: give keywords (or --mix); --list-keywords shows what the index offers")
-    fetch_opts = FetchOptions(media_dir=Path(media_dir).resolve() if media_dir else None, url_template=url_template,
-                              cookies=Path(cookies).resolve() if cookies else None, retries=retries, backoff=backoff,
-                              rate_limit=parse_rate(rate_limit), min_interval=min_interval)
-    ix = read_index(kind, Path(index), seed)
-    labels = ix.labels(split)
+def build_job(root: Path, request: CollectRequest) -> tuple[Job, str]:
+    """The Job that collects `request` into `root`, and the name a new root gets; every user mistake is a
+    UserError raised here, before any clip is made."""
+    r = request
+    r.check()
+    fetch_opts = r.fetch_options()
+    ix = read_index(r.source, r.index, r.seed)
+    labels = ix.labels(r.split)
     if not labels:
-        raise UserError(f"--index {index}: no usable rows" + (f" in split {split!r}" if split else ""))
-    groups = load_synonyms(synonyms)
-    kws = resolve_all(split_keywords(keywords), labels, groups) if keywords else []
-    plans = plan_keywords(ix, kws, split, fetch_opts.media_dir, available_only, seed)
-    specs = [[resolve(k.strip(), labels, groups, "--mix") for k in m.split("+") if k.strip()] for m in mix]
-    mixes = plan_mixes(ix, specs, mix_count, split, fetch_opts.media_dir, available_only, seed)
+        raise UserError(f"--index {r.index}: no usable rows" + (f" in split {r.split!r}" if r.split else ""))
+    groups = load_synonyms(r.synonyms)
+    kws = resolve_all(split_keywords(r.keywords), labels, groups) if r.keywords else []
+    plans = plan_keywords(ix, kws, r.split, fetch_opts.media_dir, r.available_only, r.seed)
+    specs = [[resolve(k.strip(), labels, groups, "--mix") for k in m.split("+") if k.strip()] for m in r.mix]
+    mixes = plan_mixes(ix, specs, r.mix_count, r.split, fetch_opts.media_dir, r.available_only, r.seed)
     root = Path(root)
-    cfg = WorkerConfig(root=root.resolve(), fetch=fetch_opts, norm=norm)
-    distributor = Distributor.ray if ray else Distributor.processes if workers > 1 else Distributor.inline
-    job = Job(keyword_plans=plans, per_keyword=per_keyword, mixes=mixes, cfg=cfg, source=kind.value,
-              distributor=distributor, workers=workers, fill=fill,
-              ray=RayOptions(address=ray_address, num_cpus=workers) if ray else None,
-              supercategories=supercategories(Path(index)) if kind == SourceKind.vggsound else {},
+    cfg = WorkerConfig(root=root.resolve(), fetch=fetch_opts, norm=r.normalize_options())
+    distributor = Distributor.ray if r.ray else Distributor.processes if r.workers > 1 else Distributor.inline
+    job = Job(keyword_plans=plans, per_keyword=r.per_keyword, mixes=mixes, cfg=cfg, source=r.source.value,
+              distributor=distributor, workers=r.workers, fill=r.fill,
+              ray=RayOptions(address=r.ray_address, num_cpus=r.workers) if r.ray else None,
+              supercategories=supercategories(r.index) if r.source == SourceKind.vggsound else {},
               bad_rows=list(ix.bad_rows))
-    return job, name or root.resolve().name
+    return job, r.name or root.resolve().name
 
 
 SKELETON = {"clips", "audio", "annotations", "splits", "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"}

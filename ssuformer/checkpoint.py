@@ -10,9 +10,9 @@ import torch
 from schemas.atomic import atomic_path
 from schemas.errors import UserError
 from ssuformer.config import SSUConfig, config_from_checkpoint
-from ssuformer.hub import without_pretrained
 from ssuformer.model import SSUFormer
 from ssuformer.tokenizer import CaptionTokenizer
+from ssuformer.weights import without_pretrained
 
 FORMAT = 1
 

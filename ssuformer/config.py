@@ -51,7 +51,7 @@ class Precision(StrEnum):
 
 
 WEIGHTS_HELP = ("pretrained (the paper's checkpoint), none (random init, on purpose), a local file, "
-                "hf-hub:OWNER/REPO[/FILE] or an https URL (see ssuformer/hub.py)")
+                "hf-hub:OWNER/REPO[/FILE] or an https URL (see ssuformer/weights.py)")
 
 
 def _weights_none(v: object) -> object:

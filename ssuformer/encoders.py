@@ -1,6 +1,6 @@
 """Audio and video encoders of section IV.B.1: VGGish (torchvggish) and PVT-v2 (timm), or tiny random ones.
 
-Weights are named by `weights:` (ssuformer/hub.py: pretrained, none, a file, an hf-hub id, a URL) and
+Weights are named by `weights:` (ssuformer/weights.py: pretrained, none, a file, an hf-hub id, a URL) and
 loaded with a strict key check: a checkpoint that lacks a key of the network, or holds one it does not
 have, is an error listing them, never a silently half-initialised encoder. Each encoder records where its
 weights came from in `.weights_source` (the trainer logs it).
@@ -15,7 +15,7 @@ from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import AudioEncoderConfig, VisualEncoderConfig
-from ssuformer.hub import audio_weights, load_strict, read_state_dict, visual_weights
+from ssuformer.weights import audio_weights, load_strict, read_state_dict, visual_weights
 
 VGGISH_DIM = 128
 # VGGish log-mel example: 0.96 s = 96 frames of 64 mel bands.

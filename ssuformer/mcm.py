@@ -20,7 +20,7 @@ from torch import nn
 
 from schemas.errors import UserError
 from ssuformer.config import ClipConfig
-from ssuformer.hub import offline
+from ssuformer.weights import offline
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -21,8 +21,8 @@ from schemas import atomic
 from schemas.errors import UserError
 from schemas.media import read_frames
 from ssuformer.config import ExpertConfig, SSUConfig
-from ssuformer.hub import offline
 from ssuformer.sampling import sample_frames
+from ssuformer.weights import offline
 
 META = "meta.json"
 

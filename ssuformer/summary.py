@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from ssuformer.config import SSUConfig
-from ssuformer.hub import without_pretrained
 from ssuformer.model import SSUFormer, param_counts
+from ssuformer.weights import without_pretrained
 
 PAPER_PARAMS = 319.62e6
 PAPER_FLOPS = 1.596e12

@@ -32,7 +32,6 @@ from ssuformer.batch import collate, to_device
 from ssuformer.checkpoint import read_checkpoint, save_checkpoint
 from ssuformer.config import Optimizer, Schedule, SSUConfig, config_from_checkpoint
 from ssuformer.data import ClipDataset, train_captions
-from ssuformer.hub import check_pretrained, without_pretrained
 from ssuformer.model import SSUFormer
 from ssuformer.mohe import expert_cache_for, read_meta
 from ssuformer.runtime import (
@@ -47,6 +46,7 @@ from ssuformer.runtime import (
 )
 from ssuformer.tokenizer import CaptionTokenizer
 from ssuformer.validate import validate as run_validation
+from ssuformer.weights import check_pretrained, without_pretrained
 
 __all__ = ["GlobalBatches", "TrainResult", "TrainRun", "fit", "make_optimizer", "save", "setup", "to_device",
            "train", "validate"]

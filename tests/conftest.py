@@ -5,14 +5,27 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from schemas.root import DatasetRoot
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# SSU_SHARED_DATA points elsewhere (a git worktree beside the main checkout has no ../shared of its own)
+SHARED_DATA = Path(os.environ.get("SSU_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A browser test is slow (`make test-fast` leaves it out) without each file having to say so."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +46,7 @@ def _synth_root_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def synth_root(_synth_root_master: Path):  # -> schemas.root.DatasetRoot, read-only: do not modify
+def synth_root(_synth_root_master: Path) -> DatasetRoot:
     """A 6-clip synthetic root with splits (train 4 / val 1 / test 1), shared by the session: do not write."""
     from schemas.root import DatasetRoot
 
@@ -41,7 +54,7 @@ def synth_root(_synth_root_master: Path):  # -> schemas.root.DatasetRoot, read-o
 
 
 @pytest.fixture()
-def synth_root_copy(_synth_root_master: Path, tmp_path: Path):  # -> DatasetRoot you may modify
+def synth_root_copy(_synth_root_master: Path, tmp_path: Path) -> DatasetRoot:
     """A private copy of the synthetic root that a test may modify."""
     from schemas.root import DatasetRoot
 

@@ -10,7 +10,7 @@ from annotator.models import loaders as M
 from annotator.models.settings import Direction
 from schemas.errors import UserError
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # five tiny models built per session
 
 
 @pytest.fixture(scope="module")

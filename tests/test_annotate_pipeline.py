@@ -13,7 +13,7 @@ import pytest
 from tiny_models import session_tiny_models
 
 from annotator.draft.cli import main
-from annotator.draft.pipeline import Loaded, PipelineConfig, plan_sources
+from annotator.draft.pipeline import DraftModels, PipelineConfig, plan_sources
 from annotator.draft.runner import run
 from annotator.models.loaders import ModelInfo, ModelKind
 from schemas.constants import FPS, NUM_FRAMES, SECONDS, SIZE
@@ -55,6 +55,7 @@ def _exit_code(args: list[str]) -> int:
     return int(e.value.code or 0)
 
 
+@pytest.mark.slow
 def test_end_to_end_real_clip_rerun_skips_force_redoes(real_root: Path, capsys: pytest.CaptureFixture) -> None:
     assert _exit_code(["run", str(real_root), *_flags(), "--caption-every", "60", "--max-instances", "1"]) == 0
     out = capsys.readouterr().out
@@ -130,6 +131,7 @@ class BandTagger:
         return {"kind": "band energy test double"}
 
 
+@pytest.mark.slow
 def test_audio_gate_on_synthetic_truth(synth_root_copy: DatasetRoot) -> None:
     root = synth_root_copy
     cid = root.clip_ids()[0]
@@ -138,8 +140,8 @@ def test_audio_gate_on_synthetic_truth(synth_root_copy: DatasetRoot) -> None:
     root.catalog.set_status(cid, ClipStatus.collected, "test")
     cfg = session_tiny_models().models_config(device="cpu", offline=True)
     pcfg = PipelineConfig(audio_threshold=0.5, caption_every=150, sam2_window=150)
-    base = Loaded.load(cfg, pcfg)
-    loaded = Loaded(base.sam, base.sam2, base.captioner, base.detector, BandTagger())
+    base = DraftModels.load(cfg, pcfg)
+    loaded = DraftModels(base.sam, base.sam2, base.captioner, base.detector, BandTagger())
     summary = run(root.path, cfg, pcfg, clips=[cid], progress=False, loaded=loaded)
     assert summary.done == [cid], summary.failed
     ann = DatasetRoot.open(root.path).read_annotation(cid)
@@ -168,13 +170,13 @@ def test_plan_sources_regions_and_keywords() -> None:
 def test_gate_stage_alone_keeps_masks_in_heard_seconds() -> None:
     """A stage runs on its own inputs (no models): masks stay in the seconds whose score passes, the seed frame
     is SAM's, tracked frames SAM2's, silent seconds the tagger's; provenance records the scores."""
-    from annotator.draft.pipeline import AutoAnnotator, Found, SourcePlan
+    from annotator.draft.pipeline import AutoAnnotator, FoundSources, SourcePlan
     from schemas.models import SoundSource
 
     src = SoundSource(id=0, category="dog", name="dog", masks=[None] * NUM_FRAMES)
     mask = np.zeros((SIZE, SIZE), bool)
     mask[20:50, 20:50] = True
-    found = Found(sources=[src], plans={0: SourcePlan("dog", ["dog"])}, seeds={45: {0: mask}})
+    found = FoundSources(sources=[src], plans={0: SourcePlan("dog", ["dog"])}, seeds={45: {0: mask}})
     tracked = {f: {0: mask} for f in range(NUM_FRAMES)}
     scores = np.zeros((SECONDS, 1), np.float32)
     scores[1:3, 0] = 0.9  # heard in seconds 1 and 2 only

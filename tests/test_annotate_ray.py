@@ -15,6 +15,7 @@ from schemas.models import ClipStatus
 from schemas.root import DatasetRoot
 
 
+@pytest.mark.slow
 def test_ray_reports_failures_and_skips(synth_root_copy: DatasetRoot) -> None:
     pytest.importorskip("ray")
     os.environ["RAY_AUTH_MODE"] = "disabled"

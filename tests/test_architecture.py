@@ -13,9 +13,10 @@ ALLOWED = {
     "schemas": set(),
     "collection": {"schemas"},
     "ssuformer": {"schemas"},
-    # collection.job / collection.index: the refine app's upload runs ssu-collect's local ingest (DESIGN.md);
+    # collection.job / .index / .request: the refine app's upload runs ssu-collect's local ingest (DESIGN.md);
     # ssuformer.predict: ssu-annotate --drafter drafts clips with a trained checkpoint (its public prediction API)
-    "annotator": {"schemas", "ssuformer.metrics", "ssuformer.predict", "collection.job", "collection.index"},
+    "annotator": {"schemas", "ssuformer.metrics", "ssuformer.predict", "collection.job", "collection.index",
+                  "collection.request"},
     "bench": {"schemas", "collection", "annotator", "ssuformer"},
 }
 # annotator's rooms (one per stage) and the other rooms each may import; the package root holds only small shared

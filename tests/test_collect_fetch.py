@@ -111,6 +111,7 @@ def run(*args: object, code: int = 0) -> str:
     return r.output
 
 
+@pytest.mark.slow
 def test_ytdlp_sections_network_failure_and_rerun(served: tuple[str, Path], tmp_path: Path) -> None:
     from media_oracles import window_audio
 

@@ -45,6 +45,7 @@ def snapshot(root: Path) -> dict:
     return {"rows": rows, "files": files}
 
 
+@pytest.mark.slow
 def test_acceptance_vggsound_keywords(shared_data: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     collect(root, "--source", "vggsound", "--index", shared_data / "index/vggsound/test.csv", "--media-dir",
@@ -99,6 +100,7 @@ def make_local_index(tmp_path: Path, shared_data: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_bad_input_recorded_run_goes_on_rerun_completes(shared_data: Path, tmp_path: Path) -> None:
     d = make_local_index(tmp_path, shared_data)
     root = tmp_path / "root"
@@ -122,6 +124,7 @@ def test_bad_input_recorded_run_goes_on_rerun_completes(shared_data: Path, tmp_p
     assert validate_root(root).ok and len(DatasetRoot.open(root).catalog) == 6
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_same_root(shared_data: Path, tmp_path: Path) -> None:
     d = make_local_index(tmp_path, shared_data)
     args = ["--source", "local", "--index", str(d), "--keywords", "piano,orchestra", "--quiet"]
@@ -148,6 +151,7 @@ def test_killed_runs_resume_to_the_same_root(shared_data: Path, tmp_path: Path) 
     assert validate_root(root).ok
 
 
+@pytest.mark.slow
 def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
     from media_oracles import window_audio
 
@@ -182,18 +186,19 @@ def test_mix_two_sources(shared_data: Path, tmp_path: Path) -> None:
     assert np.abs(f[:, :256].mean((0, 1)) - f[:, 256:].mean((0, 1))).max() > 3
 
 
+@pytest.mark.slow
 def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collection.index import SourceKind
     from collection.job import build_job, run_job
+    from collection.request import CollectRequest
+    from schemas.models import Fit
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     d = make_local_index(tmp_path, shared_data)
     root = tmp_path / "root"
-    job, name = build_job(
-        source="local", index=d, keywords="orchestra", per_keyword=10, seed=0, split=None, synonyms=None,
-        media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="crop", short="reject",
-        no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=2, ffmpeg_threads=0, ray=True,
-        ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}", cookies=None, retries=0,
-        backoff=0, rate_limit=None, min_interval=0, root=root, name=None)
+    job, name = build_job(root, CollectRequest(source=SourceKind.local, index=d, keywords="orchestra",
+                                               per_keyword=10, fit=Fit.crop, workers=2, ray=True, retries=0,
+                                               backoff=0))
     assert job.ray is not None
     job.ray.object_store_memory = 80 * 1024**2
     stats = run_job(root, job, name, quiet=True)
@@ -204,6 +209,7 @@ def test_ray_local_instance(shared_data: Path, tmp_path: Path, monkeypatch: pyte
     assert validate_root(root).ok
 
 
+@pytest.mark.slow
 def test_fill_replaces_failed_candidates(shared_data: Path, tmp_path: Path) -> None:
     d = tmp_path / "local"
     d.mkdir()
@@ -220,6 +226,7 @@ def test_fill_replaces_failed_candidates(shared_data: Path, tmp_path: Path) -> N
     assert (s["done"], s["failed"], s["planned"]) == (2, 3, 5)  # seed 0 order: junk, good1, missing x2, good0
 
 
+@pytest.mark.slow
 def test_music_avqa_window_from_local_60s_video(shared_data: Path, tmp_path: Path) -> None:
     """MUSIC-AVQA: the clip is the seeded 10 s window of the local 60 s <video_id>.mp4."""
     from collection.index import read_music_avqa

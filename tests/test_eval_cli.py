@@ -59,6 +59,7 @@ def test_perfect_annotation_predictions(synth_root, tmp_path):
     assert doc["instances"] is None and "Instances" not in md  # off unless asked
 
 
+@pytest.mark.slow
 def test_perturbed_png_and_npy_predictions(synth_root, tmp_path):
     clip = synth_root.read_split("test")[0]
     gts = gt_masks(synth_root, clip)
@@ -92,6 +93,7 @@ def test_perturbed_png_and_npy_predictions(synth_root, tmp_path):
     assert got["fscore"] == pytest.approx(exp["fscore"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_per_category_with_one_bad_clip(synth_root, tmp_path):
     pred = copy_annotations(synth_root, "train", tmp_path / "pred")
     bad = synth_root.read_split("train")[0]
@@ -155,6 +157,7 @@ def test_mismatches_are_user_errors(synth_root, tmp_path):
     assert isinstance(r.exception, UserError) and "--checkpoint" in str(r.exception)
 
 
+@pytest.mark.slow
 def test_predict_layout_probabilities_or_binary(synth_root, tmp_path):
     """ssuformer.predict's layout: uint8 probabilities at the model's size in probs/, binary annotations in
     annotations/. The probability path is pinned to an independent computation: torch's bilinear resampling
@@ -220,6 +223,7 @@ def _instances(ann) -> list[int]:
     return [sum(1 for m in s.masks if m is not None and rle.area(m.model_dump()) > 0) for s in ann.sources]
 
 
+@pytest.mark.slow
 def test_instances_through_the_cli(synth_root, tmp_path):
     """The test clip predicted source by source, exactly, except that its second source is missed and its first
     source says what the second one does: the counts follow exactly, AP and per-source BLEU drop."""
@@ -259,6 +263,7 @@ def test_instances_through_the_cli(synth_root, tmp_path):
     assert isinstance(r.exception, UserError) and f"clip {clip} has no <clip_id>.json" in str(r.exception)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag", [True, None])
 def test_checkpoint_switches_instances_on(synth_root, tmp_path, monkeypatch, flag):
     """With --checkpoint, --instances defaults to the checkpoint's model.instances (a missing key: off)."""

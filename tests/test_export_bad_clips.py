@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from annotator.export.cli import app
@@ -43,6 +44,7 @@ def test_empty_mask_is_reported_by_validate_and_stops_export(synth_root_copy, tm
     assert not out.exists()  # checked before anything is written
 
 
+@pytest.mark.slow
 def test_skip_bad_releases_the_rest_and_says_why(synth_root_copy, tmp_path: Path) -> None:
     root = synth_root_copy
     splits = {s.value: ids for s, ids in root.splits().items()}

@@ -10,7 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from annotator.export.cli import app
-from annotator.export.hub import hf_split
+from annotator.export.hf_vocabulary import hf_split
 from schemas import rle as rle_mod
 from schemas.media import read_wav
 from schemas.models import ClipStatus

@@ -86,6 +86,7 @@ def test_union_baseline_covers_the_truth(synth_root_copy: DatasetRoot, tmp_path:
     assert set(pred.frame_captions()) == {caption}
 
 
+@pytest.mark.slow
 def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
     from bench.cli import app
 
@@ -114,6 +115,7 @@ def test_learning_end_to_end_writes_the_report(synth_root_copy: DatasetRoot, tmp
     assert not read_wav(blind / "audio" / f"{synth_root_copy.read_split('train')[0]}.wav")[0].any()
 
 
+@pytest.mark.slow
 def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
     """The one rung with extra machinery: a tiny random LLaVA is built, cached per clip and routed by MoHE."""
     from bench.cli import app
@@ -135,6 +137,7 @@ def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Pat
     assert isinstance(bad.exception, UserError) and "--rungs" in str(bad.exception)
 
 
+@pytest.mark.slow
 def test_learning_instances_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
     """SSUFormer-I through the benchmark: per-instance scores, its own targets, the semantic run side by side."""
     from bench.cli import app

@@ -45,6 +45,7 @@ def test_bad_caption_inputs():
         caption_scores({}, {}, meteor=False)
 
 
+@pytest.mark.slow
 def test_meteor_and_groups_one_jvm():
     """The one METEOR test (~12 s of JVM): identical captions score 1 and unrelated ones score near 0."""
     cands = {"a": "a dog is barking loudly", "b": "the red car", "c": ""}

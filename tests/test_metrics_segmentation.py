@@ -169,3 +169,31 @@ def test_bad_inputs():
         segmentation_scores(np.full_like(p, np.nan), g)
     with pytest.raises(ValueError):
         SegmentationMeter("avs")
+
+
+def test_scores_of_a_whole_clip_are_ssu_evals(monkeypatch: pytest.MonkeyPatch):
+    """segmentation_scores counts a 300-frame clip in ssu-eval's chunks: the same numbers as ssu-eval's loop
+    (exactly), and as counting the clip in one piece (float64 sums up to their order)."""
+    from ssuformer.metrics import segmentation
+    from ssuformer.metrics.segmentation import FRAME_CHUNK, frame_stats
+
+    rng = np.random.default_rng(11)
+    gts = rng.random((300, 16, 16)) > 0.6
+    gts[::7] = False  # empty ground truths: in the mIoU, not in the F curve
+    probs = rng.random((300, 16, 16)).astype(np.float32)
+    seen: list[int] = []
+    monkeypatch.setattr(segmentation, "frame_stats", lambda p, g: seen.append(len(p)) or frame_stats(p, g))
+    for protocol in Protocol:
+        seen.clear()
+        got = segmentation_scores(probs, gts, protocol)
+        assert seen == [FRAME_CHUNK] * (300 // FRAME_CHUNK), seen
+        evaluate_loop = SegmentationMeter(protocol)  # ssuformer.metrics.evaluate's loop over a clip
+        for start in range(0, 300, FRAME_CHUNK):
+            evaluate_loop.update_stats(frame_stats(probs[start:start + FRAME_CHUNK], gts[start:start + FRAME_CHUNK]))
+        assert got == evaluate_loop.compute()
+        one_piece = SegmentationMeter(protocol)
+        one_piece.update_stats(frame_stats(probs, gts))
+        whole = one_piece.compute()
+        assert got["frames"] == 300 and got["empty_gt_frames"] == whole["empty_gt_frames"] > 0
+        assert got["miou"] == pytest.approx(whole["miou"], abs=1e-12)
+        assert got["fscore"] == pytest.approx(whole["fscore"], abs=1e-12)

@@ -48,6 +48,7 @@ def annotation_masks(path: Path) -> np.ndarray:
     return rle_mod.decode_many([ann.semantic_rle(f) for f in range(300)])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_streamed_chunks_equal_one_chunk_and_annotations_follow_probs(synth_root, cache, checkpoint, tmp_path):
     from ssuformer.predict import binary_masks, predict_root
@@ -75,6 +76,7 @@ def test_streamed_chunks_equal_one_chunk_and_annotations_follow_probs(synth_root
     assert json.loads((sparse / "predictions.json").read_text())["mask_stride"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_dense_frame_cache_only_when_asked(synth_root, cache, checkpoint, tmp_path):
     from ssuformer.predict import predict_root
@@ -89,6 +91,7 @@ def test_dense_frame_cache_only_when_asked(synth_root, cache, checkpoint, tmp_pa
     assert np.array_equal(np.load(first / "probs" / f"{clip}.npy"), np.load(again / "probs" / f"{clip}.npy"))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_eval_checkpoint_scores_probabilities(synth_root, checkpoint, tmp_path):
     """Acceptance (issue 16): the F-score of the probabilities beats the F-score of their binary annotations."""
@@ -163,6 +166,7 @@ def instance_checkpoint(synth_root, cache, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_instance_model_writes_one_source_per_track(synth_root, cache, instance_checkpoint, tmp_path):
     """Every source frame is one of the model's instances (a query scoring >= the threshold: its mask, score and
@@ -222,6 +226,7 @@ def test_instance_model_writes_one_source_per_track(synth_root, cache, instance_
     assert found  # the random model does propose instances here: the checks above are not vacuous
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_instance_nms_is_an_inference_setting(synth_root, cache, checkpoint, instance_checkpoint, tmp_path):
     """predict_root(instance_nms=t) predicts with mask NMS at IoU t (recorded), so no two sources of a frame
@@ -265,6 +270,7 @@ def test_instance_miou_rule_of_the_sweep():
     assert instance_miou([[c, a]], [[a]]) == pytest.approx(1 / 2)  # the extra prediction counts 0
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_instance_sweep_cli(synth_root, checkpoint, instance_checkpoint, tmp_path):
     from bench.cli import app

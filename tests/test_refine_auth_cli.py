@@ -80,6 +80,7 @@ def test_history_patches_round_trip():
     assert dashboard.compare(old, part) == (1.0, pytest.approx(1 / 3))
 
 
+@pytest.mark.slow
 def test_cli_serves_with_login(synth_root, tmp_path):
     """`ssu-refine ROOT --users F` starts a server that answers 401 until one logs in."""
     import socket

@@ -41,6 +41,7 @@ def ctl(synth_root_copy, tmp_path, tiny_models):
     return c
 
 
+@pytest.mark.slow
 def test_tiny_sam_points_and_box(ctl):
     v = ctl.open_clip("s", CLIP)
     seg = ctl.models.segmenter
@@ -63,6 +64,7 @@ def test_tiny_sam_points_and_box(ctl):
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_tiny_sam2_propagation_and_vlm(ctl):
     v = ctl.open_clip("s", CLIP)
     v = ctl.stroke("s", v.revision, 2, 0, [[256.0, 256.0]], 40)  # a seed mask drawn by hand

@@ -12,7 +12,7 @@ import pytest
 from test_refine_support import make_users
 from tiny_models import build_forced_models
 
-from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
 from annotator.refine import upload
 from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
 from annotator.refine.tool_models import ToolModels
@@ -23,10 +23,11 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.filterwar
 CLIP = "-0pJqpNjft4_000267.mp4"  # a real VGG-Sound clip (../shared/data/media/vggsound)
 
 
+@pytest.mark.slow
 def test_uploaded_clip_gets_the_automatic_draft(shared_data: Path, synth_root_copy, tmp_path: Path) -> None:
     settings = build_forced_models(tmp_path / "models").models_config(device="cpu", offline=True)
     cfg = PipelineConfig(gate=False, max_instances=1)  # the tiny audio tagger would gate every mask out
-    loaded = Loaded.load(settings, cfg)
+    loaded = DraftModels.load(settings, cfg)
     models = ToolModels(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
     draft = upload.AutoDraft(AutoAnnotator(loaded, cfg), models)  # as `ssu-refine --draft` builds it
     said: list[str] = []
@@ -61,6 +62,7 @@ def test_a_failing_draft_still_queues_the_clip(shared_data: Path, synth_root_cop
     assert ann.status == ClipStatus.auto and not ann.sources
 
 
+@pytest.mark.slow
 def test_draft_needs_all_five_models(synth_root, tmp_path: Path) -> None:
     users = make_users(tmp_path / "users.toml")
     out = subprocess.run([sys.executable, "-m", "annotator.refine.cli", "serve", str(synth_root.path), "--users",

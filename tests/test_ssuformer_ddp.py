@@ -70,6 +70,7 @@ def _worker(rank: int, world: int, port: int, root: str, tmp: str) -> None:
             dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_every_config_trains_under_ddp(synth_root, tmp_path):
     import torch.multiprocessing as mp

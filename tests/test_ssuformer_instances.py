@@ -189,6 +189,7 @@ def _batch(cfg, tok, ds, items=(0, 1)):
     return collate([ds[i] for i in items])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["iou", "matched"])
 def test_losses_reach_every_weight_and_predict_shapes(synth_root, cache, target):
     from ssuformer.data import ClipDataset
@@ -239,6 +240,7 @@ def run_i(synth_root, cache, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_train_resume_equals_uninterrupted(synth_root, cache, run_i, tmp_path):
     import csv
@@ -254,6 +256,7 @@ def test_train_resume_equals_uninterrupted(synth_root, cache, run_i, tmp_path):
     assert train_losses(out) == pytest.approx(losses, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
     """Matching happens per frame and every instance loss is a per-frame mean: 2 ranks = 1 process."""
@@ -271,6 +274,7 @@ def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
     assert two[0] == pytest.approx(one[0], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_summary_of_paper_i():
     from typer.testing import CliRunner
 

@@ -3,6 +3,7 @@ reference written from the weights of a tiny transformers CLIPModel; the plain p
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -78,6 +79,7 @@ def test_maskclip_region_matches_a_step_by_step_reference():
     assert pooled.shape == region.shape and not torch.allclose(pooled, region.detach(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_model_uses_the_configured_region_features():
     from test_ssuformer_model import SMALL, make_batch
 

@@ -72,6 +72,7 @@ def test_config_errors_and_overrides(tmp_path):
         load_config("nope")
 
 
+@pytest.mark.slow
 def test_shapes_forward_and_decoding(tok):
     model, cfg = build(tok)
     batch = make_batch(cfg, tok)
@@ -121,6 +122,7 @@ def _mask_head_grad(model) -> float:
     return float(sum(x.abs().sum() for x in g)) if g else 0.0
 
 
+@pytest.mark.slow
 def test_mcm_gradient_reaches_mask_head(tok):
     for mcm, expect in ((True, True), (False, False)):
         model, cfg = build(tok, [f"model.mcm={str(mcm).lower()}", "model.rcc=false"])
@@ -143,6 +145,7 @@ def test_rcc_alone_moves_mask_head(tok):
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.mask_decoder.parameters(), strict=True))
 
 
+@pytest.mark.slow
 def test_mohe_router_mixes_cached_expert_features(tok):
     model, cfg = build(tok, ["model.mohe=true", "model.expert.layers=[-1,-2]", "model.expert.tokens=3"],
                        expert_dim=24)

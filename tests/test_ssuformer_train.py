@@ -47,6 +47,7 @@ def run_a(synth_root, cache, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_and_loss_falls(run_a):
     from ssuformer.checkpoint import read_checkpoint
 
@@ -62,6 +63,7 @@ def test_train_writes_checkpoints_and_loss_falls(run_a):
     assert not list(run_a.glob(".*tmp*"))  # atomic writes leave no temp files
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run_and_seed_reproduces(synth_root, cache, run_a, tmp_path):
     from ssuformer.trainer import train
 
@@ -70,6 +72,7 @@ def test_resume_matches_uninterrupted_run_and_seed_reproduces(synth_root, cache,
     assert train_losses(out) == pytest.approx(train_losses(run_a), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_model_settings(synth_root, cache, run_a):
     from schemas.errors import UserError
     from ssuformer.trainer import train
@@ -101,6 +104,7 @@ def _ddp_worker(rank: int, world: int, port: int, root: str, cache: str, out: st
             dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_process(synth_root, cache, tmp_path):
     import torch.multiprocessing as mp
 

@@ -13,6 +13,7 @@ from ssuformer.encoders import VisualEncoder, build_audio_encoder
 PVT_TINY = dict(embed_dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4))
 
 
+@pytest.mark.slow
 def test_vggish_checkpoint_of_the_real_layout_lands(tmp_path):
     from torchvggish.torchvggish import _vgg
 
@@ -68,6 +69,7 @@ def test_weights_settings():
         load_config("paper", ["model.audio.tiny=true"])
 
 
+@pytest.mark.slow
 def test_offline_refusal_names_every_missing_file_and_none_is_logged(synth_root, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

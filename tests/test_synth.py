@@ -145,6 +145,7 @@ def test_occluded_parts_are_not_in_the_mask() -> None:
     assert frames.shape == (FPS, SIZE, SIZE, 3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_files_and_resume(synth_root: DatasetRoot, tmp_path: Path) -> None:
     out = tmp_path / "again"
     run = synth.generate(out, clips=1, seed=0)
@@ -164,6 +165,7 @@ def test_same_seed_same_files_and_resume(synth_root: DatasetRoot, tmp_path: Path
         synth_root.annotation_path("synth_0_00000").read_bytes()
 
 
+@pytest.mark.slow
 def test_different_seed_differs(synth_root: DatasetRoot) -> None:
     other = synth.render_clip(synth.clip_spec(1, 0))
     mine = synth_root.read_annotation("synth_0_00000")

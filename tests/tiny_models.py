@@ -18,6 +18,10 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotator.models.settings import ModelsConfig
 
 # Words the tiny tokenizer knows; everything else maps to <unk>.
 _WORDS = ("a the of in on and is with sound describe region highlighted what this object person playing "
@@ -46,7 +50,7 @@ class ModelPaths:
     detector: Path      # transformers OWLv2 folder
     audio_tagger: Path  # transformers CLAP folder
 
-    def models_config(self, **runtime: object):  # -> annotator.models.ModelsConfig
+    def models_config(self, **runtime: object) -> ModelsConfig:
         from annotator.models.loaders import ModelsConfig, ModelSpec, Runtime
 
         return ModelsConfig(sam=ModelSpec(source=str(self.sam)), sam2=ModelSpec(source=str(self.sam2)),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from annotator.models import flags as mf
+from annotator.models import flags as model_flags
 from annotator.models.settings import Device, DType, ModelKind, ModelsConfig
 from schemas.cli_util import file_path, folder_path, new_app, run_cli
 from schemas.errors import UserError
@@ -22,19 +22,19 @@ app = new_app("Automatic annotation drafts: detector -> SAM -> SAM2 -> audio gat
               "--captioner llava-hf/llava-onevision-qwen2-7b-ov-hf --offline")
 COMMANDS = ("run", "models")
 
-_SAM = mf.source(ModelKind.sam)
-_SAM2 = mf.source(ModelKind.sam2)
-_CAP = mf.source(ModelKind.captioner)
-_DET = mf.source(ModelKind.detector)
-_TAG = mf.source(ModelKind.audio_tagger)
-_OFF = mf.offline(False)
+SAM_SOURCE = model_flags.source(ModelKind.sam)
+SAM2_SOURCE = model_flags.source(ModelKind.sam2)
+CAPTIONER_SOURCE = model_flags.source(ModelKind.captioner)
+DETECTOR_SOURCE = model_flags.source(ModelKind.detector)
+AUDIO_TAGGER_SOURCE = model_flags.source(ModelKind.audio_tagger)
+OFFLINE = model_flags.offline(False)  # online by default here (ssu-refine: offline by default)
 
 
 def _models(sam: str, sam2: str, sam2_config: str | None, captioner: str, detector: str, audio_tagger: str,
             device: Device, dtype: DType, offline: bool) -> ModelsConfig:
     sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner,
                ModelKind.detector: detector, ModelKind.audio_tagger: audio_tagger}
-    return mf.models_config(sources, sam2_config, device, dtype, offline)
+    return model_flags.models_config(sources, sam2_config, device, dtype, offline)
 
 
 def _load_yaml(path: Path | None) -> dict:
@@ -77,9 +77,9 @@ def run_cmd(
                                              help="--drafter: score a query needs to be a source (default: the "
                                                   "checkpoint's model.instance_threshold)"),
     mask_stride: int = typer.Option(1, "--mask-stride", min=0, help="--drafter: predict every k-th frame (1: all)"),
-    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = mf.SAM2_CONFIG, captioner: str = _CAP,
-    detector: str = _DET, audio_tagger: str = _TAG, device: Device = mf.DEVICE, dtype: DType = mf.DTYPE,
-    offline: bool = _OFF,
+    sam: str = SAM_SOURCE, sam2: str = SAM2_SOURCE, sam2_config: str = model_flags.SAM2_CONFIG,
+    captioner: str = CAPTIONER_SOURCE, detector: str = DETECTOR_SOURCE, audio_tagger: str = AUDIO_TAGGER_SOURCE,
+    device: Device = model_flags.DEVICE, dtype: DType = model_flags.DTYPE, offline: bool = OFFLINE,
 ) -> None:
     """Annotate the root's collected clips (resumable; --force redoes automatic drafts).
 
@@ -144,9 +144,9 @@ def _draft_with_checkpoint(root: Path, checkpoint: Path, force: bool, clips: lis
 
 @app.command("models")
 def models_cmd(
-    sam: str = _SAM, sam2: str = _SAM2, sam2_config: str = mf.SAM2_CONFIG, captioner: str = _CAP,
-    detector: str = _DET, audio_tagger: str = _TAG, device: Device = mf.DEVICE, dtype: DType = mf.DTYPE,
-    offline: bool = _OFF,
+    sam: str = SAM_SOURCE, sam2: str = SAM2_SOURCE, sam2_config: str = model_flags.SAM2_CONFIG,
+    captioner: str = CAPTIONER_SOURCE, detector: str = DETECTOR_SOURCE, audio_tagger: str = AUDIO_TAGGER_SOURCE,
+    device: Device = model_flags.DEVICE, dtype: DType = model_flags.DTYPE, offline: bool = OFFLINE,
 ) -> None:
     """List the configured models and whether their weights are on this machine.
 

@@ -62,7 +62,7 @@ class SourcePlan:
 
 
 @dataclass
-class Loaded:
+class DraftModels:
     """The five models, loaded once per process."""
 
     sam: Any
@@ -72,7 +72,7 @@ class Loaded:
     tagger: Any
 
     @classmethod
-    def load(cls, settings: ModelsConfig, cfg: PipelineConfig) -> Loaded:
+    def load(cls, settings: ModelsConfig, cfg: PipelineConfig) -> DraftModels:
         return cls(sam=models.load_sam(settings),
                    sam2=models.load_sam2_video(settings, window=cfg.sam2_window, offload=cfg.offload),
                    captioner=models.load_captioner(settings, max_new_tokens=cfg.max_new_tokens),
@@ -80,7 +80,7 @@ class Loaded:
 
 
 @dataclass
-class Found:
+class FoundSources:
     """What the detector and SAM found: one source per kept instance, its seed mask on its keyframe, the
     categories nothing was found for, and the per-source params that provenance records."""
 
@@ -157,7 +157,7 @@ def _agent(info: ModelInfo, prompt: str | None = None, **params: Any) -> Agent:
 
 
 class AutoAnnotator:
-    def __init__(self, models: Loaded, cfg: PipelineConfig, runtime: dict[str, str] | None = None) -> None:
+    def __init__(self, models: DraftModels, cfg: PipelineConfig, runtime: dict[str, str] | None = None) -> None:
         self.m, self.cfg, self.runtime = models, cfg, runtime or {}
 
     def keyframes(self) -> list[int]:
@@ -219,29 +219,29 @@ class AutoAnnotator:
         wav, sr = read_wav(root.audio_path(clip_id))
         return frames, wav, sr
 
-    def find_sources(self, frames: np.ndarray, plans: list[SourcePlan], clock: _Clock) -> Found:
+    def find_sources(self, frames: np.ndarray, plans: list[SourcePlan], clock: _Clock) -> FoundSources:
         """Detector then SAM, per plan: one source per kept instance, seeded on its plan's best keyframe."""
-        found = Found()
+        found = FoundSources()
         for plan in plans:
             kf, dets = self.ground(frames, plan)
             clock.mark("detect", len(self.keyframes()))
             if not dets:
                 found.missing.append(plan.category)
             for j, d in enumerate(dets):
-                sid = len(found.sources)
+                source_id = len(found.sources)
                 mask, iou = self.segment(frames[kf], d, plan.region)
                 clock.mark("sam", 1)
                 name = d.query if len(dets) == 1 else f"{d.query} {j + 1}"
-                found.sources.append(SoundSource(id=sid, category=plan.category, name=name,
+                found.sources.append(SoundSource(id=source_id, category=plan.category, name=name,
                                                  masks=[None] * NUM_FRAMES,
                                                  region=list(map(float, plan.region)) if plan.region else None))
-                found.plans[sid] = plan
-                found.detector_params.update({f"src{sid}.keyframe": kf, f"src{sid}.query": d.query,
-                                              f"src{sid}.score": round(d.score, 4),
-                                              f"src{sid}.box": ",".join(f"{v:.1f}" for v in d.box)})
-                found.sam_params[f"src{sid}.iou_pred"] = round(iou, 4)
+                found.plans[source_id] = plan
+                found.detector_params.update({f"src{source_id}.keyframe": kf, f"src{source_id}.query": d.query,
+                                              f"src{source_id}.score": round(d.score, 4),
+                                              f"src{source_id}.box": ",".join(f"{v:.1f}" for v in d.box)})
+                found.sam_params[f"src{source_id}.iou_pred"] = round(iou, 4)
                 if mask.any():
-                    found.seeds.setdefault(kf, {})[sid] = mask
+                    found.seeds.setdefault(kf, {})[source_id] = mask
         return found
 
     def track(self, frames: np.ndarray, seeds: Masks) -> Masks:
@@ -253,11 +253,11 @@ class AutoAnnotator:
         scores = self.m.tagger.scores(wav, sr, labels) if labels else np.zeros((10, 0))
         return scores, {"threshold": self.cfg.audio_threshold, "gate": self.cfg.gate, **self.m.tagger.params()}
 
-    def gate(self, found: Found, tracked: Masks, scores: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    def gate(self, found: FoundSources, tracked: Masks, scores: np.ndarray, labels: list[str]) -> dict[str, Any]:
         """Set each source's masks: tracked ones in the seconds its sound is heard (or all, without the gate),
         none elsewhere. Returns the per-source scores and sounding seconds for provenance."""
         params: dict[str, Any] = {}
-        seed_frames = {sid: f for f, ms in found.seeds.items() for sid in ms}
+        seed_frames = {source_id: f for f, ms in found.seeds.items() for source_id in ms}
         for src in found.sources:
             sc = scores[:, labels.index(src.category)]
             sounding = gating.sounding_seconds(sc, self.cfg.audio_threshold)
@@ -278,7 +278,7 @@ class AutoAnnotator:
             _set_masks(src, raw, owners)
         return params
 
-    def provenance(self, plans: list[SourcePlan], found: Found, labels: list[str],
+    def provenance(self, plans: list[SourcePlan], found: FoundSources, labels: list[str],
                    tag_params: dict[str, Any]) -> dict[str, Agent]:
         """The agents of the annotation: each model with its prompt and settings, and the pipeline itself."""
         m, cfg = self.m, self.cfg

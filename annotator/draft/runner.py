@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
 from annotator.models.settings import ModelsConfig
 from schemas.errors import UserError
 from schemas.models import Annotation, ClipStatus
@@ -39,7 +39,7 @@ class _SamPipeline:
     cfg: PipelineConfig
 
     def __call__(self) -> Drafts:
-        return AutoAnnotator(Loaded.load(self.models, self.cfg), self.cfg, _runtime_params(self.models))
+        return AutoAnnotator(DraftModels.load(self.models, self.cfg), self.cfg, _runtime_params(self.models))
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _reason(e: BaseException) -> str:
 def run(root_path: str | Path, models: ModelsConfig, cfg: PipelineConfig, force: bool = False,
         clips: list[str] | None = None, limit: int | None = None, progress: bool = True,
         ray_address: str | None = None, ray_workers: int | None = None,
-        ray_init: dict[str, Any] | None = None, loaded: Loaded | None = None) -> RunSummary:
+        ray_init: dict[str, Any] | None = None, loaded: DraftModels | None = None) -> RunSummary:
     """Annotate the selected clips of the root; returns what happened (never raises for one clip)."""
     make = _SamPipeline(models, cfg)
     local = (lambda: AutoAnnotator(loaded, cfg, _runtime_params(models))) if loaded is not None else make

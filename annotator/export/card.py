@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.export.common import Selection, rel
-from annotator.export.hub import TAGS, TASK_CATEGORIES, front_matter, hf_license
+from annotator.export.hf_vocabulary import TAGS, TASK_CATEGORIES, front_matter, hf_license
 from annotator.export.stats import DatasetStats, compute
 from schemas import atomic
 

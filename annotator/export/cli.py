@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from annotator.export.options import MediaMode
 from schemas.cli_util import folder_path, new_app, run_cli
+
+if TYPE_CHECKING:
+    from annotator.export.common import Selection
+    from schemas.root import DatasetRoot
 
 app = new_app("Export a dataset root: make splits, write standard formats, and a dataset card.\n\n"
               "Example: ssu-export splits /data/f-music --ratios 75,10,15 && ssu-export all /data/f-music")
@@ -30,7 +34,7 @@ STATUS = typer.Option(None, "--status", help=STATUS_HELP)
 SKIP_BAD = typer.Option(False, "--skip-bad", help=SKIP_HELP)
 
 
-def _open(root: Path):  # -> DatasetRoot
+def _open(root: Path) -> DatasetRoot:
     from schemas.root import DatasetRoot
 
     return DatasetRoot.open(root)
@@ -41,7 +45,8 @@ def _report(paths: list[Path]) -> None:
         typer.echo(f"wrote {p}")
 
 
-def _prepare(root: Path, out: Path | None, status: list[str] | None, skip_bad: bool = False):
+def _prepare(root: Path, out: Path | None, status: list[str] | None,
+             skip_bad: bool = False) -> tuple[Selection, Path]:
     """(Selection, output folder): --out checked first (cheap, one line), then every selected clip."""
     from annotator.export.common import check_out, parse_statuses, select
 
@@ -56,14 +61,14 @@ def _prepare(root: Path, out: Path | None, status: list[str] | None, skip_bad: b
     return sel, dest
 
 
-def _summary(sel) -> None:  # sel: Selection
+def _summary(sel: Selection) -> None:
     sizes = ", ".join(f"{s} {len(ids)}" for s, ids in sel.splits.items())
     typer.echo(f"exported {len(sel.clip_ids)} clip(s) ({sizes}); skipped {len(sel.skipped)}"
                + (": " + ", ".join(k.clip_id for k in sel.skipped) if sel.skipped else ""))
 
 
 def _export(root: Path, out: Path | None, status: list[str] | None, skip_bad: bool,
-            write: Callable[[Any, Path], list[Path]]) -> None:
+            write: Callable[[Selection, Path], list[Path]]) -> None:
     """Every format command: check and select, write (no empty folders left if it fails), report, summarise.
     `write(selection, out_folder)` returns the files it wrote."""
     from annotator.export.common import no_empty_dirs_on_failure

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.export.common import Selection, remove_stale
-from annotator.export.hub import DATA, features, front_matter, hf_split, media_decoder, minimal_card
+from annotator.export.hf_vocabulary import DATA, features, front_matter, hf_split, media_decoder, minimal_card
 from schemas import atomic
 from schemas.constants import NUM_FRAMES
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from annotator.models.settings import (
 )
 from schemas.errors import UserError
 
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+
 
 @dataclass
 class MaskResult:
@@ -33,7 +36,7 @@ class MaskResult:
     score: float       # the model's predicted IoU
 
 
-def build_segment_anything(arch: dict[str, Any]):  # -> segment_anything.modeling.Sam
+def build_segment_anything(arch: dict[str, Any]) -> Sam:
     """A segment-anything Sam of any size (sam.json describes it; the registry only knows vit_b/l/h)."""
     from functools import partial
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from annotator.models import flags as mf
+from annotator.models import flags as model_flags
 from annotator.models.settings import Device, DType, ModelKind
 from annotator.refine.config import RefineConfig
 from schemas.cli_util import file_path, folder_path, new_app, run_cli
@@ -50,17 +50,17 @@ def serve(
     users: Path = typer.Option(..., "--users", parser=file_path, help="users.toml made with `ssu-refine add-user`"),
     host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 behind a reverse proxy"),
     port: int = typer.Option(7860, min=1, max=65535, help="TCP port"),
-    sam: str | None = mf.source(ModelKind.sam, off_by_default=True),
-    sam2: str | None = mf.source(ModelKind.sam2, off_by_default=True),
-    sam2_config: str | None = mf.SAM2_CONFIG,
-    captioner: str | None = mf.source(ModelKind.captioner, off_by_default=True),
-    detector: str | None = mf.source(ModelKind.detector, off_by_default=True),
-    audio_tagger: str | None = mf.source(ModelKind.audio_tagger, off_by_default=True),
+    sam: str | None = model_flags.source(ModelKind.sam, off_by_default=True),
+    sam2: str | None = model_flags.source(ModelKind.sam2, off_by_default=True),
+    sam2_config: str | None = model_flags.SAM2_CONFIG,
+    captioner: str | None = model_flags.source(ModelKind.captioner, off_by_default=True),
+    detector: str | None = model_flags.source(ModelKind.detector, off_by_default=True),
+    audio_tagger: str | None = model_flags.source(ModelKind.audio_tagger, off_by_default=True),
     draft: bool = typer.Option(False, "--draft/--no-draft", help="give uploaded videos ssu-annotate's automatic "
                                "draft (needs all five models: --sam --sam2 --captioner --detector --audio-tagger)"),
-    device: Device = mf.DEVICE,
-    dtype: DType = mf.DTYPE,
-    offline: bool = mf.offline(True),
+    device: Device = model_flags.DEVICE,
+    dtype: DType = model_flags.DTYPE,
+    offline: bool = model_flags.offline(True),
     no_review: bool = typer.Option(False, "--no-review", help="let refiners accept clips as final"),
     lease_minutes: float = _opt("lease_minutes"),
     frame_cache_mb: int = typer.Option(1024, min=32, help="memory for decoded frames shared by all users"),
@@ -105,18 +105,18 @@ def serve(
 
     sources = {ModelKind.sam: sam, ModelKind.sam2: sam2, ModelKind.captioner: captioner,
                ModelKind.detector: detector, ModelKind.audio_tagger: audio_tagger}
-    settings = mf.models_config(sources, sam2_config, device, dtype, offline)
+    settings = model_flags.models_config(sources, sam2_config, device, dtype, offline)
     auto = None
     if draft:
         if missing_flags := [k.flag for k, v in sources.items() if not v]:
             raise UserError(f"--draft runs ssu-annotate's pipeline on uploads and needs {', '.join(missing_flags)} "
                             "too; give them, or drop --draft")
-        from annotator.draft.pipeline import AutoAnnotator, Loaded, PipelineConfig
+        from annotator.draft.pipeline import AutoAnnotator, DraftModels, PipelineConfig
         from annotator.refine.model_adapters import Sam2Propagator, SamSegmenter, VlmCaptioner
         from annotator.refine.upload import AutoDraft
 
         cfg = PipelineConfig()
-        loaded = Loaded.load(settings, cfg)  # the five models once; the tools share SAM, SAM2 and the VLM
+        loaded = DraftModels.load(settings, cfg)  # the five models once; the tools share SAM, SAM2 and the VLM
         models = ToolModels(SamSegmenter(loaded.sam), Sam2Propagator(loaded.sam2), VlmCaptioner(loaded.captioner))
         auto = AutoDraft(AutoAnnotator(loaded, cfg), models)
     else:

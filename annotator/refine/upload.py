@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annotator.refine.config import RefineConfig
-from collection.index import read_local
+from collection.index import SourceKind, read_local
 from collection.job import build_job, run_job
+from collection.request import CollectRequest
 from schemas.errors import UserError
 from schemas.media import probe_video
 from schemas.models import Annotation, ClipStatus, now_utc
@@ -144,12 +145,8 @@ def _ingest(root_path: Path, files: list[Path], label: str, actor: str, progress
         _COLLECTING.acquire()
     try:
         progress(f"normalizing {len(names)} video(s) as ssu-collect --source local does…")
-        job, manifest_name = build_job(
-            source="local", index=folder, keywords=label, per_keyword=len(names), seed=0, split=None,
-            synonyms=None, media_dir=None, available_only=False, fill=False, mix=[], mix_count=1, fit="pad",
-            short="reject", no_audio="reject", allow_silent=False, crf=20, preset="veryfast", workers=1,
-            ffmpeg_threads=0, ray=False, ray_address=None, url_template="https://www.youtube.com/watch?v={youtube_id}",
-            cookies=None, retries=0, backoff=0.0, rate_limit=None, min_interval=0.0, root=root_path, name=None)
+        request = CollectRequest(source=SourceKind.local, index=folder, keywords=label, per_keyword=len(names))
+        job, manifest_name = build_job(root_path, request)
         run_job(root_path, job, manifest_name, quiet=True,
                 args={"argv": ["ssu-refine upload", label], "by": actor, "files": list(names.values())})
     finally:

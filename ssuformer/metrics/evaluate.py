@@ -32,9 +32,8 @@ from ssuformer.metrics.captions import CaptionGrouping, caption_scores_groups, g
 from ssuformer.metrics.instances import InstanceMeter
 from ssuformer.metrics.protocols import Protocol
 from ssuformer.metrics.resample import RESAMPLING, dequantize, resize_bilinear
-from ssuformer.metrics.segmentation import SegmentationMeter, frame_stats
+from ssuformer.metrics.segmentation import FRAME_CHUNK, SegmentationMeter, frame_stats
 
-FRAME_CHUNK = 50  # frames decoded at once: 50 x 512 x 512 float32 = 52 MB
 SUBFOLDERS = ("annotations", "probs")  # ssuformer.predict's layout
 NOT_PREDICTIONS = ("metrics.json", "predictions.json")
 INSTANCE_GROUP = "\x00instances"  # caption group of the per-source pairs: no category can be named so
@@ -218,7 +217,7 @@ def evaluate(root: DatasetRoot, split: str, predictions: Path, protocol: Protoco
         meters = list(every.values())
         if per_category:
             meters.append(by_cat.setdefault(category[clip_id], SegmentationMeter(protocol)))
-        for start in range(0, NUM_FRAMES, FRAME_CHUNK):
+        for start in range(0, NUM_FRAMES, FRAME_CHUNK):  # decoded and counted a chunk at a time (memory)
             frames = range(start, min(NUM_FRAMES, start + FRAME_CHUNK))
             try:
                 stats = frame_stats(src.read(frames), _annotation_masks(gt_ann, frames))
