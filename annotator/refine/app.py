@@ -26,7 +26,7 @@ QUEUE_HEADERS = ["clip_id", "category", "status", "leased_by", "updated"]
 ALL = "all"
 LOGOUT = ("() => fetch('/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-SSU-Request': '1'}})"
           ".then(() => { window.location.href = '/'; })")  # a POST (gate.py): no link or image can log one out
-GO = "(c) => { if (c) window.location.href = '/ssu/editor?clip=' + encodeURIComponent(c); }"
+OPEN_EDITOR_JS = "(c) => { if (c) window.location.href = '/ssu/editor?clip=' + encodeURIComponent(c); }"
 
 
 def build_app(ctl: Controller) -> Any:
@@ -93,13 +93,13 @@ def build_app(ctl: Controller) -> Any:
         demo.load(load_queue, q_in, q_out)
         for ev in (refresh_q.click, f_status.input, f_cat.input, f_query.submit, f_order.input):
             ev(load_queue, q_in, q_out)
-        open_btn.click(None, [clip_box], None, js=GO)
+        open_btn.click(None, [clip_box], None, js=OPEN_EDITOR_JS)
 
         def pick(evt: gr.SelectData) -> str:
             row = evt.row_value if evt.row_value else []
             return str(row[0]) if row else ""
 
-        table.select(pick, None, [go]).then(None, [go], None, js=GO)
+        table.select(pick, None, [go]).then(None, [go], None, js=OPEN_EDITOR_JS)
 
         def next_clip(c: str, order: str, request: gr.Request) -> dict:
             try:
@@ -109,7 +109,7 @@ def build_app(ctl: Controller) -> Any:
             except UserError as e:
                 return {go: "", msg: f"⚠️ {e}"}
 
-        next_btn.click(next_clip, [f_cat, f_order], [go, msg]).then(None, [go], None, js=GO)
+        next_btn.click(next_clip, [f_cat, f_order], [go, msg]).then(None, [go], None, js=OPEN_EDITOR_JS)
 
         # -- upload -------------------------------------------------------------------------------
         def do_upload(paths: list[str] | None, lab: str, request: gr.Request, progress=gr.Progress()) -> Any:
