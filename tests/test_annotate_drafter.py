@@ -74,6 +74,7 @@ def _annotate(*args: str) -> int:
     return int(e.value.code or 0)
 
 
+@pytest.mark.slow  # trains the tiny checkpoints (module fixture)
 @pytest.mark.usefixtures("one_torch_thread")
 def test_drafts_are_the_checkpoints_predictions(synth_root_copy, checkpoints, tmp_path, capsys):
     from ssuformer.predict import predict_root
@@ -162,6 +163,7 @@ def test_category_is_the_one_the_captions_name():
     assert name_category([None, ""], cats) == "sounding"
 
 
+@pytest.mark.slow  # trains the tiny checkpoints (module fixture)
 def test_semantic_checkpoint_is_refused_in_one_line(synth_root_copy, checkpoints, capsys):
     _, semantic = checkpoints
     root = synth_root_copy
@@ -174,6 +176,7 @@ def test_semantic_checkpoint_is_refused_in_one_line(synth_root_copy, checkpoints
     assert "--drafter" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains the tiny checkpoints (module fixture)
 @pytest.mark.usefixtures("one_torch_thread")  # a Ray actor with one CPU runs one thread: same sums
 def test_ray_actors_draft_the_same(synth_root_copy, checkpoints, tmp_path):
     pytest.importorskip("ray")
@@ -197,6 +200,7 @@ def test_ray_actors_draft_the_same(synth_root_copy, checkpoints, tmp_path):
     assert not ray.is_initialized()
 
 
+@pytest.mark.slow  # trains the tiny checkpoints (module fixture)
 @pytest.mark.usefixtures("one_torch_thread")
 def test_streamed_chunks_draft_the_same(synth_root, checkpoints):
     """Memory is bounded by the chunk: two passes of 2 frames per decode (3 decodes) draft what one decode of the

@@ -70,6 +70,7 @@ def test_source_frame_rules():
     assert drafts == [(0.9, pytest.approx(1.0)), (0.2, 0.0), (0.7, pytest.approx(0.5))]
 
 
+@pytest.mark.slow  # trains two rounds
 @pytest.mark.usefixtures("one_torch_thread")
 def test_loop_cli_tiny_budget(synth_root, tmp_path: Path):
     from bench.cli import app

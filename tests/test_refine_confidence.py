@@ -148,6 +148,7 @@ def test_dashboard_compares_drafters(ctl):
     assert rows[truth.drafter]["source-frames kept (IoU ≥ 0.9)"] == 1.0
 
 
+@pytest.mark.slow  # trains a tiny SSUFormer-I checkpoint
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_real_drafters_output_reaches_the_queue_editor_and_dashboard(ctl, tmp_path):
     """The contract between `ssu-annotate --drafter` and the review side: a tiny random SSUFormer-I checkpoint

@@ -162,6 +162,7 @@ def attacker(site):
         server.shutdown()
 
 
+@pytest.mark.browser
 def test_cross_origin_form_and_fetch_in_chromium(site, attacker):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium; see ENVIRONMENT.md)")
