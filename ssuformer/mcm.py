@@ -92,7 +92,9 @@ class FrozenClip(nn.Module):
 
     def encode_masked(self, images: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 3, H, W) in [0, 1], probs (N, h, w) -> (patch tokens (N, P+1, Dv), image embeds (N, Dp))."""
-        m = F.interpolate(probs[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
+        m = probs[:, None]
+        if m.shape[-2:] != images.shape[-2:]:  # the same size: bilinear resampling would be an identity (and cost)
+            m = F.interpolate(m, size=images.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(images * m, size=(self.image_size, self.image_size), mode="bilinear",
                           align_corners=False)
         out = self.clip.vision_model(pixel_values=(x - self.mean) / self.std)
