@@ -46,14 +46,15 @@ def region_pairs(root_path: Path, split: str, cfg, tok) -> tuple[torch.Tensor, t
             continue
         frames = torch.from_numpy(ds.images(clip_id)).permute(0, 3, 1, 2).float() / 255.0  # (T, 3, S, S)
         masks, valid, caps, _ = instance_targets(root.read_annotation(clip_id), ds.frames, ds.size, 8)
-        for t, k in zip(*np.nonzero(valid), strict=True):
-            if caps[t][k]:
-                images.append(frames[t] * torch.from_numpy(masks[t, k])[None])
-                texts.append(caps[t][k])
+        here = [(t, k) for t, k in zip(*np.nonzero(valid), strict=True) if caps[t][k]]
+        if here:  # resized per clip: the whole split at the frames' size would not fit in memory
+            masked = torch.stack([frames[t] * torch.from_numpy(masks[t, k])[None] for t, k in here])
+            images.append(F.interpolate(masked, size=(size, size), mode="bilinear", align_corners=False))
+            texts += [caps[t][k] for t, k in here]
     root.close()
     if not images:
         raise UserError(f"{root_path}: no captioned sources in the {split} split")
-    x = F.interpolate(torch.stack(images), size=(size, size), mode="bilinear", align_corners=False)
+    x = torch.cat(images)
     limit = int(cfg.model.max_caption_tokens)
     toks, lengths = _tokens(tok, texts, limit)
     return x, toks, lengths, texts
