@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,11 @@ def main() -> None:
     for k in procs:
         print(f"{k:6s} ({rows[k][-1]['module']}): {rate[k]:.3f} steps/s, {cpu_rate[k]:.3f} steps per CPU-second, "
               f"mean loss of the last epoch (to step {rows[k][-1]['step']}) {loss[k]:.5f}")
+    # the median epoch of each: robust to a burst of load from others that hits one side's epochs only
+    med = {k: statistics.median(r["seconds"] / max(1, r["step"] - (v[i - 1]["step"] if i else 0))
+                                for i, r in enumerate(v)) for k, v in rows.items()}
+    print(f"median epoch: before {med['before']:.3f} s/step, after {med['after']:.3f} s/step: "
+          f"{med['before'] / med['after']:.2f}x")
     print(f"speed-up {rate['after'] / rate['before']:.2f}x in steps/s ({cpu_rate['after'] / cpu_rate['before']:.2f}x "
           "per CPU-second); loss difference "
           f"{abs(loss['after'] - loss['before']) / abs(loss['before']) * 100:.3f} %")
