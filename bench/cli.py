@@ -192,52 +192,150 @@ def _learning_markdown(doc: dict[str, Any], rows: list[list[str]], images: list[
 @app.command()
 def ladder(
     out: Path = typer.Option(..., "--out", parser=folder_path,
-                             help="output folder: runs/<rung>/, ladder.md, ladder.json, loss.png"),
+                             help="output folder: clip/, runs/seed<S>/<rung>/, ladder.md, ladder.json"),
     data: Path | None = _DATA, clips: int = _CLIPS, seed: int = _SEED,
+    seeds: str = typer.Option("", "--seeds", help="training seeds, e.g. 0,1 (default: --seed)"),
     config: str = typer.Option("bench", "--config", help="SSUFormer config the rungs modify"),
     set_: list[str] = _SET,
     rungs: str = typer.Option(",".join(RUNGS), "--rungs", help="comma-separated subset of the rungs"),
+    control: bool = typer.Option(True, "--control/--no-control",
+                                 help="also train +RCC on silence (its audio-blind control), per seed"),
+    clip_epochs: int = typer.Option(40, "--clip-epochs", min=0,
+                                    help="pretrain the tiny CLIP for MCM/RCC first (OUT/clip; 0: random CLIP)"),
     epochs: int | None = _EPOCHS, max_steps: int | None = _MAX_STEPS, mask_stride: int = _MASK_STRIDE,
-    meteor: bool = _METEOR, progress: bool = _PROGRESS,
+    meteor: bool = _METEOR, report_only: bool = typer.Option(False, "--report-only",
+                                                             help="assemble the report from finished runs only"),
+    progress: bool = _PROGRESS,
 ) -> None:
-    """Table V: baseline, +Focal, +MCM, +RCC, +MoHE (a tiny random LLaVA expert) trained alike, one table.
+    """Table V: baseline, +Focal, +MCM, +RCC, +MoHE (a tiny random LLaVA expert) trained alike, per seed.
 
-    Example: ssu-bench ladder --out runs/ladder --data runs/bench/root --epochs 12
+    A resumable batch: a run folder with result.json is finished (only read), one with last.pt continues,
+    the rest start. The report (ladder.md, ladder.json) is rewritten after every run from what is finished,
+    and lists what is missing.
+
+    Example: ssu-bench ladder --out runs/ladder --data runs/bench/root --seeds 0,1 --epochs 12
     """
-    from bench import report as rep
-    from bench.ladder import rung_overrides
-    from bench.steps import train_and_evaluate
-    from schemas import atomic
+    from bench.ladder import CONTROL, RESULT, run_dir, rung_overrides
+    from bench.steps import audio_control_root
     from ssuformer.config import load_config
 
     chosen = [r.strip() for r in rungs.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in RUNGS]
     if unknown or not chosen:
         raise UserError(f"--rungs {rungs!r}: unknown {unknown}; choose from {','.join(RUNGS)}")
-    root, base = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress)
+    seed_list = _ints(seeds, "--seeds") if seeds.strip() else [seed]
+    root, base = _setup(out, data, clips, seed, config, set_, epochs, mask_stride, progress and not report_only)
+    clip_sets: list[str] = []
+    if clip_epochs and not report_only:
+        from bench.clip_pretrain import CLIP_FILE, pretrain_clip
+
+        rep_clip = pretrain_clip(root, out / "clip", base, clip_epochs, 64, 2e-3, 0, progress)
+        typer.echo(f"tiny CLIP: {json.dumps(rep_clip['val'])} (val zero-shot), {rep_clip['train_seconds']:.0f} s")
+        clip_sets = [f"model.clip.tiny_weights={(out / 'clip' / CLIP_FILE).resolve()}"]
     overrides = rung_overrides([RUNGS[r] for r in chosen])
-    results = []
-    for rung in chosen:
-        cfg = load_config(config, [*set_, *overrides[RUNGS[rung]]])
+    plan = [(s, r) for s in seed_list for r in chosen] + ([(s, CONTROL) for s in seed_list]
+                                                          if control and "+RCC" in chosen else [])
+    for s, rung in plan:
+        run = run_dir(out, s, rung)
+        if report_only or (run / RESULT).is_file():
+            continue
+        name = "+RCC" if rung == CONTROL else rung
+        cfg = load_config(config, [*set_, *overrides[RUNGS[name]], *clip_sets])
         cfg.name = f"{base.name}{rung}"
         cfg.train.epochs = base.train.epochs
         if cfg.model.mohe:
             _tiny_expert(cfg, root, out)
-        slug = rung.strip("+").lower()
-        results.append(train_and_evaluate(rung, root, cfg, out / "runs" / slug, seed, max_steps, mask_stride,
-                                          meteor, progress))
-    rows = [rep.table_row(r.name, r.test, r.steps, r.train_seconds) for r in results]
-    images = rep.plot_curves({r.name: r.history for r in results}, out)
+        where = (audio_control_root(root, out / "root-audio-zero", AudioControl.zero, seed) if rung == CONTROL
+                 else root)
+        _ladder_run(rung, where, root, cfg, run, s, max_steps, mask_stride, meteor, progress)
+        _ladder_report(out, root, base, seed_list, [*chosen, *([CONTROL] if control and "+RCC" in chosen else [])],
+                       overrides, mask_stride)
+    md = _ladder_report(out, root, base, seed_list, [*chosen, *([CONTROL] if control and "+RCC" in chosen else [])],
+                        overrides, mask_stride)
+    typer.echo(md)
+    typer.echo(f"report: {out / 'ladder.md'}")
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: give comma-separated integers, e.g. 0,1") from None
+
+
+def _ladder_run(rung: str, where: Path, root: Path, cfg, run: Path, seed: int, max_steps: int | None,
+                mask_stride: int, meteor: bool, progress: bool) -> None:
+    """Train (or continue) one run, score it, and write its result.json (with the captions' attributes)."""
+    from bench.ladder import RESULT, caption_attributes
+    from bench.steps import train_and_evaluate
+    from schemas import atomic
+
+    res = train_and_evaluate(rung, where, cfg, run, seed, max_steps, mask_stride, meteor, progress)
+    doc = res.to_json()
+    if res.predictions:
+        doc["test"]["captions"] = {**(doc["test"].get("captions") or {}),
+                                   **caption_attributes(root, Path(res.predictions))}
+    doc["machine"], doc["root"] = _machine(), str(where)
+    atomic.write_json(run / RESULT, doc, indent=2)
+
+
+def _ladder_report(out: Path, root: Path, base, seeds: list[int], rungs: list[str], overrides, mask_stride: int
+                   ) -> str:
+    """ladder.md / ladder.json from the finished runs (result.json), naming the missing ones."""
+    from bench.ladder import CONTROL, RESULT, ladder_table, run_dir
+    from schemas import atomic
+
+    results, missing = {}, []
+    for s in seeds:
+        for r in rungs:
+            path = run_dir(out, s, r) / RESULT
+            if path.is_file():
+                results[(s, r)] = json.loads(path.read_text())
+            else:
+                state = "half-trained" if path.with_name("last.pt").is_file() else "not started"
+                missing.append(f"{r} (seed {s}): {state}")
+    clip = out / "clip" / "clip.json"
     doc = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "root": str(root), "config": base.name,
-           "mask_stride": mask_stride, "machine": _machine(), "rungs": {r: overrides[RUNGS[r]] for r in chosen},
-           "runs": [r.to_json() for r in results]}
+           "mask_stride": mask_stride, "machine": _machine(), "seeds": seeds,
+           "rungs": {r: overrides.get(RUNGS.get(r.split(" ")[0], ""), []) for r in rungs if r != CONTROL},
+           "clip": json.loads(clip.read_text()) if clip.is_file() else None,
+           "runs": [{"seed": s, "rung": r, **v} for (s, r), v in results.items()], "missing": missing}
     atomic.write_json(out / "ladder.json", doc, indent=2)
     md = [f"# ssu-bench ladder (Table V): {doc['created']}", "",
-          f"Root `{root}`, config `{base.name}` with each rung's overrides (ladder.json), test split.", "",
-          rep.markdown_table(rows), ""] + [f"![{p.stem}]({p.name})" for p in images]
+          f"Root `{root}`, config `{base.name}` with each rung's overrides (ladder.json), test split; seeds "
+          f"{', '.join(map(str, seeds))}. {CONTROL}: +RCC trained and tested on silence.", "",
+          ladder_table(results, seeds, rungs), ""]
+    if doc["clip"]:
+        md += [f"Tiny CLIP (OUT/clip): val zero-shot colour {doc['clip']['val']['colour_accuracy']:.3f}, shape "
+               f"{doc['clip']['val']['shape_accuracy']:.3f} on {int(doc['clip']['val']['pairs'])} regions.", ""]
+    md += ["Missing: " + ("; ".join(missing) if missing else "none"), ""]
     atomic.write_text(out / "ladder.md", "\n".join(md) + "\n")
-    typer.echo(rep.markdown_table(rows))
-    typer.echo(f"report: {out / 'ladder.md'}")
+    return "\n".join(md)
+
+
+@app.command("pretrain-clip")
+def pretrain_clip_cmd(
+    out: Path = typer.Option(..., "--out", parser=folder_path, help="output folder: clip.pt, tokenizer.json, "
+                             "clip.json (val zero-shot accuracy), last.pt (resume)"),
+    data: Path = typer.Option(..., "--data", parser=folder_path, help="a synthetic root"),
+    config: str = typer.Option("bench", "--config", help="SSUFormer config (its model.clip and tokenizer)"),
+    set_: list[str] = _SET,
+    epochs: int = typer.Option(40, "--epochs", min=1), batch: int = typer.Option(64, "--batch", min=2),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0), seed: int = typer.Option(0, "--seed", min=0),
+    progress: bool = _PROGRESS,
+) -> None:
+    """Train the tiny CLIP contrastively on the train split's masked sounding regions and their captions.
+
+    Example: ssu-bench pretrain-clip --data runs/bench/root --out runs/clip
+             ssu-bench ladder ... --set model.clip.tiny_weights=runs/clip/clip.pt
+    """
+    from bench.clip_pretrain import pretrain_clip
+    from ssuformer.config import load_config
+
+    rep = pretrain_clip(data, out, load_config(config, set_), epochs, batch, lr, seed, progress)
+    typer.echo(f"{rep['pairs_train']} train regions, {rep['train_seconds']:.0f} s; val zero-shot: "
+               f"colour {rep['val']['colour_accuracy']:.3f}, shape {rep['val']['shape_accuracy']:.3f} "
+               f"({int(rep['val']['pairs'])} regions); {out / 'clip.pt'}")
 
 
 def _floats(text: str, flag: str) -> list[float]:

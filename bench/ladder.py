@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 # Table V's row name -> its config name.
 RUNGS = {"baseline": "baseline", "+Focal": "focal", "+MCM": "mcm", "+RCC": "rcc", "+MoHE": "mohe"}
 
@@ -55,3 +57,64 @@ def rung_overrides(names: list[str] | None = None) -> dict[str, list[str]]:
 
 def _scalar(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+# -- the two-seed batch (issue 29) ----------------------------------------------------------------
+CONTROL = "+RCC (audio-blind)"  # the full model's audio-blind control (silence), one per seed
+COLUMNS = ["miou", "fscore", "bleu4", "rouge_l", "cider", "colour_accuracy", "shape_accuracy", "position_accuracy"]
+RESULT = "result.json"  # written last in a run folder: the run is trained and scored
+
+
+def slug(rung: str) -> str:
+    return "rcc-blind" if rung == CONTROL else rung.strip("+").lower()
+
+
+def run_dir(out, seed: int, rung: str):
+    return out / "runs" / f"seed{seed}" / slug(rung)
+
+
+def caption_attributes(root_path, pred_annotations, split: str = "test") -> dict[str, float]:
+    """Colour / shape / position accuracy (bench.captions) of the predicted per-frame captions."""
+    from bench.captions import attribute_accuracy
+    from schemas.models import Annotation
+    from schemas.root import DatasetRoot
+
+    root = DatasetRoot.open(root_path)
+    pairs = []
+    for clip_id in root.read_split(split):
+        pred = Annotation.model_validate_json((pred_annotations / f"{clip_id}.json").read_bytes())
+        pairs += list(zip(pred.frame_captions(), root.read_annotation(clip_id).frame_captions(), strict=True))
+    root.close()
+    return attribute_accuracy(pairs)
+
+
+def flat_scores(test: dict[str, Any]) -> dict[str, float | None]:
+    """A run's test scores under COLUMNS (captions are nested in ssu-eval's result)."""
+    cap = test.get("captions") or {}
+    return {k: test.get(k, cap.get(k)) for k in COLUMNS}
+
+
+def ladder_table(results: dict[tuple[int, str], dict[str, Any]], seeds: list[int], rungs: list[str]) -> str:
+    """One markdown table: each rung per seed, then the mean over the seeds it has (n shown)."""
+    head = ["rung", "seed", *COLUMNS, "steps", "train min"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    for rung in rungs:
+        done = [results[(s, rung)] for s in seeds if (s, rung) in results]
+        for s in seeds:
+            r = results.get((s, rung))
+            if r is None:
+                lines.append(f"| {rung} | {s} | " + " | ".join(["missing"] + ["-"] * (len(head) - 3)) + " |")
+                continue
+            sc = flat_scores(r["test"])
+            lines.append(f"| {rung} | {s} | " + " | ".join(fmt(sc[k]) for k in COLUMNS)
+                         + f" | {r['steps']} | {r['train_seconds'] / 60:.1f} |")
+        if len(done) > 1:
+            means = [np.mean([v for d in done if (v := flat_scores(d["test"])[k]) is not None] or [np.nan])
+                     for k in COLUMNS]
+            lines.append(f"| **{rung}** | mean of {len(done)} | " + " | ".join(f"{m:.4f}" for m in means)
+                         + f" | | {np.mean([d['train_seconds'] for d in done]) / 60:.1f} |")
+    return "\n".join(lines)

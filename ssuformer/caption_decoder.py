@@ -8,12 +8,22 @@ Decoding: greedy or beam search, batched over frames.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ssuformer.fusion import FFN, Attn
 from ssuformer.tokenizer import BOS, EOS, PAD
+
+
+@functools.cache
+def _causal(n: int, device: torch.device) -> torch.Tensor:
+    """(n, n) True above the diagonal: made once per length, not per layer and step (a normal tensor even when
+    first asked for under inference mode, so training can use it later)."""
+    with torch.inference_mode(False):
+        return torch.ones(n, n, dtype=torch.bool, device=device).triu(1)
 
 
 class CaptionLayer(nn.Module):
@@ -25,10 +35,8 @@ class CaptionLayer(nn.Module):
         self.ffn = FFN(dim, dropout)
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_mask: torch.Tensor | None) -> torch.Tensor:
-        n = x.shape[1]
-        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
         h = self.norm(x)
-        x = x + self.self_attn(h, h, h, attn_mask=causal, need_weights=False)[0]
+        x = x + self.self_attn(h, h, h, attn_mask=_causal(x.shape[1], x.device), need_weights=False)[0]
         x = self.cross(x, mem, mask=mem_mask)
         return self.ffn(x)
 

@@ -17,6 +17,14 @@ from ssuformer.weights import without_pretrained
 FORMAT = 1
 
 
+def without_files(cfg):
+    """The model config to rebuild a checkpoint's model: no pretrained file is read (the checkpoint holds
+    every weight, the tiny CLIP's from `ssu-bench pretrain-clip` included)."""
+    out = without_pretrained(cfg)
+    out.clip.tiny_weights = None
+    return out
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     state = {"format": FORMAT, **state}
     with atomic_path(path) as tmp:
@@ -43,6 +51,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     cfg: SSUConfig = config_from_checkpoint(state["config"], source=str(path))
     tok = CaptionTokenizer.from_json(state["tokenizer"]) if state.get("tokenizer") else None
     # the checkpoint holds the trained encoders: the pretrained files are not needed
-    model = SSUFormer(without_pretrained(cfg.model), tok, expert_dim=state.get("expert_dim"), loss=cfg.loss)
+    model = SSUFormer(without_files(cfg.model), tok, expert_dim=state.get("expert_dim"), loss=cfg.loss)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, tok, state

@@ -108,6 +108,8 @@ class ClipConfig(_Strict):
     tiny_hidden: int = 32
     tiny_image_size: int = 32
     tiny_patch: int = 8
+    tiny_weights: str | None = Field(None, description="the tiny CLIP's weights from `ssu-bench pretrain-clip` "
+                                     "(clip.pt); none: random")
     region: RegionFeatures = Field(RegionFeatures.maskclip, description="RCC's image side (eq. 5)")
 
 

@@ -103,6 +103,7 @@ class ClipDataset(Dataset):
         self.tokenizer = tokenizer
         self.expert_dir = expert_dir
         self.cache = Path(cfg.data.cache) if cfg.data.cache else self.root_path / ".cache"
+        self._target_cache: dict[str, tuple[int, dict[str, object]]] = {}  # clip -> (mtime, targets)
         self.root.close()  # paths only from here on; no catalog connection to carry into workers
 
     def __len__(self) -> int:
@@ -176,6 +177,35 @@ class ClipDataset(Dataset):
             out["inst_has_caption"] = torch.tensor([[c is not None for c in row] for row in caps])
         return out
 
+    def _targets(self, clip_id: str, frames: list[int]) -> dict[str, object]:
+        """Masks, captions and tokens of the frames. For the fixed frames (no jitter) they are parsed, decoded
+        and resized once per version of the annotation file (its mtime: a refinement still shows up at once)
+        and kept: re-reading 300 frames of RLE JSON for every sample was most of the loader's time. Copies are
+        handed out, so a caller that writes into a sample cannot change the cache."""
+        ann_path = self.root.annotation_path(clip_id)
+        if not ann_path.is_file():
+            return {}
+        fixed = frames == self.frames
+        stamp = ann_path.stat().st_mtime_ns
+        hit = self._target_cache.get(clip_id) if fixed else None
+        if hit is not None and hit[0] == stamp:
+            return {k: v.clone() if isinstance(v, torch.Tensor) else list(v) for k, v in hit[1].items()}
+        ann = Annotation.model_validate_json(ann_path.read_bytes())
+        masks = [resize_mask(rle_mod.decode(ann.semantic_rle(f)), self.size) for f in frames]
+        out: dict[str, object] = {"masks": torch.from_numpy(np.stack(masks))}
+        caps = ordered_captions(ann, frames)
+        out["captions"] = caps
+        if self.tokenizer is not None:
+            toks, cut = self._tokens(caps)
+            out["tokens"] = torch.from_numpy(toks)
+            out["truncated"] = torch.tensor(cut)  # captions cut at max_caption_tokens (counted per epoch)
+        if self.cfg.model.instances:
+            out.update(self._instance_targets(ann, frames))
+        if fixed:
+            self._target_cache[clip_id] = (stamp, out)
+            return {k: v.clone() if isinstance(v, torch.Tensor) else list(v) for k, v in out.items()}
+        return out
+
     # -- one sample -------------------------------------------------------------------------------
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object]:
         i, epoch = key if isinstance(key, tuple) else (key, None)
@@ -190,19 +220,7 @@ class ClipDataset(Dataset):
             "images": torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0,
             "audio": torch.from_numpy(audio),
         }
-        ann_path = self.root.annotation_path(clip_id)
-        if ann_path.is_file():
-            ann = Annotation.model_validate_json(ann_path.read_bytes())
-            masks = [resize_mask(rle_mod.decode(ann.semantic_rle(f)), self.size) for f in frames]
-            out["masks"] = torch.from_numpy(np.stack(masks))
-            caps = ordered_captions(ann, frames)
-            out["captions"] = caps
-            if self.tokenizer is not None:
-                toks, cut = self._tokens(caps)
-                out["tokens"] = torch.from_numpy(toks)
-                out["truncated"] = torch.tensor(cut)  # captions cut at max_caption_tokens (counted per epoch)
-            if self.cfg.model.instances:
-                out.update(self._instance_targets(ann, frames))
+        out.update(self._targets(clip_id, frames))
         if self.expert_dir is not None:
             out["expert"] = torch.from_numpy(load_features(self.expert_dir, clip_id).astype(np.float32))
         return out

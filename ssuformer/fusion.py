@@ -8,14 +8,22 @@ audio queries, so that the visual features the mask decoder reads are audio-cond
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import nn
 
 
+@functools.cache
 def sine_pos_2d(h: int, w: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(h*w, dim) fixed 2-D sine positional encoding (DETR style)."""
+    """(h*w, dim) fixed 2-D sine positional encoding (DETR style); made once per shape (callers must not
+    write into it), as a normal tensor even under inference mode (see caption_decoder._causal)."""
+    with torch.inference_mode(False):
+        return _sine_pos_2d(h, w, dim, device, dtype)
+
+
+def _sine_pos_2d(h: int, w: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     quarter = dim // 4
     freq = torch.exp(torch.arange(quarter, device=device, dtype=torch.float32) * (-math.log(10000.0) / quarter))
     ys = torch.arange(h, device=device, dtype=torch.float32)[:, None] * freq[None]  # (h, q)

@@ -37,6 +37,9 @@ class PixelDecoder(nn.Module):
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """levels: 4 maps (N, d, H/s, W/s), s = 4, 8, 16, 32, fine to coarse -> (N, d, H/4, W/4)."""
+        # channels-last: oneDNN's convolutions (3x3 and 1x1 alike) are ~1.3x faster on it than on NCHW on CPU,
+        # and MMI's fused levels already come in that layout (tokens reshaped); the same maths up to rounding
+        levels = [lv.contiguous(memory_format=torch.channels_last) for lv in levels]
         x = levels[3]
         for i, lat in enumerate(reversed(levels[:3])):
             x = lat + F.interpolate(x, size=lat.shape[-2:], mode="bilinear", align_corners=False)

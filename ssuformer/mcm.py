@@ -14,6 +14,8 @@ through the weights). `pooled`: CLIP's pooled embedding of the frame multiplied 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,6 +50,8 @@ class FrozenClip(nn.Module):
         vocab = tokenizer.vocab_size
         if cfg.tiny:
             self.clip = CLIPModel(tiny_clip_config(cfg, vocab, max_text))
+            if cfg.tiny_weights:
+                load_tiny_weights(self.clip, Path(cfg.tiny_weights))
             bos, eos = vocab, vocab + 1
             ids: list[list[int]] = [[v] for v in range(vocab)]  # tiny CLIP's vocabulary is ours (+ BOS, EOS)
         elif random_weights:  # the named architecture with random weights (ssu-train summary; no download)
@@ -88,7 +92,9 @@ class FrozenClip(nn.Module):
 
     def encode_masked(self, images: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 3, H, W) in [0, 1], probs (N, h, w) -> (patch tokens (N, P+1, Dv), image embeds (N, Dp))."""
-        m = F.interpolate(probs[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
+        m = probs[:, None]
+        if m.shape[-2:] != images.shape[-2:]:  # the same size: bilinear resampling would be an identity (and cost)
+            m = F.interpolate(m, size=images.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(images * m, size=(self.image_size, self.image_size), mode="bilinear",
                           align_corners=False)
         out = self.clip.vision_model(pixel_values=(x - self.mean) / self.std)
@@ -123,15 +129,27 @@ class FrozenClip(nn.Module):
         where E = vocab_embed (our vocabulary in CLIP's embedding space); the pooled state is read at the
         EOS position, as CLIP does.
         """
+        table = self.clip.text_model.embeddings.token_embedding.weight  # (V_clip, D)
+        length = min(probs.shape[1], self.max_text - 2)
+        soft = probs[:, :length].to(table.dtype) @ self.vocab_embed.to(table.dtype)  # (N, L, D)
+        return self.encode_text_embeds(soft, lengths)
+
+    def encode_tokens(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The tiny CLIP (our vocabulary is its own): tokens (N, L) of ours -> text embeds (N, Dp), the path of
+        encode_soft_text with one-hot tokens, read from the live embedding table (`ssu-bench pretrain-clip`
+        trains it)."""
+        table = self.clip.text_model.embeddings.token_embedding.weight
+        return self.encode_text_embeds(table[tokens[:, :self.max_text - 2].clamp(min=0)], lengths)
+
+    def encode_text_embeds(self, soft: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """soft (N, L, D) token embeddings, lengths (N,) of them to use -> text embeds (N, Dp)."""
         tm = self.clip.text_model
         table = tm.embeddings.token_embedding.weight  # (V_clip, D)
-        n, length = probs.shape[:2]
-        length = min(length, self.max_text - 2)
+        n, length = soft.shape[:2]
         lengths = lengths.clamp(max=length)
-        soft = probs[:, :length].to(table.dtype) @ self.vocab_embed.to(table.dtype)  # (N, L, D)
         bos = table[self.bos].expand(n, 1, -1)
         eos = table[self.eos].expand(n, length + 1, -1)
-        pos = torch.arange(length + 1, device=probs.device)[None, :]
+        pos = torch.arange(length + 1, device=soft.device)[None, :]
         tail = torch.cat([soft, eos[:, :1]], 1)
         seq = torch.where((pos < lengths[:, None])[..., None], tail, eos)  # EOS at index `length` and after
         seq = torch.cat([bos, seq], 1)
@@ -152,6 +170,18 @@ def _clip_ids(tokenizer, clip_tok) -> list[list[int]]:
         text = tokenizer.token_text(v).strip()
         out.append(list(clip_tok(text, add_special_tokens=False)["input_ids"]) if text else [])
     return out
+
+
+def load_tiny_weights(clip, path: Path) -> None:
+    """The state dict `ssu-bench pretrain-clip` wrote into a tiny CLIPModel of the same shape."""
+    if not path.is_file():
+        raise UserError(f"model.clip.tiny_weights: {path} does not exist; run `ssu-bench pretrain-clip` first, or "
+                        "leave it unset for a random tiny CLIP")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = clip.load_state_dict(state, strict=False)
+    if missing or unexpected or any(state[k].shape != v.shape for k, v in clip.state_dict().items() if k in state):
+        raise UserError(f"model.clip.tiny_weights: {path} does not fit this tiny CLIP (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]}); pretrain it with the same model.clip and vocabulary")
 
 
 class MaskCollaboration(nn.Module):

@@ -41,6 +41,14 @@ from ssuformer.router import MoHERouter
 from ssuformer.tokenizer import PAD, CaptionTokenizer
 
 
+def used_tokens(targets: torch.Tensor) -> torch.Tensor:
+    """targets (N, L) cut after the last column any row uses (at least 1): the PAD columns after it change no
+    loss (PAD is ignored; decoding is causal, so earlier positions never see them; RCC reads each row up to its
+    length), and teacher-forcing them cost a third of the caption decoder's work at the bench limit."""
+    used = int((targets != PAD).sum(1).max()) if targets.numel() else 0
+    return targets[:, :max(used, 1)]
+
+
 class SSUFormer(nn.Module):
     def __init__(self, cfg: ModelConfig, tokenizer: CaptionTokenizer | None, expert_dim: int | None = None,
                  random_clip: bool = False, loss: LossConfig | None = None) -> None:
@@ -82,7 +90,8 @@ class SSUFormer(nn.Module):
         b, t = images.shape[:2]
         feats = self.visual_encoder(images.flatten(0, 1))
         levels = [lat(f) for lat, f in zip(self.lateral, feats[len(feats) - len(self.lateral):], strict=True)]
-        a = self.audio_encoder(audio.flatten(0, 1))
+        # channels-last: the audio CNN's convolutions and pools run ~1.5x faster in it on CPU (issue 29)
+        a = self.audio_encoder(audio.flatten(0, 1).contiguous(memory_format=torch.channels_last))
         queries, fused, mem, pos = self.fusion(a, levels[-2:], t)
         return {"queries": queries, "levels": levels[:-2] + fused, "mem": mem, "pos": pos}
 
@@ -191,7 +200,7 @@ class SSUFormer(nn.Module):
             self._caption_instances(out, enc, batch)
         elif self.caption_decoder is not None:
             mem, region = self.caption_memory(enc, images, probs, region=self.cfg.rcc)
-            targets = batch["tokens"].flatten(0, 1)
+            targets = used_tokens(batch["tokens"].flatten(0, 1))
             inputs = self.caption_decoder.shift(targets)
             out["logits"] = self.caption_decoder.logits(inputs, mem, self._mixer(batch.get("expert"), t))
             if region is not None:
@@ -207,12 +216,12 @@ class SSUFormer(nn.Module):
         if "probs" in out:
             l_seg = self._union_loss(out["probs"], batch, cfg, parts)
         if "logits" in out:
-            targets = batch["tokens"].flatten(0, 1)
+            targets = used_tokens(batch["tokens"].flatten(0, 1))
             gamma = cfg.focal_gamma if cfg.text == TextLoss.focal else None
             l_tex = parts["text"] = token_loss(out["logits"], targets, gamma, cfg.label_smoothing)
         total = parts["ada"] = adaptive_loss(l_seg, l_tex, cfg.alpha)
         if self.cfg.rcc and "region" in out:
-            parts["clip"] = rcc_loss(self.clip, out["region"], out["logits"], batch["tokens"].flatten(0, 1))
+            parts["clip"] = rcc_loss(self.clip, out["region"], out["logits"], targets)
             total = total + cfg.clip_weight * parts["clip"]
         parts["loss"] = total
         return parts

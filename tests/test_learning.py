@@ -122,7 +122,7 @@ def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Pat
 
     out = tmp_path / "ladder"
     res = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),
-                                   "--rungs", "+MoHE", *FAST], catch_exceptions=False)
+                                   "--rungs", "+MoHE", "--clip-epochs", "0", *FAST], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "ladder.json").read_text())
     assert [r["name"] for r in doc["runs"]] == ["+MoHE"]
@@ -131,7 +131,7 @@ def test_ladder_mohe_rung_end_to_end(synth_root_copy: DatasetRoot, tmp_path: Pat
     flags = [read_checkpoint(r["checkpoint"])["config"] for r in doc["runs"]]
     assert [(c["model"]["mohe"], c["model"]["rcc"], c["loss"]["text"]) for c in flags] == [(True, True, "focal")]
     assert list((synth_root_copy.path / ".cache").glob("expert-*/meta.json"))  # the tiny expert was cached
-    assert "| +MoHE |" in (out / "ladder.md").read_text()
+    assert "| +MoHE | 0 |" in (out / "ladder.md").read_text()
     bad = CliRunner().invoke(app, ["ladder", "--out", str(out), "--data", str(synth_root_copy.path),
                                    "--rungs", "nope"])
     assert isinstance(bad.exception, UserError) and "--rungs" in str(bad.exception)
@@ -176,3 +176,57 @@ def test_compare_is_checked_before_any_work(tmp_path: Path) -> None:
                                        "--compare", str(path)])
         assert isinstance(res.exception, UserError) and why in str(res.exception), res.output  # exit 2 via run_cli
         assert not (tmp_path / "out").exists()  # no root made, nothing trained
+
+
+def test_ladder_two_seeds_is_a_resumable_batch(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
+    """Seeds as a batch: a finished run is read, not retrained; the report names what is missing; the pretrained
+    tiny CLIP is what MCM/RCC load; the audio-blind control of +RCC trains on silence."""
+    import torch
+
+    from bench.cli import app
+    from ssuformer.checkpoint import read_checkpoint
+
+    out, root = tmp_path / "ladder", str(synth_root_copy.path)
+    args = ["ladder", "--out", str(out), "--data", root, "--rungs", "+RCC", "--clip-epochs", "2", *FAST]
+    res = CliRunner().invoke(app, [*args, "--seeds", "0"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    first = out / "runs" / "seed0" / "rcc" / "result.json"
+    stamp = first.stat().st_mtime_ns
+    md = (out / "ladder.md").read_text()
+    assert "Missing: none" in md and "| +RCC (audio-blind) | 0 |" in md
+    res = CliRunner().invoke(app, [*args, "--seeds", "0,1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert first.stat().st_mtime_ns == stamp  # finished: only read
+    doc = json.loads((out / "ladder.json").read_text())
+    assert sorted((r["seed"], r["rung"]) for r in doc["runs"]) == [
+        (0, "+RCC"), (0, "+RCC (audio-blind)"), (1, "+RCC"), (1, "+RCC (audio-blind)")]
+    run = doc["runs"][0]
+    assert {"colour_accuracy", "shape_accuracy", "position_accuracy"} <= set(run["test"]["captions"])
+    assert "mean of 2" in (out / "ladder.md").read_text()
+    # the frozen CLIP of the runs is the pretrained one, not a random one
+    clip_state = torch.load(out / "clip" / "clip.pt", weights_only=True)
+    model = read_checkpoint(run["checkpoint"])["model"]
+    key = "text_model.embeddings.token_embedding.weight"
+    assert torch.equal(model[f"clip.clip.{key}"], clip_state[key])
+    blind = [r for r in doc["runs"] if r["rung"] == "+RCC (audio-blind)"][0]
+    assert blind["root"].endswith("root-audio-zero") and run["root"] == root
+    res = CliRunner().invoke(app, [*args, "--seeds", "0,1,2", "--report-only"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "+RCC (seed 2): not started" in (out / "ladder.md").read_text()
+
+
+def test_train_step_bench_compares_before_and_after(synth_root: DatasetRoot) -> None:
+    """bench/train_step.py trains the old commit's package and this one side by side on the same seed: both
+    report steps/s, and their losses agree (the speed work keeps the maths)."""
+    import re
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "train_step.py"
+    res = subprocess.run([sys.executable, str(script), "--data", str(synth_root.path), "--steps", "2", "--threads",
+                          "1", "--set", "data.image_size=32", "--set", "data.frames=5"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "/old/ssuformer" in res.stdout and "speed-up" in res.stdout
+    diff = float(re.search(r"loss difference ([0-9.]+) %", res.stdout).group(1))
+    assert diff < 0.1, res.stdout

@@ -80,7 +80,8 @@ def test_shapes_forward_and_decoding(tok):
     out = model(batch)
     assert out["probs"].shape == (n, s, s) and 0 <= float(out["probs"].min()) <= float(out["probs"].max()) <= 1
     assert out["query_masks"].shape == (n, cfg.model.audio_queries, s // 4, s // 4)
-    assert out["logits"].shape == (n, L, tok.vocab_size)
+    used = int((batch["tokens"] != 0).sum(-1).max())  # teacher forcing stops after the longest caption (PAD = 0)
+    assert used < L and out["logits"].shape == (n, used, tok.vocab_size)
     assert out["region"].ndim == 2 and out["region"].shape[0] == n
     parts = model.losses(out, batch, cfg.loss)
     assert set(parts) == {"dice", "bce", "text", "ada", "clip", "loss"}
@@ -154,7 +155,7 @@ def test_mohe_router_mixes_cached_expert_features(tok):
     batch["expert"] = torch.randn(2, cfg.data.frames, 2, 3, 24, generator=g)
     out = model(batch)
     w = model.mohe.last_weights
-    assert w.shape == (2 * cfg.data.frames, cfg.model.max_caption_tokens, 3)
+    assert w.shape == (2 * cfg.data.frames, out["logits"].shape[1], 3)  # the used caption columns
     assert torch.allclose(w.sum(-1), torch.ones_like(w[..., 0]))
     assert bool((w[..., 1:] > 0.01).all())  # the expert levels carry weight
     other = dict(batch, expert=batch["expert"].flip(0))  # another clip's expert features
@@ -193,3 +194,25 @@ def test_each_frame_hears_its_own_second():
     assert max(loud(239), loud(270), loud(285)) < quiet  # the last frame before, the first after: silence
     assert frame_example(mel, 0).shape == (1, 96, 64)
     assert np.array_equal(frame_example(mel, 299)[0], mel[900:996])
+
+
+def test_cutting_unused_pad_columns_keeps_the_losses(tok):
+    """Teacher forcing stops after the batch's longest caption: token loss and L_clip equal those of the
+    full padded length (causal decoding; PAD ignored; RCC reads each row up to its length)."""
+    from ssuformer.losses import token_loss
+    from ssuformer.model import used_tokens
+    from ssuformer.rcc import rcc_loss
+
+    model, cfg = build(tok)
+    model.eval()
+    batch = make_batch(cfg, tok)
+    full = batch["tokens"].flatten(0, 1)
+    cut = used_tokens(full)
+    assert cut.shape[1] < full.shape[1] and (full[:, cut.shape[1]:] == 0).all()
+    mem = torch.randn(full.shape[0], 7, cfg.model.hidden)
+    dec = model.caption_decoder
+    lf, lc = dec.logits(dec.shift(full), mem), dec.logits(dec.shift(cut), mem)
+    assert torch.allclose(token_loss(lf, full, 2.0), token_loss(lc, cut, 2.0), atol=1e-6)
+    region = torch.randn(full.shape[0], model.clip.clip.config.projection_dim)
+    assert torch.allclose(rcc_loss(model.clip, region, lf, full), rcc_loss(model.clip, region, lc, cut), atol=1e-5)
+    assert used_tokens(torch.zeros(3, 5, dtype=torch.long)).shape == (3, 1)
