@@ -178,6 +178,7 @@ def test_compare_is_checked_before_any_work(tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists()  # no root made, nothing trained
 
 
+@pytest.mark.slow  # trains every rung of two seeds (a few steps each)
 def test_ladder_two_seeds_is_a_resumable_batch(synth_root_copy: DatasetRoot, tmp_path: Path) -> None:
     """Seeds as a batch: a finished run is read, not retrained; the report names what is missing; the pretrained
     tiny CLIP is what MCM/RCC load; the audio-blind control of +RCC trains on silence."""
@@ -215,6 +216,7 @@ def test_ladder_two_seeds_is_a_resumable_batch(synth_root_copy: DatasetRoot, tmp
     assert "+RCC (seed 2): not started" in (out / "ladder.md").read_text()
 
 
+@pytest.mark.slow  # trains two packages side by side
 def test_train_step_bench_compares_before_and_after(synth_root: DatasetRoot) -> None:
     """bench/train_step.py trains the old commit's package and this one side by side on the same seed: both
     report steps/s, and their losses agree (the speed work keeps the maths)."""
