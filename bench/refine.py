@@ -29,10 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the tiny random-weight model builders the tests use
 
 import numpy as np  # noqa: E402
+from test_refine_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' browser, launched alike)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 CLIP = "synth_0_00000"
 
 
@@ -218,7 +216,7 @@ def main() -> None:
         urls = {g: u for g, (_, u) in pair.items()}
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 for g, figs in sessions(urls, a, browser).items():
                     figures[g].update(figs)
                 browser.close()

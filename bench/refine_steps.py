@@ -27,10 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the tiny random-weight model builders the tests use
 
 import numpy as np  # noqa: E402
+from test_refine_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' browser, launched alike)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 CLIP = "synth_0_00000"
 LAST = 299
 
@@ -106,7 +104,7 @@ def main() -> None:
         demo = launch(ctl, "127.0.0.1", port, block=False)
         url = f"http://127.0.0.1:{port}/"
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.get_by_label("username").fill("alice")

@@ -17,16 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_refine_support import PASSWORDS, ColourPropagator, ColourSegmenter, EchoCaptioner, make_users
+from test_refine_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORDS,
+    ColourPropagator,
+    ColourSegmenter,
+    EchoCaptioner,
+    make_users,
+)
 
 from schemas import rle as rle_mod
 from schemas.models import ClipStatus
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--autoplay-policy=no-user-gesture-required"]
+ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]  # the editor plays with sound
 CLIP = "synth_0_00000"  # never edited here: each test edits a copy of it (the `clip` fixture)
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 T = 60_000  # ms: the CI machines are slow and shared

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_refine_support import PASSWORDS, make_users
+from test_refine_support import CHROMIUM, CHROMIUM_ARGS, PASSWORDS, make_users
 
 from annotator.refine import auth
 from annotator.refine.auth import Role, add_user, write_users
@@ -31,9 +31,6 @@ from schemas.errors import UserError
 from schemas.root import DatasetRoot
 
 CLIP = "synth_0_00000"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 EXTRA = {"dora": Role.reviewer, "eve": Role.refiner, "fred": Role.reviewer, "gina": Role.refiner}
 CONFIG = dict(login_limit_user="5/minute", login_limit_address="12/minute", max_body_kb=64, max_upload_mb=1,
               max_upload_files=2)
@@ -173,7 +170,7 @@ def test_cross_origin_form_and_fetch_in_chromium(site, attacker):
         open_clip(rita, "ritatab00001")  # her own tab holds the clip: an accept would be hers to make
     before = site.state()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             ctx = browser.new_context()
             ctx.add_cookies([{"name": site.cookie, "value": token, "url": site.url, "httpOnly": True,

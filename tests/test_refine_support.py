@@ -15,6 +15,11 @@ import numpy as np
 from annotator.models.settings import Direction
 from annotator.refine.auth import Role, add_user
 
+# Debian's chromium as the browser tests and benchmarks launch it (Playwright's own browsers cannot be installed here)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-22", "rita": "rita-pw-333"}
 ROLES = {"alice": Role.refiner, "bob": Role.refiner, "rita": Role.reviewer}
 
