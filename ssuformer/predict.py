@@ -48,6 +48,7 @@ from schemas.models import Agent, AgentKind, Annotation, ClipStatus, SoundSource
 from schemas.root import DatasetRoot
 from ssuformer.batch import collate, to_device
 from ssuformer.checkpoint import load_model
+from ssuformer.config import SSUConfig
 from ssuformer.data import ClipDataset, frame_example
 from ssuformer.metrics.protocols import IOU_THRESHOLD
 from ssuformer.metrics.resample import RESAMPLING, SCALE, dequantize, quantize, resize_bilinear
@@ -197,6 +198,25 @@ class _FrameReader:
         return out
 
 
+def set_instance_inference(model, cfg: SSUConfig, checkpoint: str | Path, instance_nms: float | None = None,
+                           instance_threshold: float | None = None) -> None:
+    """Override an instance checkpoint's inference settings (the weights do not depend on them): the mask-NMS IoU
+    and the score a query needs to be a source. None keeps the checkpoint's value."""
+    if instance_nms is None and instance_threshold is None:
+        return
+    if not model.cfg.instances:
+        raise UserError(f"{checkpoint}: instance_nms / instance_threshold are for an instance model "
+                        "(model.instances: true)")
+    if instance_nms is not None:
+        if not 0 < instance_nms <= 1:
+            raise UserError(f"instance_nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
+        model.cfg.instance_nms = cfg.model.instance_nms = instance_nms
+    if instance_threshold is not None:
+        if not 0 <= instance_threshold <= 1:
+            raise UserError(f"instance_threshold {instance_threshold}: give a score in [0, 1]")
+        model.cfg.instance_threshold = cfg.model.instance_threshold = instance_threshold
+
+
 @torch.no_grad()
 def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: str | Path,
                  device: str | None = None, beam: int | None = None, batch_size: int = 2,
@@ -209,12 +229,7 @@ def predict_root(checkpoint: str | Path, root: str | Path, split: str, out_dir: 
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, cfg, tok, _ = load_model(checkpoint, dev)
-    if instance_nms is not None:
-        if not 0 < instance_nms <= 1:
-            raise UserError(f"instance_nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
-        if not model.cfg.instances:
-            raise UserError(f"{checkpoint}: instance_nms is for an instance model (model.instances: true)")
-        model.cfg.instance_nms = cfg.model.instance_nms = instance_nms
+    set_instance_inference(model, cfg, checkpoint, instance_nms)
     if cache is not None:
         cfg.data.cache = cache
     instances = model.cfg.instances
@@ -391,14 +406,7 @@ class ClipPredictor:
             raise UserError(f"{checkpoint}: a semantic-only checkpoint (model.instances: false) predicts one union "
                             "mask, not sound sources; draft with an SSUFormer-I checkpoint (ssu-train --config "
                             "paper_i)")
-        if instance_nms is not None:
-            if not 0 < instance_nms <= 1:
-                raise UserError(f"instance_nms {instance_nms}: give an IoU in (0, 1] (1: no NMS)")
-            self.model.cfg.instance_nms = self.cfg.model.instance_nms = instance_nms
-        if instance_threshold is not None:
-            if not 0 <= instance_threshold <= 1:
-                raise UserError(f"instance_threshold {instance_threshold}: give a score in [0, 1]")
-            self.model.cfg.instance_threshold = self.cfg.model.instance_threshold = instance_threshold
+        set_instance_inference(self.model, self.cfg, checkpoint, instance_nms, instance_threshold)
         self.cfg.data.cache = cache  # the checkpoint's cache path belongs to the machine that trained it
         self.beam = beam or self.cfg.train.beam
         self.batch_size, self.chunk_frames = batch_size, chunk_frames
