@@ -90,7 +90,8 @@ def serve(
         max_upload_files=max_upload_files, max_pixels=max_pixels, max_fps=max_fps, new_categories=new_categories)
     if host not in LOOPBACK_HOSTS and config.public_url is None:
         raise UserError(f"--host {host}: give --public-url with the address browsers use (e.g. "
-                        f"http://{host}:{port}); requests from any other origin are refused")
+                        f"https://refine.example.org, or http://<this machine's name>:{port}); requests from any "
+                        "other origin are refused")
     if offline:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     DatasetRoot.open(root)  # a clear error for a wrong root before anything heavy loads
